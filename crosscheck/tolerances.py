@@ -1,0 +1,58 @@
+"""Every tolerance of the project, with its derivation. Nothing else defines one.
+
+Notation: ``u`` is the unit roundoff of the dtype (float64: 2**-53 = 1.11e-16,
+half of ``np.finfo(float64).eps``). Every error below is *normwise relative*:
+for one quantity of one parameter (say the gradient of ``W1``) over the whole run,
+
+    err = max_k |a_k - b_k| / max_k |b_k|,
+
+so a value that decays towards 0 is judged against the scale it had, not against
+its own last digits (where a relative error means nothing). NaN in both at the
+same place counts as agreement; NaN on one side only is an infinite error.
+
+Why implementations differ at all: NumPy, torch and JAX compute the same
+expressions, but autograd associates products and sums in its own order
+(``mean`` then its derivative, against the document's ``2 * (O - y) / m``), and
+each library picks its own summation kernel. One step of these programs is a chain of
+at most ``OPS_PER_STEP`` dependent roundings (the longest: a 10-term product sum,
+plus the loss derivative, the chain through two layers and the update), so one step
+differs by at most ``OPS_PER_STEP * u`` relative. Across steps the difference is
+carried by the update map; these runs converge or sit on an attracting cycle, so the
+map does not amplify it on the whole and the differences add up at most linearly:
+
+    rtol(S) = OPS_PER_STEP * u * S          (S = number of update steps)
+
+For the longest run (3000 steps) that is 32 * 1.11e-16 * 3000 = 1.07e-11. The
+expected agreement is about 1e-12; a bound beyond 1e-10 would need explaining.
+The measured errors are in the README; they sit well inside these bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Unit roundoff of each supported dtype.
+UNIT_ROUNDOFF = {"float64": float(np.finfo(np.float64).eps) / 2,
+                 "float32": float(np.finfo(np.float32).eps) / 2}
+
+#: Longest chain of dependent roundings in one update step (see the module docstring):
+#: a 10-term sum (10) + loss derivative (3) + two layers of chain rule (2 x 4)
+#: + update (2), rounded up to a power of two for the order-of-ops slack.
+OPS_PER_STEP = 32
+
+#: Ceiling above which a float64 tolerance needs an explanation, not acceptance.
+FLOAT64_CEILING = 1e-10
+
+#: Agreement in masks and in dead units' gradients is exact: a mask is a comparison,
+#: and a dead unit's gradient is a product with an exact 0.
+EXACT = 0.0
+
+#: Two BLAS kernels summing the same 10 terms in another order, carried through one
+#: document run (at most 3000 steps), as in ``rtol``: used only to tell BLAS rounding
+#: from a real mismatch in a transcript when the document's kernel is not available.
+BLAS_REORDER_RTOL = OPS_PER_STEP * UNIT_ROUNDOFF["float64"] * 3000
+
+
+def rtol(steps: int, dtype: str = "float64") -> float:
+    """Normwise relative tolerance for a run of ``steps`` update steps."""
+    return OPS_PER_STEP * UNIT_ROUNDOFF[dtype] * max(int(steps), 1)

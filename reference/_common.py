@@ -1,0 +1,37 @@
+"""Helpers shared by the reference modules: recording and the documents' print formats.
+
+Nothing here computes a forward or a backward pass; those stay in each case's
+module, line by line as in its document.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crosscheck.record import Recorder, Trajectory
+
+__all__ = ["Recorder", "Trajectory", "epoch_lines", "print_line"]
+
+
+def print_line(*args: object) -> str:
+    """What ``print(*args)`` writes, without the final newline."""
+    return " ".join(str(a) for a in args)
+
+
+def epoch_lines(traj: Trajectory, every: int = 100) -> list[str]:
+    """The full-batch documents' ``Epoch {epoch}, Loss: {loss:.4f}`` lines."""
+    return [f"Epoch {epoch}, Loss: {traj.epoch_loss[epoch]:.4f}"
+            for epoch in range(0, traj.epochs, every)]
+
+
+def final_block(traj: Trajectory, y: np.ndarray, scalar_biases: bool) -> list[str]:
+    """The "Final Params / Prediction / y True" block the first document prints."""
+    final = traj.final
+    if scalar_biases:
+        head = ["", "Final Params:",
+                f"W1: {final['W1']} | b1: {final['b1']}",
+                f"W2: {final['W2']} | b2: {final['b2']}"]
+    else:
+        head = ["", "Final Weights:", print_line("W1:", final["W1"]), print_line("W2:", final["W2"])]
+    return [*head, "", print_line("Prediction:\n", traj.pred_train),
+            "", print_line("y True:\n", y)]

@@ -1,0 +1,78 @@
+"""Per-sample SGD of ``y_pred = w * x + b`` in plain Python, y = 2x.
+
+Document ``002_864d8709852ec334.txt``, cells ``In [1]`` to ``In [4]``.
+
+Quirks of the document, kept as they are:
+
+* Plain Python floats, no NumPy; ``total_loss`` starts as the int ``0``.
+* The loss is the per-sample squared error ``error ** 2`` (no mean), and the printed
+  ``Loss`` is the *sum* over the epoch's four samples, each taken before its own update.
+* The printed ``w`` and ``b`` are the values *after* the epoch, every 10th epoch.
+* The parameter update is ``w = w - lr * dw`` (a new float), not in place.
+"""
+
+from __future__ import annotations
+
+from reference._common import Recorder, Trajectory
+
+DOCUMENT = "002_864d8709852ec334.txt"
+CELL = "first program (In [1] to In [4])"
+GRADS = {"w": "dw", "b": "db"}
+LR = 0.01
+EPOCHS = 100
+TEST_DATA = 7
+
+
+def data() -> tuple[list[int], list[int]]:
+    input = [1, 2, 3, 4]
+    output = [2, 4, 6, 8]
+    return input, output
+
+
+def init_params():
+    w = 0.0
+    b = 0.0
+    return w, b
+
+
+def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
+    """The document's two nested loops, every sample's update recorded."""
+    input, output = data()
+    w, b = init_params()
+    rec = Recorder({"w": w, "b": b}, steps=epochs * len(input), epochs=epochs)
+
+    for epoch in range(epochs):
+        total_loss = 0
+        for x, y in zip(input, output):
+            # Forward pass
+            y_pred = w * x + b
+            error = y_pred - y
+            loss = error ** 2
+            total_loss += loss
+
+            # Backpropagation
+            dw = 2 * (error) * x  #w_grad
+            db = 2 * (error)      #b_grad
+
+            # Update weights
+            w = w - lr * dw
+            b = b - lr * db
+            rec.step(loss, {"w": dw, "b": db}, {"w": w, "b": b})
+        rec.epoch_loss[epoch] = total_loss
+
+    test_data = TEST_DATA
+    predicted = w * test_data + b
+    return rec.finish(case="sgd_linear", framework="numpy",
+                      hyper={"lr": lr, "epochs": epochs, "test_input": TEST_DATA},
+                      pred_train=[w * x + b for x in input], pred_test=[predicted])
+
+
+def transcript(traj: Trajectory) -> str:
+    per_epoch = len(data()[0])
+    lines = []
+    for epoch in range(0, traj.epochs, 10):
+        p = {k: v[(epoch + 1) * per_epoch] for k, v in traj.params.items()}
+        lines.append(f'Epoch {epoch}| Loss: {traj.epoch_loss[epoch]:.4f} | '
+                     f'w: {p["w"]:.4f} | b: {p["b"]:.4f}')
+    lines.append(f"Predicted value for input {TEST_DATA} is {traj.pred_test[0]}")
+    return "\n".join(lines)
