@@ -45,6 +45,12 @@ class Case:
         """Parameter names in the document's order."""
         return tuple(self.ref.GRADS)
 
+    @property
+    def unit_params(self) -> dict[str, tuple[str, ...]]:
+        """ReLU pre-activation name -> the parameters that get no gradient while it is
+        off on every sample (empty for cases without ReLU units)."""
+        return dict(getattr(self.ref, "UNIT_PARAMS", {}))
+
     def run_reference(self, **overrides: Any) -> Trajectory:
         """The document's run, with optional overrides (``lr``, ``epochs``, ...)."""
         return self.ref.run(**overrides)

@@ -153,7 +153,10 @@ class Recorder:
         for name, p in params.items():
             self.params[name][k + 1] = p
         for name, m in (masks or {}).items():
-            self.masks[name][k] = m
+            buf = self.masks.get(name)
+            if buf is None:  # first step: the mask's shape comes with its value
+                buf = self.masks[name] = np.zeros((self.step_loss.shape[0], *np.shape(m)), bool)
+            buf[k] = m
         self.k = k + 1
 
     def finish(self, *, case: str, framework: str, hyper: Mapping[str, Any],

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from crosscheck import blas, tolerances
+from crosscheck.record import Trajectory
 
 PRINTED = Path(__file__).resolve().parent.parent / "reference" / "printed"
 _NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
@@ -63,6 +64,20 @@ def compare(case: str, produced: str) -> list[LineDiff]:
         diffs.append(LineDiff(i + 1, expected, line,
                               rounding_only=not exact and _rounding_only(expected, line)))
     return diffs
+
+
+_LOSS_LINE = re.compile(r"^Epoch (\d+)[,|] Loss: (-?\d+\.\d+)")
+
+
+def printed_losses(case: str, traj: Trajectory) -> dict[int, str]:
+    """Epoch of ``traj`` -> the loss text the document printed for it.
+
+    The document prints the last execution of its training cell; its epoch counter
+    restarts at 0, so printed epoch ``e`` is ``e + traj.epochs - hyper["epochs"]``.
+    """
+    offset = traj.epochs - int(traj.hyper["epochs"])
+    found = (_LOSS_LINE.match(line) for line in printed(case).splitlines())
+    return {offset + int(m[1]): m[2] for m in found if m}
 
 
 def mismatches(diffs: list[LineDiff]) -> list[LineDiff]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosscheck.problem import Problem, make
 from reference._common import Recorder, Trajectory, epoch_lines, final_block
 
 DOCUMENT = "000_248436dcbf781071.txt"
@@ -80,6 +81,14 @@ def backward(x, y, W1, b1, W2, b2, H, O, lr=0.01, tape=None):
     W1 -= lr * dL_dW1
 
     return W1, b1, W2, b2
+
+
+def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
+    """Data, the seeded initial draw and hyper-parameters, for the framework models."""
+    np.random.seed(SEED)
+    x, y = data()
+    init = dict(zip(GRADS, init_params(1, 1), strict=True))
+    return make("linear_bias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED})
 
 
 def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosscheck.problem import Problem, make
 from reference._common import Recorder, Trajectory, epoch_lines, final_block
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "third cell (In [65])"
 GRADS = {"W1": "dL_dW1", "b1": "dL_db1", "W2": "dL_dW2", "b2": "dL_db2"}
+#: ReLU pre-activation -> parameters with exactly zero gradient while it is <= 0 on every sample.
+UNIT_PARAMS = {"a": ("W1", "b1", "W2"), "z": ("W1", "b1", "W2", "b2")}
 SEED = 42
 LR = 0.01
 EPOCHS = 3000
@@ -98,6 +101,15 @@ def backward(x, y, W1, b1, W2, b2, a, A, z, O, lr=0.01, tape=None):
     W1 -= lr * dL_dW1
 
     return W1, b1, W2, b2
+
+
+def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
+    """Data, the seeded initial draw and hyper-parameters, for the framework models."""
+    np.random.seed(SEED)
+    x, y = data()
+    init = dict(zip(GRADS, init_params(1, 1), strict=True))
+    return make("relu", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED},
+                masks=("a", "z"), activations=("relu", "relu"))
 
 
 def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosscheck.problem import Problem, make
 from reference._common import Recorder, Trajectory, epoch_lines, final_block
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "ReLU/MSE classes (In [20]) and LinearRegressionNN"
 GRADS = {"W1": "dL_dW1", "b1": "dL_db1", "W2": "dL_dW2", "b2": "dL_db2"}
+#: At the document's sizes, as in ``relu``: pre-activation -> parameters it silences when off.
+UNIT_PARAMS = {"a": ("W1", "b1", "W2"), "z": ("W1", "b1", "W2", "b2")}
 SEED = 42
 LR = 0.01
 EPOCHS = 3000
@@ -200,6 +203,19 @@ def build(sizes=SIZES, activations=ACTIVATIONS):
     return model, x, y
 
 
+def problem(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIONS) -> Problem:
+    """Data, the seeded initial draw and hyper-parameters, for the framework models."""
+    model, x, y = build(sizes, activations)
+    masks = tuple(n for n, name in zip(("a", "z"), activations, strict=True) if name == "relu")
+    return make("relu_class", "batch", x, y, model.params(), _hyper(lr, epochs, sizes, activations),
+                masks=masks, activations=tuple(activations))
+
+
+def _hyper(lr, epochs, sizes, activations):
+    return {"lr": lr, "epochs": epochs, "seed": SEED, "sizes": list(sizes),
+            "activations": list(activations)}
+
+
 def run(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIONS) -> Trajectory:
     """``model.train(x, y, epochs=3000)``, every epoch recorded."""
     model, x, y = build(sizes, activations)
@@ -210,8 +226,7 @@ def run(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIO
     rec = Recorder(model.params(), steps=epochs, epochs=epochs, masks=relu_masks)
     model.train(x, y, epochs=epochs, lr=lr, rec=rec)
     return rec.finish(case="relu_class", framework="numpy",
-                      hyper={"lr": lr, "epochs": epochs, "seed": SEED, "sizes": list(sizes),
-                             "activations": list(activations)},
+                      hyper=_hyper(lr, epochs, sizes, activations),
                       pred_train=model.forward(x)[3])
 
 

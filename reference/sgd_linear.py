@@ -13,6 +13,7 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
+from crosscheck.problem import Problem, make
 from reference._common import Recorder, Trajectory
 
 DOCUMENT = "002_864d8709852ec334.txt"
@@ -33,6 +34,14 @@ def init_params():
     w = 0.0
     b = 0.0
     return w, b
+
+
+def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
+    """Data, the initial values and hyper-parameters, for the framework models."""
+    input, output = data()
+    init = dict(zip(GRADS, init_params(), strict=True))
+    return make("sgd_linear", "sgd", input, output, init,
+                {"lr": lr, "epochs": epochs, "test_input": TEST_DATA}, x_test=[TEST_DATA])
 
 
 def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:

@@ -27,6 +27,7 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
+from crosscheck.problem import Problem, make
 from reference._common import Recorder, Trajectory
 
 DOCUMENT = "002_864d8709852ec334.txt"
@@ -36,6 +37,8 @@ LR = 0.01
 EPOCHS = 100
 RUNS = 2
 TEST_DATA = 9
+#: ReLU pre-activation -> parameters with exactly zero gradient while the unit is off.
+UNIT_PARAMS = {"z1": ("w1", "b1", "w3"), "z2": ("w2", "b2", "w4")}
 
 
 def data() -> tuple[list[int], list[int]]:
@@ -130,6 +133,14 @@ def train_cell(p, input, output, lr, epochs, rec):
                      {"z1": z1 > 0, "z2": z2 > 0})
         rec.epoch_loss[rec.k // len(input) - 1] = total_loss
     return {"w1": w1, "b1": b1, "w2": w2, "b2": b2, "w3": w3, "w4": w4, "b3": b3}
+
+
+def problem(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Problem:
+    """Data, the hand-set init of ``In [6]`` and hyper-parameters, for the framework models."""
+    input, output = data()
+    return make("sgd_two_relu", "sgd", input, output, init_params(),
+                {"lr": lr, "epochs": epochs, "runs": runs, "test_input": TEST_DATA},
+                x_test=[TEST_DATA], masks=("z1", "z2"), activations=("relu", "relu"))
 
 
 def run(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Trajectory:

@@ -7,21 +7,29 @@ import crosscheck  # noqa: F401  (must come before numpy: selects the BLAS kerne
 import numpy as np
 import pytest
 
-from crosscheck import cases
+from crosscheck import cases, runner
+
+CASES = list(cases.CASES)
+FRAMEWORKS = ["torch", "jax"]
+IMPLEMENTATIONS = ["numpy", *FRAMEWORKS]
 
 
 @pytest.fixture(scope="session")
-def reference_runs():
-    """Each case's reference trajectory, computed once per test session."""
-    runs = {}
+def runs():
+    """``runs(case, framework)``: each document run, computed once per test session."""
+    cache = {}
 
-    def get(name):
-        if name not in runs:
-            runs[name] = cases.get(name).run_reference()
-            runs[name].check_dtype()
-        return runs[name]
+    def get(case, framework="numpy"):
+        if (case, framework) not in cache:
+            cache[case, framework] = runner.run(case, framework)
+        return cache[case, framework]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def reference_runs(runs):
+    return lambda case: runs(case, "numpy")
 
 
 @pytest.fixture

@@ -1,0 +1,144 @@
+"""Step-by-step comparison of two trajectories of the same case.
+
+Quantities: the per-epoch and per-step loss, every parameter's gradient at every step,
+every parameter after every step (and at init), the predictions, and the ReLU masks.
+Errors are normwise relative (see :mod:`crosscheck.tolerances`). NaN at the same
+place in both runs counts as agreement, so a run that diverges identically agrees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from crosscheck import tolerances
+from crosscheck.record import Trajectory
+
+#: Report groups: the keys of ``max_rel_err``.
+GROUPS = ("loss", "grads", "params", "predictions")
+
+
+@dataclasses.dataclass(frozen=True)
+class Divergence:
+    """The first place two runs disagree beyond the tolerance."""
+
+    case: str
+    framework: str
+    step: int            # update step; params are "after step k", init is step 0
+    quantity: str        # init, loss, grad, param, mask, epoch_loss, pred_train, pred_test
+    parameter: str | None
+    expected: float      # the reference's value (first disagreeing element)
+    got: float
+    error: float         # normwise relative error at that step
+
+    def __str__(self) -> str:
+        what = f"{self.quantity}[{self.parameter}]" if self.parameter else self.quantity
+        return (f"[{self.case}/{self.framework}] first divergence at step {self.step}: {what} "
+                f"reference {self.expected!r} vs {self.framework} {self.got!r} "
+                f"(normwise rel. err {self.error:.3g})")
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "quantity": self.quantity, "parameter": self.parameter,
+                "expected": _json_float(self.expected), "got": _json_float(self.got),
+                "error": _json_float(self.error)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    case: str
+    framework: str
+    tol: float
+    max_rel_err: dict[str, float]                     # GROUPS -> worst error
+    per_quantity: dict[tuple[str, str | None], float]  # (quantity, parameter) -> worst error
+    mask_mismatches: int
+    first: Divergence | None
+
+    @property
+    def agree(self) -> bool:
+        return self.first is None
+
+
+def _json_float(v: float) -> float | str:
+    return v if math.isfinite(v) else str(v)
+
+
+def step_errors(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Normwise relative error per leading index (step): max |got - ref| / max |ref|.
+
+    NaN in both at the same place is no error; NaN or inf on one side only is inf.
+    """
+    got = np.asarray(got, np.float64)
+    ref = np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        raise ValueError(f"shape {got.shape} vs reference {ref.shape}")
+    if ref.ndim == 0:
+        got, ref = got[None], ref[None]
+    finite = np.isfinite(ref)
+    scale = float(np.max(np.abs(ref[finite]), initial=0.0)) or 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(got - ref) / scale
+    same_nonfinite = (~finite) & (~np.isfinite(got)) & (
+        (np.isnan(ref) & np.isnan(got)) | (ref == got))
+    diff = np.where(same_nonfinite, 0.0, np.where(np.isnan(diff), np.inf, diff))
+    return diff.reshape(diff.shape[0], -1).max(axis=1) if diff.size else np.zeros(diff.shape[:1])
+
+
+def _first_bad(err: np.ndarray, tol: float) -> int | None:
+    bad = np.flatnonzero(err > tol)
+    return int(bad[0]) if bad.size else None
+
+
+def _element(got: np.ndarray, ref: np.ndarray, i: int) -> tuple[float, float]:
+    g, r = np.asarray(got[i], np.float64).ravel(), np.asarray(ref[i], np.float64).ravel()
+    j = int(np.argmax(np.where(np.isnan(g) == np.isnan(r), np.nan_to_num(np.abs(g - r)), np.inf)))
+    return float(r[j]), float(g[j])
+
+
+def compare(ref: Trajectory, other: Trajectory, tol: float | None = None) -> Comparison:
+    """Compare ``other`` with the reference ``ref``, step by step."""
+    if tol is None:
+        tol = tolerances.rtol(ref.steps, other.dtype)
+    case, fw = ref.case, other.framework
+    candidates: list[tuple[int, int, Divergence]] = []   # (step, order within step, divergence)
+    per: dict[tuple[str, str | None], float] = {}
+
+    def check(quantity, name, got, want, step_of, order):
+        err = step_errors(got, want)
+        per[(quantity, name)] = float(err.max(initial=0.0))
+        i = _first_bad(err, tol)
+        if i is not None:
+            expected, value = _element(got, want, i)
+            candidates.append((step_of(i), order, Divergence(
+                case, fw, step_of(i), quantity, name, expected, value, float(err[i]))))
+
+    per_epoch = max(ref.steps // max(ref.epochs, 1), 1)
+    check("loss", None, other.step_loss, ref.step_loss, lambda i: i, 1)
+    check("epoch_loss", None, other.epoch_loss, ref.epoch_loss, lambda i: i * per_epoch, 1)
+    for order, name in enumerate(ref.param_names):
+        check("init", name, other.params[name][:1], ref.params[name][:1], lambda i: 0, 0)
+        check("grad", name, other.grads[name], ref.grads[name], lambda i: i, 2 + order)
+        check("param", name, other.params[name][1:], ref.params[name][1:], lambda i: i, 100 + order)
+    check("pred_train", None, other.pred_train[None], ref.pred_train[None], lambda i: ref.steps, 300)
+    if ref.pred_test.size:
+        check("pred_test", None, other.pred_test[None], ref.pred_test[None], lambda i: ref.steps, 301)
+
+    mask_mismatches = 0
+    for order, name in enumerate(ref.masks):
+        diff = other.masks[name] != ref.masks[name]
+        mask_mismatches += int(diff.sum())
+        steps = np.flatnonzero(diff.reshape(diff.shape[0], -1).any(axis=1))
+        if steps.size:
+            k = int(steps[0])
+            candidates.append((k, 200 + order, Divergence(
+                case, fw, k, "mask", name, float(ref.masks[name][k].ravel()[0]),
+                float(other.masks[name][k].ravel()[0]), math.inf)))
+
+    def worst(*quantities):
+        return max((v for (q, _), v in per.items() if q in quantities), default=0.0)
+
+    groups = {"loss": worst("loss", "epoch_loss"), "grads": worst("grad"),
+              "params": worst("init", "param"), "predictions": worst("pred_train", "pred_test")}
+    first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
+    return Comparison(case, fw, tol, groups, per, mask_mismatches, first)

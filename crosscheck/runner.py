@@ -1,0 +1,21 @@
+"""Run a case in one implementation: ``numpy`` (the reference), ``torch`` or ``jax``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import frameworks
+from crosscheck import cases
+from crosscheck.record import Trajectory
+
+IMPLEMENTATIONS = ("numpy", *frameworks.FRAMEWORKS)
+
+
+def run(case: str, framework: str = "numpy", dtype: str = "float64", **overrides: Any) -> Trajectory:
+    """One trajectory. The reference always computes in float64, as the documents do."""
+    c = cases.get(case)
+    if framework == "numpy":
+        traj = c.run_reference(**overrides)
+        traj.check_dtype()
+        return traj
+    return frameworks.train(framework, c.ref.problem(**overrides), dtype)

@@ -1,0 +1,127 @@
+"""The six cases in JAX: pure forward functions over a params dict; gradients from
+``jax.value_and_grad``; training compiled with ``jax.jit`` and ``lax.scan``.
+
+Where the document and JAX's habits differ, the document wins:
+
+* float64: ``jax_enable_x64`` is switched on here, and every run's arrays are checked
+  to really be float64 (``Trajectory.check_dtype``); JAX would compute in float32.
+* Biases are 0-d arrays, one scalar shared by every unit.
+* The update is the document's ``p - lr * grad`` on every parameter after all
+  gradients are taken (no optax).
+* SGD keeps the document's order: a ``lax.scan`` over samples inside a ``lax.scan``
+  over epochs, the epoch's loss summed in the carry sample by sample as the
+  document's ``total_loss += loss`` (``jnp.sum`` would add them in another order).
+* ReLU is ``jax.nn.relu``, whose derivative at exactly 0 is 0, as the document's
+  ``(x > 0)``; ``jnp.maximum(x, 0)`` gives 0.5 there (see ``crosscheck kinks``).
+  LeakyReLU is written ``where(x > 0, ...)``: ``jax.nn.leaky_relu`` takes slope 1 at 0.
+* Data and initial values come from the reference's seeded NumPy draw, copied in;
+  ``jax.random`` would not reproduce NumPy's stream.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402  (after enabling x64)
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from crosscheck.problem import Problem  # noqa: E402
+from crosscheck.record import Trajectory  # noqa: E402
+
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "identity": lambda t: t,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "leakyrelu": lambda t: jnp.where(t > 0, t, 0.01 * t),
+}
+
+
+# Forward passes: (params, x) -> (prediction, {pre-activation name: array}).
+def linear_nobias(p, x):
+    hidden = x @ p["W1"]                                     # (m, 1)
+    return hidden @ p["W2"], {}                              # (m, 1)
+
+
+def linear_bias(p, x):
+    hidden = x @ p["W1"] + p["b1"]                           # (m, 1)
+    return hidden @ p["W2"] + p["b2"], {}                    # (m, 1)
+
+
+def two_layer(p, x, activations=("relu", "relu")):
+    act1, act2 = (ACTIVATIONS[a] for a in activations)
+    a = x @ p["W1"] + p["b1"]                                # (m, h)
+    z = act1(a) @ p["W2"] + p["b2"]                          # (m, o)
+    return act2(z), {"a": a, "z": z}
+
+
+def sgd_linear(p, x):
+    return p["w"] * x + p["b"], {}
+
+
+def sgd_two_relu(p, x):
+    z1 = p["w1"] * x + p["b1"]
+    z2 = p["w2"] * x + p["b2"]
+    return p["w3"] * jax.nn.relu(z1) + p["w4"] * jax.nn.relu(z2) + p["b3"], {"z1": z1, "z2": z2}
+
+
+def forward_of(problem: Problem):
+    if problem.case in ("relu", "relu_class"):
+        return functools.partial(two_layer, activations=problem.activations)
+    return globals()[problem.case]
+
+
+@functools.partial(jax.jit, static_argnames=("forward", "mode", "epochs", "masks"))
+def _train(params, x, y, lr, *, forward, mode, epochs, masks):
+    def loss_fn(p, xb, yb):
+        out, pre = forward(p, xb)
+        err = jnp.mean(jnp.square(yb - out)) if mode == "batch" else (out - yb) ** 2
+        return err, {n: pre[n] > 0 for n in masks}
+
+    def step(p, xb, yb):
+        (loss, mask), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, yb)
+        new = {k: p[k] - lr * grads[k] for k in p}
+        return new, (loss, grads, new, mask)
+
+    if mode == "batch":
+        final, (loss, grads, seq, mask) = lax.scan(lambda p, _: step(p, x, y), params, None,
+                                                   length=epochs)
+        return final, loss, loss, grads, seq, mask
+
+    def sample(carry, xy):
+        p, total_loss = carry
+        p, rec = step(p, *xy)
+        return (p, total_loss + rec[0]), rec
+
+    def epoch(p, _):
+        (p, total_loss), rec = lax.scan(sample, (p, jnp.zeros((), x.dtype)), (x, y))
+        return p, (total_loss, rec)
+
+    final, (epoch_loss, (loss, grads, seq, mask)) = lax.scan(epoch, params, None, length=epochs)
+    flat = functools.partial(jax.tree.map, lambda a: a.reshape(-1, *a.shape[2:]))
+    return final, epoch_loss, flat(loss), flat(grads), flat(seq), flat(mask)
+
+
+def train(problem: Problem, dtype: str = "float64") -> Trajectory:
+    """The document's training loop, compiled, with JAX autograd gradients."""
+    jdtype = jnp.dtype(dtype)
+    forward = forward_of(problem)
+    params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
+    x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
+    final, epoch_loss, loss, grads, seq, mask = _train(
+        params, x, y, jnp.asarray(problem.lr, jdtype), forward=forward, mode=problem.mode,
+        epochs=problem.epochs, masks=problem.masks)
+    seq = {k: np.concatenate([np.asarray(params[k])[None], np.asarray(v)]) for k, v in seq.items()}
+    pred_train = forward(final, x)[0]
+    pred_test = forward(final, jnp.asarray(problem.x_test, jdtype))[0] if problem.x_test.size else ()
+    return Trajectory(
+        case=problem.case, framework="jax", dtype=jdtype.name, hyper=dict(problem.hyper),
+        epoch_loss=np.asarray(epoch_loss), step_loss=np.asarray(loss),
+        grads={k: np.asarray(v) for k, v in grads.items()}, params=seq,
+        pred_train=np.asarray(pred_train), pred_test=np.asarray(pred_test, jdtype).reshape(-1),
+        masks={k: np.asarray(v) for k, v in mask.items()})

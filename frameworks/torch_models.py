@@ -1,0 +1,108 @@
+"""The six cases in PyTorch: forward passes only; gradients from ``torch.autograd.grad``.
+
+Where the document and torch's habits differ, the document wins:
+
+* Biases are 0-d tensors, one scalar shared by every unit, as the document's
+  ``np.random.random()``; ``nn.Linear`` would give a per-unit bias.
+* No ``nn.MSELoss``/optimizer: the loss is written as the document writes it (a mean
+  over the batch, or the per-sample squared error for SGD) and the update is the
+  document's ``p -= lr * grad`` on every parameter after all gradients are taken.
+* SGD keeps the document's per-sample Python loop (no DataLoader, no shuffling).
+* ReLU is ``torch.relu``, whose derivative at exactly 0 is 0, as the document's
+  ``(x > 0)``; ``clamp(min=0)`` would give 1 there (see ``crosscheck kinks``).
+* Data and initial values come from the reference's seeded NumPy draw, copied in.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from crosscheck.problem import Problem
+from crosscheck.record import Recorder, Trajectory
+
+ACTIVATIONS = {
+    "relu": torch.relu,
+    "identity": lambda t: t,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "leakyrelu": lambda t: F.leaky_relu(t, 0.01),
+}
+
+
+# Forward passes: (params, x) -> (prediction, {pre-activation name: tensor}).
+def linear_nobias(p, x):
+    hidden = x @ p["W1"]                                     # (m, 1)
+    return hidden @ p["W2"], {}                              # (m, 1)
+
+
+def linear_bias(p, x):
+    hidden = x @ p["W1"] + p["b1"]                           # (m, 1)
+    return hidden @ p["W2"] + p["b2"], {}                    # (m, 1)
+
+
+def two_layer(p, x, activations=("relu", "relu")):
+    act1, act2 = (ACTIVATIONS[a] for a in activations)
+    a = x @ p["W1"] + p["b1"]                                # (m, h)
+    z = act1(a) @ p["W2"] + p["b2"]                          # (m, o)
+    return act2(z), {"a": a, "z": z}
+
+
+def sgd_linear(p, x):
+    return p["w"] * x + p["b"], {}
+
+
+def sgd_two_relu(p, x):
+    z1 = p["w1"] * x + p["b1"]
+    z2 = p["w2"] * x + p["b2"]
+    return p["w3"] * torch.relu(z1) + p["w4"] * torch.relu(z2) + p["b3"], {"z1": z1, "z2": z2}
+
+
+def forward_of(problem: Problem):
+    if problem.case in ("relu", "relu_class"):
+        return functools.partial(two_layer, activations=problem.activations)
+    return globals()[problem.case]
+
+
+def train(problem: Problem, dtype: str = "float64") -> Trajectory:
+    """The document's training loop with torch autograd gradients, every step recorded."""
+    tdtype = getattr(torch, dtype)
+    forward = forward_of(problem)
+    params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
+    x, y = (torch.tensor(a, dtype=tdtype) for a in (problem.x, problem.y))
+    lr = problem.lr
+    rec = Recorder(problem.init, steps=problem.steps, epochs=problem.epochs, dtype=dtype)
+
+    def update(loss, pre):
+        grads = torch.autograd.grad(loss, tuple(params.values()))
+        with torch.no_grad():
+            for p, g in zip(params.values(), grads, strict=True):
+                p -= lr * g
+        rec.step(loss.item(), {k: g.numpy() for k, g in zip(params, grads, strict=True)},
+                 {k: p.detach().numpy() for k, p in params.items()},
+                 {n: (pre[n] > 0).numpy() for n in problem.masks})
+
+    for epoch in range(problem.epochs):
+        if problem.mode == "batch":
+            out, pre = forward(params, x)
+            loss = torch.mean(torch.square(y - out))
+            rec.epoch_loss[epoch] = loss.item()
+            update(loss, pre)
+        else:
+            total_loss = 0.0
+            for xi, yi in zip(x, y, strict=True):
+                out, pre = forward(params, xi)
+                loss = (out - yi) ** 2
+                total_loss += loss.item()
+                update(loss, pre)
+            rec.epoch_loss[epoch] = total_loss
+
+    with torch.no_grad():
+        pred_train = forward(params, x)[0].numpy()
+        x_test = torch.tensor(problem.x_test, dtype=tdtype)
+        pred_test = forward(params, x_test)[0].numpy() if len(x_test) else np.zeros(0)
+    return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper,
+                      pred_train=pred_train, pred_test=pred_test)
