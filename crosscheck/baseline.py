@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from crosscheck import tolerances
+from crosscheck.compare import causal_scale
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
 
@@ -51,17 +52,19 @@ def load(case: str, directory: Path = DIR) -> dict[str, np.ndarray]:
 
 def normwise_tolerances(arrays: dict[str, np.ndarray], steps: int,
                         dtype: str = "float64") -> dict[str, dict[str, float]]:
-    """``ndarrays_regression`` tolerances that implement the normwise relative error.
+    """``ndarrays_regression`` tolerances that implement the comparison's error measure.
 
     ``isclose`` checks ``|a - b| <= atol + rtol * |b|`` elementwise; with ``rtol = 0`` and
-    ``atol = rtol(steps) * max|b|`` per array it is exactly ``tolerances.rtol``'s bound.
+    ``atol = rtol(steps) * causal_scale`` (an array broadcast over each step's elements)
+    it is exactly the bound :func:`crosscheck.compare.compare` applies.
     """
     tol = tolerances.rtol(steps, dtype)
     out = {}
     for k, v in arrays.items():
         if v.dtype.kind == "f":
-            finite = v[np.isfinite(v)]
-            out[k] = {"atol": tol * float(np.max(np.abs(finite), initial=0.0)), "rtol": 0.0}
+            v2 = v.reshape(1) if v.ndim == 0 else v
+            scale = causal_scale(v2).reshape(-1, *([1] * (v2.ndim - 1)))
+            out[k] = {"atol": (tol * scale).reshape(v.shape) if v.ndim else float(tol * scale), "rtol": 0.0}
     return out
 
 

@@ -52,6 +52,7 @@ class Comparison:
     tol: float
     max_rel_err: dict[str, float]                     # GROUPS -> worst error
     per_quantity: dict[tuple[str, str | None], float]  # (quantity, parameter) -> worst error
+    first_steps: dict[tuple[str, str | None], int]     # (quantity, parameter) -> first bad step
     mask_mismatches: int
     first: Divergence | None
 
@@ -59,13 +60,35 @@ class Comparison:
     def agree(self) -> bool:
         return self.first is None
 
+    def blamed(self) -> set[tuple[str, str | None]]:
+        """Every (quantity, parameter) that goes wrong at the first divergent step."""
+        if self.first is None:
+            return set()
+        return {q for q, k in self.first_steps.items() if k == self.first.step}
+
 
 def _json_float(v: float) -> float | str:
     return v if math.isfinite(v) else str(v)
 
 
+def causal_scale(ref: np.ndarray) -> np.ndarray:
+    """Per step, the largest finite ``|ref|`` seen up to and including that step.
+
+    Shape ``(steps,)``. Judging step ``k`` against the scale reached so far keeps a
+    decaying gradient measured against the size it had, while a later blow-up (a run
+    that diverges) cannot hide an earlier error. A scale of 0 (exact zeros so far,
+    e.g. a dead unit's gradient) becomes 1, so the error there is absolute.
+    """
+    ref = np.asarray(ref, np.float64)
+    if ref.size == 0:
+        return np.ones(len(ref))
+    mag = np.where(np.isfinite(ref), np.abs(ref), 0.0).reshape(len(ref), -1).max(axis=1, initial=0.0)
+    scale = np.maximum.accumulate(mag) if mag.size else mag
+    return np.where(scale > 0, scale, 1.0)
+
+
 def step_errors(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Normwise relative error per leading index (step): max |got - ref| / max |ref|.
+    """Normwise relative error per leading index (step): max |got - ref| / causal_scale.
 
     NaN in both at the same place is no error; NaN or inf on one side only is inf.
     """
@@ -76,7 +99,7 @@ def step_errors(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
     if ref.ndim == 0:
         got, ref = got[None], ref[None]
     finite = np.isfinite(ref)
-    scale = float(np.max(np.abs(ref[finite]), initial=0.0)) or 1.0
+    scale = causal_scale(ref).reshape(-1, *([1] * (ref.ndim - 1)))
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(got - ref) / scale
     same_nonfinite = (~finite) & (~np.isfinite(got)) & (
@@ -103,19 +126,22 @@ def compare(ref: Trajectory, other: Trajectory, tol: float | None = None) -> Com
     case, fw = ref.case, other.framework
     candidates: list[tuple[int, int, Divergence]] = []   # (step, order within step, divergence)
     per: dict[tuple[str, str | None], float] = {}
+    first_steps: dict[tuple[str, str | None], int] = {}
 
     def check(quantity, name, got, want, step_of, order):
         err = step_errors(got, want)
         per[(quantity, name)] = float(err.max(initial=0.0))
         i = _first_bad(err, tol)
         if i is not None:
+            first_steps[(quantity, name)] = step_of(i)
             expected, value = _element(got, want, i)
             candidates.append((step_of(i), order, Divergence(
                 case, fw, step_of(i), quantity, name, expected, value, float(err[i]))))
 
     per_epoch = max(ref.steps // max(ref.epochs, 1), 1)
     check("loss", None, other.step_loss, ref.step_loss, lambda i: i, 1)
-    check("epoch_loss", None, other.epoch_loss, ref.epoch_loss, lambda i: i * per_epoch, 1)
+    # An epoch's loss is complete only at its last step (SGD sums it over the epoch).
+    check("epoch_loss", None, other.epoch_loss, ref.epoch_loss, lambda i: (i + 1) * per_epoch - 1, 1)
     for order, name in enumerate(ref.param_names):
         check("init", name, other.params[name][:1], ref.params[name][:1], lambda i: 0, 0)
         check("grad", name, other.grads[name], ref.grads[name], lambda i: i, 2 + order)
@@ -131,6 +157,7 @@ def compare(ref: Trajectory, other: Trajectory, tol: float | None = None) -> Com
         steps = np.flatnonzero(diff.reshape(diff.shape[0], -1).any(axis=1))
         if steps.size:
             k = int(steps[0])
+            first_steps[("mask", name)] = k
             candidates.append((k, 200 + order, Divergence(
                 case, fw, k, "mask", name, float(ref.masks[name][k].ravel()[0]),
                 float(other.masks[name][k].ravel()[0]), math.inf)))
@@ -141,4 +168,4 @@ def compare(ref: Trajectory, other: Trajectory, tol: float | None = None) -> Com
     groups = {"loss": worst("loss", "epoch_loss"), "grads": worst("grad"),
               "params": worst("init", "param"), "predictions": worst("pred_train", "pred_test")}
     first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
-    return Comparison(case, fw, tol, groups, per, mask_mismatches, first)
+    return Comparison(case, fw, tol, groups, per, first_steps, mask_mismatches, first)

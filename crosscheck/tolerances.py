@@ -1,14 +1,16 @@
 """Every tolerance of the project, with its derivation. Nothing else defines one.
 
 Notation: ``u`` is the unit roundoff of the dtype (float64: 2**-53 = 1.11e-16,
-half of ``np.finfo(float64).eps``). Every error below is *normwise relative*:
-for one quantity of one parameter (say the gradient of ``W1``) over the whole run,
+half of ``np.finfo(float64).eps``). Every error below is *normwise relative with a
+causal scale*: for one quantity of one parameter (say the gradient of ``W1``) at step k,
 
-    err = max_k |a_k - b_k| / max_k |b_k|,
+    err_k = max_elements |a_k - b_k| / max_{j <= k} max_elements |b_j|,
 
 so a value that decays towards 0 is judged against the scale it had, not against
-its own last digits (where a relative error means nothing). NaN in both at the
-same place counts as agreement; NaN on one side only is an infinite error.
+its own last digits (where a relative error means nothing), and a run that later
+blows up cannot hide an earlier error behind its final size (the meta-test
+``update-before-gradient`` caught exactly that with a whole-run scale). NaN in both
+at the same place counts as agreement; NaN on one side only is an infinite error.
 
 Why implementations differ at all: NumPy, torch and JAX compute the same
 expressions, but autograd associates products and sums in its own order

@@ -72,8 +72,14 @@ def sgd_two_relu(p, x):
 
 def forward_of(problem: Problem):
     if problem.case in ("relu", "relu_class"):
-        return functools.partial(two_layer, activations=problem.activations)
+        return _two_layer_with(tuple(problem.activations))
     return globals()[problem.case]
+
+
+@functools.cache
+def _two_layer_with(activations):
+    # One function object per activation pair, so a compiled run is reused.
+    return functools.partial(two_layer, activations=activations)
 
 
 @functools.partial(jax.jit, static_argnames=("forward", "mode", "epochs", "masks"))

@@ -1,0 +1,96 @@
+"""Meta-tests: the cross-check must be able to fail, and must point at the right place.
+
+Each bug is planted in a *copy* of a reference module (its source, edited by one exact
+text replacement, executed as a new module). The mutant's trajectory then goes through
+the same comparison as the real reference, against torch and JAX, and the test asserts
+the first divergence: its step, quantity and the set of parameters blamed there.
+"""
+
+import inspect
+import types
+
+import numpy as np
+import pytest
+
+from crosscheck import cases, compare, runner
+
+
+def mutant(case: str, *edits: tuple[str, str]) -> types.ModuleType:
+    """A copy of ``case``'s reference module, each ``(old, new)`` replaced exactly once."""
+    module = cases.get(case).ref
+    source = inspect.getsource(module)
+    for old, new in edits:
+        assert source.count(old) == 1, f"[{case}] planted text must occur once: {old!r}"
+        source = source.replace(old, new)
+    copy = types.ModuleType(f"{module.__name__}_mutant")
+    copy.__file__ = module.__file__
+    exec(compile(source, f"<mutant of {module.__name__}>", "exec"), copy.__dict__)
+    return copy
+
+
+def run_mutant(copy, **overrides):
+    with np.errstate(all="ignore"):  # a planted bug may make the run blow up
+        return copy.run(**overrides)
+
+
+def first_dead_step(mask_name, case="relu"):
+    mask = runner.run(case).masks[mask_name]
+    return int(np.flatnonzero(~mask.reshape(len(mask), -1).all(axis=1))[0])
+
+
+# (id, case, run overrides, edits, expected step, quantity, blamed parameters)
+BUGS = [
+    ("dropped-factor-2", "linear_bias", {},
+     [("dL_dO = 2 * (O - y) / O.shape[0]", "dL_dO = (O - y) / O.shape[0]")],
+     lambda: 0, "grad", {"W1", "b1", "W2", "b2"}),
+    ("missing-activation-derivative", "relu", {},
+     [("dL_da = dL_dA * dA_da", "dL_da = dL_dA")],
+     # x = 0 is the first sample to switch off; its W1 term is x * dL_da = 0, so only b1 shows it.
+     lambda: first_dead_step("a"), "grad", {"b1"}),
+    ("transposed-product", "relu_class", {"sizes": (2, 2, 1), "epochs": 20},
+     [("dL_dW1 = da_dW1.T @ dL_da", "dL_dW1 = (dL_da.T @ da_dW1)")],
+     lambda: 0, "grad", {"W1"}),
+    ("update-before-gradient", "linear_bias", {},
+     [("    dO_dH = W2\n", "    W2 -= lr * dL_dW2\n    dO_dH = W2\n")],
+     # W2 moves before dL_dH reads it (dO_dH is W2 itself): W1's and b1's gradients go wrong.
+     lambda: 0, "grad", {"W1", "b1"}),
+    ("wrong-bias-reduction", "linear_bias", {},
+     [("dL_db2 = np.sum(dL_dO)", "dL_db2 = np.mean(dL_dO)")],
+     lambda: 0, "grad", {"b2"}),
+    ("off-by-one-lr-step", "sgd_linear", {},
+     # each update applies the previous step's gradient: step 0 moves nothing.
+     [("    for epoch in range(epochs):\n", "    dw_prev = db_prev = 0.0\n    for epoch in range(epochs):\n"),
+      ("            w = w - lr * dw\n            b = b - lr * db\n",
+       "            w = w - lr * dw_prev\n            b = b - lr * db_prev\n"
+       "            dw_prev, db_prev = dw, db\n")],
+     lambda: 0, "param", {"w", "b"}),
+]
+
+
+@pytest.mark.parametrize("fw", ["torch", "jax"])
+@pytest.mark.parametrize("bug", BUGS, ids=[b[0] for b in BUGS])
+def test_planted_bug_is_caught_at_the_right_place(bug, fw):
+    name, case, overrides, edits, step, quantity, blamed = bug
+    planted = run_mutant(mutant(case, *edits), **overrides)
+    result = compare.compare(planted, runner.run(case, fw, **overrides))
+    assert not result.agree, f"[{name}/{case}/{fw}] planted bug not caught"
+    first = result.first
+    assert (first.step, first.quantity) == (step(), quantity), (
+        f"[{name}/{case}/{fw}] expected step {step()} {quantity}, got {first}")
+    got = {p for q, p in result.blamed() if q == quantity}
+    assert got == blamed, f"[{name}/{case}/{fw}] blamed {got} at step {first.step}, expected {blamed}"
+
+
+@pytest.mark.parametrize("case", ["linear_bias", "relu", "sgd_linear"])
+def test_unplanted_copy_agrees(case):
+    # The mutation machinery itself changes nothing: a copy with a no-op edit agrees.
+    copy = mutant(case, ("def run(", "def run("))
+    assert compare.compare(run_mutant(copy), runner.run(case, "torch")).agree
+
+
+def test_transposed_product_is_invisible_at_document_sizes():
+    # A 1x1 transpose is the identity: at (1, 1, 1) this bug cannot show, which is why
+    # the meta-test plants it at (2, 2, 1).
+    planted = mutant("relu_class", ("dL_dW1 = da_dW1.T @ dL_da", "dL_dW1 = (dL_da.T @ da_dW1)"))
+    assert compare.compare(run_mutant(planted, epochs=50),
+                           runner.run("relu_class", "torch", epochs=50)).agree
