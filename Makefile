@@ -28,7 +28,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt setuptools
-	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation -e '.[frameworks,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation --config-settings editable_mode=compat -e '.[frameworks,test]'
 	@touch $(STAMP)
 
 clean:

@@ -12,8 +12,13 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from crosscheck import cases
 
@@ -49,6 +54,108 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return v
+
+
+class _Progress:
+    """One updating line on a terminal; silent when stderr is piped or redirected."""
+
+    def __init__(self, total: int) -> None:
+        self.on = sys.stderr.isatty()
+        self.total, self.done = total, 0
+
+    def __call__(self, what: str) -> None:
+        if self.on:
+            sys.stderr.write(f"\r\033[K[{self.done}/{self.total}] {what}")
+            sys.stderr.flush()
+
+    def step(self) -> None:
+        self.done += 1
+
+    def close(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` only once it is complete: never a truncated report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_output_path(path: str | None, what: str) -> None:
+    if path in (None, "-"):
+        return
+    p = Path(path)
+    if what == "file" and p.is_dir():
+        raise UsageError(f"--json {path}: is a directory")
+    if what == "dir" and p.exists() and not p.is_dir():
+        raise UsageError(f"--plots {path}: exists and is not a directory")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from crosscheck import report  # imports the frameworks lazily
+
+    names = args.cases or list(cases.CASES)
+    for name in names:
+        _case(name)
+    frameworks = args.framework or ["torch", "jax"]
+    _check_output_path(args.json, "file")
+    _check_output_path(args.plots, "dir")
+    overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
+
+    progress = _Progress(len(names))
+    results = []
+    try:
+        for name in names:
+            results.append(report.run_case(name, frameworks, args.dtype, progress=progress, **overrides))
+            progress.step()
+            if args.plots:
+                progress(f"{name} [plots]")
+                from crosscheck import plots, transcript
+                r = results[-1]
+                default = r.reference.hyper == cases.get(name).ref.problem().hyper
+                plots.write(r.trajs, transcript.printed_losses(name, r.reference) if default else {},
+                            Path(args.plots), r.diagnosis)
+    finally:
+        progress.close()
+
+    table_out = sys.stderr if args.json == "-" else sys.stdout
+    print(report.table(results), file=table_out)
+    if args.json:
+        text = json.dumps(report.to_json(results, args.dtype), indent=2, sort_keys=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            _write_atomic(Path(args.json), text)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="crosscheck", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -56,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transcript", help="print a case's run in its document's format")
     t.add_argument("case", help="case name (see 'crosscheck list')")
     t.set_defaults(func=cmd_transcript)
+
+    r = sub.add_parser("run", help="run, cross-check and diagnose the cases (the main job)")
+    r.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
+    r.add_argument("--framework", action="append", choices=["torch", "jax"],
+                   help="framework to check against the reference (repeatable; default: both)")
+    r.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="dtype of the framework runs; the reference is always float64")
+    r.add_argument("--lr", type=_positive_float, help="override every case's learning rate")
+    r.add_argument("--epochs", type=_positive_int, help="override every case's epochs")
+    r.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or stdout with -")
+    r.add_argument("--plots", metavar="DIR", help="write loss and parameter plots to DIR")
+    r.set_defaults(func=cmd_run)
     return p
 
 

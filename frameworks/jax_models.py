@@ -122,12 +122,13 @@ def train(problem: Problem, dtype: str = "float64") -> Trajectory:
     final, epoch_loss, loss, grads, seq, mask = _train(
         params, x, y, jnp.asarray(problem.lr, jdtype), forward=forward, mode=problem.mode,
         epochs=problem.epochs, masks=problem.masks)
-    seq = {k: np.concatenate([np.asarray(params[k])[None], np.asarray(v)]) for k, v in seq.items()}
+    # Pytrees sort dict keys (W1, W2, b1, b2); the record keeps the document's order.
+    seq = {k: np.concatenate([np.asarray(params[k])[None], np.asarray(seq[k])]) for k in problem.init}
     pred_train = forward(final, x)[0]
     pred_test = forward(final, jnp.asarray(problem.x_test, jdtype))[0] if problem.x_test.size else ()
     return Trajectory(
         case=problem.case, framework="jax", dtype=jdtype.name, hyper=dict(problem.hyper),
         epoch_loss=np.asarray(epoch_loss), step_loss=np.asarray(loss),
-        grads={k: np.asarray(v) for k, v in grads.items()}, params=seq,
+        grads={k: np.asarray(grads[k]) for k in problem.init}, params=seq,
         pred_train=np.asarray(pred_train), pred_test=np.asarray(pred_test, jdtype).reshape(-1),
-        masks={k: np.asarray(v) for k, v in mask.items()})
+        masks={k: np.asarray(mask[k]) for k in problem.masks})

@@ -13,6 +13,21 @@ from crosscheck.record import Recorder, Trajectory
 __all__ = ["Recorder", "Trajectory", "epoch_lines", "print_line"]
 
 
+def backward_at(module, params: dict, lr: float = 0.0) -> dict:
+    """One call of the document's ``forward`` then ``backward`` at ``params`` (copied),
+    returning every named intermediate gradient (``dL_dO``, ``dL_dz``, ...).
+
+    For the full-batch function-style cells, whose ``backward`` takes the parameters and
+    then exactly what ``forward`` returned.
+    """
+    x, y = module.data()
+    p = [np.array(params[k], np.float64) if np.ndim(params[k]) else float(params[k])
+         for k in module.GRADS]
+    tape: dict = {}
+    module.backward(x, y, *p, *module.forward(x, *p), lr, tape=tape)
+    return tape
+
+
 def print_line(*args: object) -> str:
     """What ``print(*args)`` writes, without the final newline."""
     return " ".join(str(a) for a in args)

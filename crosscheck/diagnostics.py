@@ -1,0 +1,259 @@
+"""What a training run really does, from its full per-step trajectory.
+
+The documents print every 100th (or 10th) epoch; these diagnostics read every step.
+
+* :func:`dynamics`: converging (monotone or not), oscillating (period and the values it
+  cycles between), stalled (a true fixed point that is not the target) or diverging
+  (NaN/inf or blow-up, and the step where it starts).
+* :func:`stability`: for a full-batch case, the curvature of the loss (largest Hessian
+  eigenvalue, by central differences of the document's *manual* gradient) at the points
+  the run sits on and at the minimum nearest to them, against gradient descent's
+  stability bound ``lr * lambda_max < 2``.
+* :func:`dead_units`: which ReLU units are inactive on which samples, from which step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from crosscheck import cases
+from crosscheck.record import Trajectory
+
+#: Loss values closer than this (relative) are "the same value" when looking for a cycle
+#: or a fixed point. Far above float64 noise (1e-16) and far below any real movement.
+SAME = 1e-9
+#: A fixed point whose loss is below this fraction of the initial loss has reached the target.
+TARGET = 1e-8
+#: A finite run whose loss ends this many times above where it started has blown up.
+BLOWUP = 1e6
+#: Longest period looked for.
+MAX_PERIOD = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Dynamics:
+    kind: str                       # converging | oscillating | stalled | diverging
+    period: int | None = None
+    cycle_losses: tuple[float, ...] = ()
+    settled: bool = True            # oscillating: on the cycle (True) or settling toward it
+    monotone: bool | None = None    # converging: loss never rises
+    start_step: int | None = None   # diverging: where it starts; oscillating: where it locks in
+    final_loss: float = float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["cycle_losses"] = list(self.cycle_losses)
+        d["final_loss"] = _num(self.final_loss)
+        return d
+
+
+def _num(v: float) -> float | str:
+    return float(v) if np.isfinite(v) else str(float(v))
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b) <= SAME * np.maximum(np.abs(a), np.abs(b)) + 1e-300
+
+
+def dynamics(traj: Trajectory) -> Dynamics:
+    """Classify the run from its per-epoch loss (the document's loss) and its parameters."""
+    loss = np.asarray(traj.epoch_loss, np.float64)
+    per_epoch = traj.steps // traj.epochs
+    finite = np.isfinite(loss) & np.all(
+        [np.isfinite(v[1:]).reshape(traj.steps, -1).all(axis=1)[per_epoch - 1::per_epoch]
+         for v in traj.params.values()], axis=0)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        return Dynamics("diverging", start_step=_blowup_start(loss[: bad + 1]) * per_epoch,
+                        final_loss=float(loss[-1]))
+    if loss[-1] > BLOWUP * loss[0]:
+        return Dynamics("diverging", start_step=_blowup_start(loss) * per_epoch,
+                        final_loss=float(loss[-1]))
+
+    monotone = bool(np.all(np.diff(loss) <= 0))
+    final = float(loss[-1])
+    tail = loss[-min(len(loss) // 2, 400):] if len(loss) >= 8 else loss
+    if np.max(tail) <= TARGET * loss[0]:                     # at the target (its last bits may cycle)
+        return Dynamics("converging", monotone=monotone, final_loss=final)
+    if np.all(_close(tail, tail[-1])):                       # a fixed point of the epoch map
+        if _params_fixed(traj, len(tail)):
+            return Dynamics("stalled", start_step=_lock_in(loss, 1) * per_epoch, final_loss=final)
+    for p in range(2, MAX_PERIOD + 1):                       # exactly on a cycle
+        if len(tail) > 2 * p and np.all(_close(tail[p:], tail[:-p])) and not np.all(_close(tail, tail[-1])):
+            cycle = tuple(float(v) for v in loss[-p:])
+            return Dynamics("oscillating", period=p, cycle_losses=cycle,
+                            start_step=_lock_in(loss, p) * per_epoch, final_loss=final)
+    d = np.diff(tail)
+    if np.all(d <= 0):
+        return Dynamics("converging", monotone=monotone, final_loss=final)
+    s = np.sign(d)
+    for p in range(2, MAX_PERIOD + 1):                       # the up/down pattern repeats
+        if len(s) > 2 * p and np.all(s[p:] == s[:-p]):
+            amplitude = np.array([np.ptp(tail[i:i + p]) for i in range(len(tail) - p + 1)])
+            if _aitken(amplitude[::p]) > 0.1 * amplitude[-1]:  # the swing persists: a cycle
+                return Dynamics("oscillating", period=p, cycle_losses=tuple(_cycle_limits(tail, p)),
+                                settled=False, final_loss=final)
+            return Dynamics("converging", period=p, monotone=False, final_loss=final)
+    return Dynamics("oscillating", settled=False, final_loss=final)
+
+
+def _aitken(seq: np.ndarray) -> float:
+    """Where ``seq`` is heading: Aitken's delta-squared on three samples a third apart.
+
+    Exact for a geometric approach to a limit; clamped at 0 (losses and swings are >= 0).
+    """
+    k = max((len(seq) - 1) // 2, 1)
+    x0, x1, x2 = seq[-1 - 2 * k], seq[-1 - k], seq[-1]
+    den = (x2 - x1) - (x1 - x0)
+    return max(float(x2 - (x2 - x1) ** 2 / den) if den else float(x2), 0.0)
+
+
+def _cycle_limits(tail: np.ndarray, p: int) -> list[float]:
+    """Where each of the p interleaved subsequences of the loss is heading."""
+    return [_aitken(tail[len(tail) - p + i::-p][::-1]) for i in range(p)]
+
+
+def _params_fixed(traj: Trajectory, last_epochs: int) -> bool:
+    """Parameters at the epoch boundaries of the last ``last_epochs`` epochs do not move."""
+    per_epoch = traj.steps // traj.epochs
+    idx = np.arange(traj.steps - per_epoch * last_epochs, traj.steps + 1, per_epoch)
+    return all(np.all(_close(v[idx], v[-1])) for v in traj.params.values())
+
+
+def _lock_in(loss: np.ndarray, p: int) -> int:
+    """First epoch from which ``loss[t] == loss[t - p]`` holds to the end."""
+    ok = _close(loss[p:], loss[:-p])
+    bad = np.flatnonzero(~ok)
+    return int(bad[-1] + 1 + p) if bad.size else p
+
+
+def _blowup_start(loss: np.ndarray) -> int:
+    """Start of the final run of rising losses that ends in the blow-up."""
+    rising = np.diff(np.where(np.isfinite(loss), loss, np.inf)) > 0
+    falls = np.flatnonzero(~rising)
+    return int(falls[-1] + 1) if falls.size else 0
+
+
+# ----------------------------------------------------------------------------- curvature
+def _flat(params: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...]]]]:
+    layout = [(k, np.shape(v)) for k, v in params.items()]
+    return np.concatenate([np.ravel(v) for v in params.values()]).astype(np.float64), layout
+
+
+def _unflat(vec: np.ndarray, layout) -> dict[str, np.ndarray]:
+    out, i = {}, 0
+    for k, shape in layout:
+        n = int(np.prod(shape))
+        out[k] = vec[i:i + n].reshape(shape)
+        i += n
+    return out
+
+
+def manual_gradient(case: str, params: dict[str, np.ndarray]) -> np.ndarray:
+    """The document's manual gradient of the batch loss at ``params``, flattened."""
+    from reference._common import backward_at
+
+    mod = cases.get(case).ref
+    tape = backward_at(mod, params)
+    return np.concatenate([np.ravel(tape[g]) for g in mod.GRADS.values()])
+
+
+def hessian(case: str, params: dict[str, np.ndarray], h: float = 1e-5) -> np.ndarray:
+    """Central differences of the manual gradient; symmetrised. Error O(h^2) ~ 1e-10 relative."""
+    x0, layout = _flat(params)
+    cols = []
+    for j in range(len(x0)):
+        e = np.zeros_like(x0)
+        e[j] = h
+        cols.append((manual_gradient(case, _unflat(x0 + e, layout))
+                     - manual_gradient(case, _unflat(x0 - e, layout))) / (2 * h))
+    H = np.array(cols).T
+    return (H + H.T) / 2
+
+
+def nearest_minimum(case: str, params: dict[str, np.ndarray], steps: int = 5000) -> dict[str, np.ndarray]:
+    """Gradient descent from ``params`` with step ``1 / lambda_max`` (half the stability
+    bound there), until the manual gradient vanishes: the minimum the run circles."""
+    x, layout = _flat(params)
+    lr = 1.0 / max(float(np.max(np.linalg.eigvalsh(hessian(case, params)))), 1e-12)
+    for _ in range(steps):
+        g = manual_gradient(case, _unflat(x, layout))
+        x = x - lr * g
+        if np.max(np.abs(g)) < 1e-12:
+            break
+    return _unflat(x, layout)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stability:
+    lr: float
+    bound: float                           # 2 / lambda_max at the nearest minimum
+    points: tuple[dict[str, Any], ...]     # per point: name, params, loss, lambda_max, lr*lambda
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "lr_bound_at_minimum": self.bound, "points": list(self.points)}
+
+
+def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
+    """Curvature against the learning rate where a full-batch run sits (cycle or end)."""
+    mod = cases.get(traj.case).ref
+    if not hasattr(mod, "backward") or "sizes" in traj.hyper or dyn.kind == "diverging":
+        return None
+    lr = float(traj.hyper["lr"])
+    period = dyn.period or 1
+    where = {f"epoch {traj.epochs - period + i}": {k: v[traj.steps - period + i] for k, v in traj.params.items()}
+             for i in range(period)}
+    center = {k: np.mean([p[k] for p in where.values()], axis=0) for k in traj.params}
+    where["nearest minimum"] = nearest_minimum(traj.case, center)
+    points = []
+    for name, p in where.items():
+        lam = float(np.max(np.linalg.eigvalsh(hessian(traj.case, p))))
+        x, y = mod.data()
+        loss = float(mod.MSE(y, mod.forward(x, *(p[k] for k in mod.GRADS))[-1]))
+        points.append({"at": name, "params": {k: np.ravel(v).tolist() for k, v in p.items()},
+                       "loss": loss, "lambda_max": lam, "lr_times_lambda": lr * lam})
+    return Stability(lr, 2 / points[-1]["lambda_max"], tuple(points))
+
+
+# ----------------------------------------------------------------------------- dead units
+def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
+    """ReLU units inactive (pre-activation <= 0) on a sample from some step to the end.
+
+    Each entry: layer, unit (0-based), name, samples (0-based indices), from_step (per
+    sample: first step from which the unit stays off on it), always (off on every
+    sample at every step: it never learns).
+    """
+    out = []
+    sgd = traj.masks and next(iter(traj.masks.values())).ndim == 1
+    m = traj.steps // traj.epochs if sgd else None
+    for name, mask in traj.masks.items():
+        if sgd:   # one step per sample: step k sees sample k % m
+            per_sample = [mask[i::m] for i in range(m)]
+            units = {(_layer(name), _unit(name)): [(i, ~s, i) for i, s in enumerate(per_sample)]}
+        else:
+            units = {(_layer(name), u): [(i, ~mask[:, i, u], None) for i in range(mask.shape[1])]
+                     for u in range(mask.shape[2])}
+        for (layer, unit), rows in units.items():
+            samples, from_step = [], {}
+            for i, off, offset in rows:
+                if off[-1]:
+                    on = np.flatnonzero(~off)
+                    first = int(on[-1] + 1) if on.size else 0
+                    samples.append(i)
+                    from_step[str(i)] = first * m + offset if sgd else first
+            if samples:
+                out.append({"layer": layer, "unit": unit, "name": name if sgd else f"{name}[:, {unit}]",
+                            "samples": samples, "from_step": from_step,
+                            "always": bool(not mask.any()) if sgd else bool(not mask[:, :, unit].any())})
+    return out
+
+
+def _layer(name: str) -> str:
+    return {"a": "hidden", "z": "output"}.get(name, "hidden")
+
+
+def _unit(name: str) -> int:
+    return int(name[1:]) - 1 if name[1:].isdigit() else 0

@@ -1,0 +1,89 @@
+"""Plots of what the printed epochs hide (matplotlib, Agg, no display needed).
+
+For each case: ``<case>_loss.png``, the full per-epoch loss of every implementation
+overlaid, with the epochs the document printed marked; and ``<case>_params.png``, every
+parameter at every step.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from crosscheck.record import Trajectory
+
+STYLE = {"numpy": dict(color="black", lw=2.2, ls="-", alpha=0.55),
+         "torch": dict(color="tab:red", lw=1.0, ls="--"),
+         "jax": dict(color="tab:blue", lw=1.0, ls=":")}
+
+
+#: Epochs shown in the zoom panel of the loss plot.
+ZOOM = 40
+
+
+def _figure(ncols: int = 1, width: float = 8.0, ratios=None):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, 4.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
+
+
+def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
+              diagnosis: str = "") -> Path:
+    """Left: every epoch of the run; right: the last ``ZOOM`` epochs, one marker each."""
+    ref = trajs["numpy"]
+    fig, (ax, zoom) = _figure(2, width=11.0, ratios=[3, 1])
+    epochs = np.arange(ref.epochs)
+    last = epochs[-ZOOM:]
+    positive = all(np.all(t.epoch_loss[np.isfinite(t.epoch_loss)] > 0) for t in trajs.values())
+    for name, t in trajs.items():
+        ax.plot(epochs, t.epoch_loss, label=f"{name} (every epoch)", **STYLE[name])
+        zoom.plot(last, t.epoch_loss[-ZOOM:], marker=".", **STYLE[name])
+    if printed:
+        e = np.array(sorted(printed))
+        ax.plot(e, [float(printed[k]) for k in e], "o", mfc="none", mec="tab:green", ms=7,
+                label="printed by the document")
+        e = e[e >= last[0]]
+        zoom.plot(e, [float(printed[k]) for k in e], "o", mfc="none", mec="tab:green", ms=7)
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (as the document defines it)")
+    zoom.set_xlabel(f"last {len(last)} epochs")
+    title = f"{ref.case}: {diagnosis}" if diagnosis else ref.case
+    fig.suptitle(textwrap.fill(title, 130), fontsize=9, x=0.01, ha="left")
+    ax.legend(fontsize=8)
+    fig.savefig(path)
+    return path
+
+
+def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
+    ref = trajs["numpy"]
+    fig, (ax,) = _figure()
+    steps = np.arange(ref.steps + 1)
+    for name, t in trajs.items():
+        for i, (pname, v) in enumerate(t.params.items()):
+            flat = v.reshape(len(v), -1)
+            for j in range(flat.shape[1]):
+                label = pname if flat.shape[1] == 1 else f"{pname}[{j}]"
+                ax.plot(steps, flat[:, j], color=f"C{i}", lw=STYLE[name]["lw"], ls=STYLE[name]["ls"],
+                        alpha=STYLE[name].get("alpha", 1.0), label=f"{label} ({name})" if name == "numpy" else None)
+    ax.set_xlabel("update step")
+    ax.set_ylabel("parameter value")
+    ax.set_title(f"{ref.case}: parameters at every step (numpy solid, torch dashed, jax dotted)",
+                 fontsize=9, loc="left")
+    ax.legend(fontsize=8, ncol=2)
+    fig.savefig(path)
+    return path
+
+
+def write(trajs: dict[str, Trajectory], printed: dict[int, str], directory: Path,
+          diagnosis: str = "") -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    case = trajs["numpy"].case
+    return [loss_plot(trajs, printed, directory / f"{case}_loss.png", diagnosis),
+            params_plot(trajs, directory / f"{case}_params.png")]

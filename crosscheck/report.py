@@ -1,0 +1,179 @@
+"""The main job: run every case in every implementation, compare, diagnose, report.
+
+``crosscheck run`` (and ``make report``) call :func:`run_cases`, then print
+:func:`table` and write :func:`to_json` and the plots. The JSON layout is a contract,
+documented in the README; keep it stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from crosscheck import cases, compare, diagnostics, runner, transcript
+from crosscheck.record import Trajectory
+from crosscheck.versions import versions
+
+#: Relative error beyond which a float32 run counts as drifted (the report says when).
+DRIFT = 1e-3
+
+
+@dataclasses.dataclass
+class CaseResult:
+    case: str
+    trajs: dict[str, Trajectory]                      # numpy first, then the frameworks
+    comparisons: dict[str, compare.Comparison]
+    dynamics: dict[str, diagnostics.Dynamics]
+    dead: dict[str, list[dict[str, Any]]]
+    stability: diagnostics.Stability | None
+    drift: dict[str, dict[str, Any]]                  # float32 only
+    diagnosis: str = ""
+
+    @property
+    def reference(self) -> Trajectory:
+        return self.trajs["numpy"]
+
+    @property
+    def diverging(self) -> bool:
+        return self.dynamics["numpy"].kind == "diverging"
+
+    def same_behaviour(self, fw: str) -> bool:
+        """Same kind of dynamics (and divergence step) and the same dead units as the reference."""
+        a, b = self.dynamics["numpy"], self.dynamics[fw]
+        return (a.kind == b.kind and a.period == b.period and a.start_step == b.start_step
+                and self.dead["numpy"] == self.dead[fw])
+
+    def agree(self, fw: str) -> bool:
+        return self.comparisons[fw].agree and self.same_behaviour(fw)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diverging and all(self.agree(fw) for fw in self.comparisons)
+
+
+def run_case(case: str, frameworks: Sequence[str], dtype: str = "float64",
+             progress: Callable[[str], None] = lambda s: None, **overrides: Any) -> CaseResult:
+    trajs = {}
+    for impl in ("numpy", *frameworks):
+        progress(f"{case} [{impl}]")
+        trajs[impl] = runner.run(case, impl, dtype=dtype, **overrides)
+    ref = trajs["numpy"]
+    comparisons = {fw: compare.compare(ref, trajs[fw]) for fw in frameworks}
+    dyn = {k: diagnostics.dynamics(t) for k, t in trajs.items()}
+    dead = {k: diagnostics.dead_units(t) for k, t in trajs.items()}
+    stab = None
+    if dyn["numpy"].kind in ("oscillating", "stalled") and cases.get(case).ref.__dict__.get("backward"):
+        progress(f"{case} [curvature]")
+        stab = diagnostics.stability(ref, dyn["numpy"])
+    drift = {fw: _drift(ref, trajs[fw]) for fw in frameworks} if dtype != "float64" else {}
+    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift)
+    result.diagnosis = diagnose(result)
+    return result
+
+
+def _drift(ref: Trajectory, other: Trajectory) -> dict[str, Any]:
+    """How far a lower-precision run strays from the float64 reference, and when."""
+    per_step = np.zeros(ref.steps)
+    for name in ref.param_names:
+        per_step = np.maximum(per_step, compare.step_errors(other.params[name][1:], ref.params[name][1:]))
+        per_step = np.maximum(per_step, compare.step_errors(other.grads[name], ref.grads[name]))
+    per_step = np.maximum(per_step, compare.step_errors(other.step_loss, ref.step_loss))
+    above = np.flatnonzero(per_step > DRIFT)
+    return {"max_rel_err": float(per_step.max(initial=0.0)),
+            "first_step_above_1e-3": int(above[0]) if above.size else None}
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}" if abs(v) >= 1e-3 else f"{v:.3g}"
+
+
+def diagnose(r: CaseResult) -> str:
+    """One line: what the run really does, from every step."""
+    d, ref = r.dynamics["numpy"], r.reference
+    per_epoch = ref.steps // ref.epochs
+    if d.kind == "diverging":
+        bad = np.flatnonzero(~np.isfinite(ref.step_loss))
+        where = f"; non-finite from step {int(bad[0])}" if bad.size else ""
+        line = f"diverging from step {d.start_step}{where}"
+    elif d.kind == "stalled":
+        zero = all(np.all(g[-per_epoch:] == 0) for g in ref.grads.values())
+        line = (f"stalled from step {d.start_step} at loss {_fmt(d.final_loss)}: a fixed point, not the target"
+                + ("; every gradient exactly 0" if zero else ""))
+    elif d.kind == "oscillating" and d.period:
+        values = " <-> ".join(_fmt(v) for v in d.cycle_losses)
+        line = (f"period-{d.period} cycle {values} from epoch {d.start_step // per_epoch}" if d.settled
+                else f"settling toward a period-{d.period} cycle {values}")
+        printed = transcript.printed_losses(r.case, ref) if ref.hyper == cases.get(r.case).ref.problem().hyper else {}
+        if printed and len({e % d.period for e in printed}) == 1:
+            line += " (every printed epoch falls on the same phase: the printout shows one value)"
+    elif d.kind == "oscillating":
+        line = "oscillating without a clear period"
+    else:
+        how = "monotone" if d.monotone else (
+            f"not monotone, swinging with period {d.period} and a shrinking swing" if d.period else "not monotone")
+        line = f"converging, {how}; loss {_fmt(d.final_loss)} at the end"
+    if r.stability is not None:
+        m = r.stability.points[-1]
+        line += (f"; lr*lambda_max = {m['lr_times_lambda']:.3g} at the nearest minimum"
+                 f" ({'> 2: unstable' if m['lr_times_lambda'] > 2 else '< 2'}; GD needs lr < {r.stability.bound:.3g})")
+    for u in r.dead["numpy"]:
+        if u["always"]:
+            line += f"; {u['layer']} unit {u['name']} off on every sample at every step (never learns)"
+        else:
+            first = min(u["from_step"].values())
+            line += f"; {u['layer']} unit {u['name']} off on sample(s) {u['samples']} from step {first}"
+    return line
+
+
+def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
+    """The report's JSON contract (see the README)."""
+    out: dict[str, Any] = {"versions": versions(), "dtype": dtype, "cases": {}}
+    for r in results:
+        ref = r.reference
+        frameworks = {}
+        for fw, c in r.comparisons.items():
+            frameworks[fw] = {
+                "agree": r.agree(fw),
+                "max_rel_err": {k: float(v) for k, v in c.max_rel_err.items()},
+                "tolerance": c.tol,
+                "first_divergence": c.first.as_dict() if c.first else None,
+                "same_dynamics": r.same_behaviour(fw),
+                "dynamics": r.dynamics[fw].as_dict(),
+                "mask_mismatches": c.mask_mismatches,
+            }
+            if fw in r.drift:
+                frameworks[fw]["drift"] = r.drift[fw]
+        d = r.dynamics["numpy"]
+        out["cases"][r.case] = {
+            "document": cases.get(r.case).document,
+            "hyper": dict(ref.hyper),
+            "steps": ref.steps,
+            "frameworks": frameworks,
+            "dynamics": {**d.as_dict(), "period": d.period, "cycle_losses": list(d.cycle_losses)},
+            "dead_units": r.dead["numpy"],
+            "stability": r.stability.as_dict() if r.stability else None,
+            "diagnosis": r.diagnosis,
+        }
+    return out
+
+
+def table(results: Sequence[CaseResult]) -> str:
+    head = f"{'case':<14} {'framework':<9} {'loss':>9} {'grads':>9} {'params':>9} {'tol':>8}  verdict"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        for fw, c in r.comparisons.items():
+            e = c.max_rel_err
+            verdict = ("DIVERGING (same in all)" if r.diverging and r.agree(fw) else
+                       "agree" if r.agree(fw) else
+                       f"MISMATCH: {c.first}" if c.first else "MISMATCH: different dynamics/dead units")
+            lines.append(f"{r.case:<14} {fw:<9} {e['loss']:>9.2e} {e['grads']:>9.2e} {e['params']:>9.2e} "
+                         f"{c.tol:>8.1e}  {verdict}")
+            if fw in r.drift:
+                dr = r.drift[fw]
+                lines.append(f"{'':<14} {'':<9} drift: max rel. err {dr['max_rel_err']:.2e}, above 1e-3 "
+                             f"from step {dr['first_step_above_1e-3']}")
+        lines.append(f"{'':<14} -> {r.diagnosis}")
+    return "\n".join(lines)
