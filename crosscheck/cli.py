@@ -139,9 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress(f"{name} [plots]")
                 from crosscheck import plots, transcript
                 r = results[-1]
-                default = r.reference.hyper == cases.get(name).ref.problem().hyper
-                plots.write(r.trajs, transcript.printed_losses(name, r.reference) if default else {},
-                            Path(args.plots), r.diagnosis)
+                plots.write(r.trajs, transcript.printed_losses(name, r.reference), Path(args.plots),
+                            r.diagnosis)
     finally:
         progress.close()
 

@@ -204,8 +204,8 @@ def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
         return None
     lr = float(traj.hyper["lr"])
     period = dyn.period or 1
-    where = {f"epoch {traj.epochs - period + i}": {k: v[traj.steps - period + i] for k, v in traj.params.items()}
-             for i in range(period)}
+    where = {f"epoch {traj.epochs - period + i}":
+             {k: v[traj.steps - period + i] for k, v in traj.params.items()} for i in range(period)}
     center = {k: np.mean([p[k] for p in where.values()], axis=0) for k in traj.params}
     where["nearest minimum"] = nearest_minimum(traj.case, center)
     points = []

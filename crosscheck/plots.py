@@ -71,7 +71,8 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
             for j in range(flat.shape[1]):
                 label = pname if flat.shape[1] == 1 else f"{pname}[{j}]"
                 ax.plot(steps, flat[:, j], color=f"C{i}", lw=STYLE[name]["lw"], ls=STYLE[name]["ls"],
-                        alpha=STYLE[name].get("alpha", 1.0), label=f"{label} ({name})" if name == "numpy" else None)
+                        alpha=STYLE[name].get("alpha", 1.0),
+                        label=f"{label} ({name})" if name == "numpy" else None)
     ax.set_xlabel("update step")
     ax.set_ylabel("parameter value")
     ax.set_title(f"{ref.case}: parameters at every step (numpy solid, torch dashed, jax dotted)",

@@ -100,25 +100,27 @@ def diagnose(r: CaseResult) -> str:
         line = f"diverging from step {d.start_step}{where}"
     elif d.kind == "stalled":
         zero = all(np.all(g[-per_epoch:] == 0) for g in ref.grads.values())
-        line = (f"stalled from step {d.start_step} at loss {_fmt(d.final_loss)}: a fixed point, not the target"
-                + ("; every gradient exactly 0" if zero else ""))
+        line = (f"stalled from step {d.start_step} at loss {_fmt(d.final_loss)}: "
+                "a fixed point, not the target" + ("; every gradient exactly 0" if zero else ""))
     elif d.kind == "oscillating" and d.period:
         values = " <-> ".join(_fmt(v) for v in d.cycle_losses)
         line = (f"period-{d.period} cycle {values} from epoch {d.start_step // per_epoch}" if d.settled
                 else f"settling toward a period-{d.period} cycle {values}")
-        printed = transcript.printed_losses(r.case, ref) if ref.hyper == cases.get(r.case).ref.problem().hyper else {}
+        printed = transcript.printed_losses(r.case, ref)
         if printed and len({e % d.period for e in printed}) == 1:
             line += " (every printed epoch falls on the same phase: the printout shows one value)"
     elif d.kind == "oscillating":
         line = "oscillating without a clear period"
     else:
-        how = "monotone" if d.monotone else (
-            f"not monotone, swinging with period {d.period} and a shrinking swing" if d.period else "not monotone")
+        how = ("monotone" if d.monotone else
+               f"not monotone, swinging with period {d.period} and a shrinking swing" if d.period else
+               "not monotone")
         line = f"converging, {how}; loss {_fmt(d.final_loss)} at the end"
     if r.stability is not None:
         m = r.stability.points[-1]
+        verdict = "> 2: unstable" if m["lr_times_lambda"] > 2 else "< 2"
         line += (f"; lr*lambda_max = {m['lr_times_lambda']:.3g} at the nearest minimum"
-                 f" ({'> 2: unstable' if m['lr_times_lambda'] > 2 else '< 2'}; GD needs lr < {r.stability.bound:.3g})")
+                 f" ({verdict}; GD needs lr < {r.stability.bound:.3g})")
     for u in r.dead["numpy"]:
         if u["always"]:
             line += f"; {u['layer']} unit {u['name']} off on every sample at every step (never learns)"

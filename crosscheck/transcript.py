@@ -16,7 +16,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from crosscheck import blas, tolerances
+from crosscheck import blas, cases, tolerances
 from crosscheck.record import Trajectory
 
 PRINTED = Path(__file__).resolve().parent.parent / "reference" / "printed"
@@ -74,7 +74,10 @@ def printed_losses(case: str, traj: Trajectory) -> dict[int, str]:
 
     The document prints the last execution of its training cell; its epoch counter
     restarts at 0, so printed epoch ``e`` is ``e + traj.epochs - hyper["epochs"]``.
+    A run with other hyper-parameters than the document's has no printed counterpart: {}.
     """
+    if dict(traj.hyper) != dict(cases.get(case).ref.problem().hyper):
+        return {}
     offset = traj.epochs - int(traj.hyper["epochs"])
     found = (_LOSS_LINE.match(line) for line in printed(case).splitlines())
     return {offset + int(m[1]): m[2] for m in found if m}
