@@ -130,17 +130,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
 
     progress = _Progress(len(names))
-    results = []
+    results, pictures, mine = [], [], []
     try:
-        for name in names:
-            results.append(report.run_case(name, frameworks, args.dtype, progress=progress, **overrides))
-            progress.step()
-            if args.plots:
-                progress(f"{name} [plots]")
-                from crosscheck import plots, transcript
-                r = results[-1]
-                plots.write(r.trajs, transcript.printed_losses(name, r.reference), Path(args.plots),
-                            r.diagnosis)
+        with report.Workers(args.jobs) as workers:
+            runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers,
+                                           progress=progress, **overrides)
+            for i, (name, trajs) in enumerate(runs):
+                r = report.analyse(name, trajs, args.dtype, progress=progress)
+                results.append(r)
+                progress.step()
+                if args.plots:   # half for the helper now, half for this process afterwards
+                    from crosscheck import plots, transcript
+                    job = (plots.write, r.trajs, transcript.printed_losses(name, r.reference),
+                           Path(args.plots), r.diagnosis)
+                    (mine.append(job) if i % 2 and workers.pool else
+                     pictures.append(workers.submit(*job)))
+            for i, (fn, *job_args) in enumerate(mine):
+                progress(f"plots {i + 1}/{len(mine)}")
+                fn(*job_args)
+            for picture in pictures:
+                picture.result()
     finally:
         progress.close()
 
@@ -173,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_positive_int, help="override every case's epochs")
     r.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or stdout with -")
     r.add_argument("--plots", metavar="DIR", help="write loss and parameter plots to DIR")
+    r.add_argument("--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
+                   help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -27,8 +27,9 @@ def _figure(ncols: int = 1, width: float = 8.0, ratios=None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, 4.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = Figure(figsize=(width, 4.6), dpi=100)   # fixed margins: constrained layout re-measures
+    FigureCanvasAgg(fig)                          # every text several times (half the cost)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.11, top=0.84, wspace=0.15)
     return fig, fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
 
 
@@ -55,8 +56,8 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     ax.set_ylabel("loss (as the document defines it)")
     zoom.set_xlabel(f"last {len(last)} epochs")
     title = f"{ref.case}: {diagnosis}" if diagnosis else ref.case
-    fig.suptitle(textwrap.fill(title, 130), fontsize=9, x=0.01, ha="left")
-    ax.legend(fontsize=8)
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9, x=0.01, y=0.99, ha="left", va="top")
+    ax.legend(fontsize=8, loc="upper right")
     fig.savefig(path)
     return path
 
@@ -75,9 +76,9 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
                         label=f"{label} ({name})" if name == "numpy" else None)
     ax.set_xlabel("update step")
     ax.set_ylabel("parameter value")
-    ax.set_title(f"{ref.case}: parameters at every step (numpy solid, torch dashed, jax dotted)",
-                 fontsize=9, loc="left")
-    ax.legend(fontsize=8, ncol=2)
+    fig.suptitle(f"{ref.case}: parameters at every step (numpy solid, torch dashed, jax dotted)",
+                 fontsize=9, x=0.01, y=0.99, ha="left", va="top")
+    ax.legend(fontsize=8, ncol=2, loc="upper right")
     fig.savefig(path)
     return path
 

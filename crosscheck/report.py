@@ -8,11 +8,13 @@ documented in the README; keep it stable.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
+import frameworks as fw_registry
 from crosscheck import cases, compare, diagnostics, runner, transcript
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
@@ -54,12 +56,90 @@ class CaseResult:
         return not self.diverging and all(self.agree(fw) for fw in self.comparisons)
 
 
-def run_case(case: str, frameworks: Sequence[str], dtype: str = "float64",
-             progress: Callable[[str], None] = lambda s: None, **overrides: Any) -> CaseResult:
-    trajs = {}
-    for impl in ("numpy", *frameworks):
-        progress(f"{case} [{impl}]")
-        trajs[impl] = runner.run(case, impl, dtype=dtype, **overrides)
+def _run(task: tuple[str, str, str, dict[str, Any]]) -> Trajectory:
+    case, impl, dtype, overrides = task
+    return runner.run(case, impl, dtype=dtype, **overrides)
+
+
+class Workers:
+    """A helper process beside this one (``jobs >= 2``), or none (``jobs == 1``).
+
+    The helper is started fresh (spawn), before torch or JAX is imported here, and takes
+    work that does not need this process: the reference and JAX runs, then the plots.
+    Two processes do not share an interpreter lock, so on two cores they overlap.
+    """
+
+    def __init__(self, jobs: int = 2) -> None:
+        self.pool = None
+        if jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        if self.pool:
+            return self.pool.submit(fn, *args)
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except Exception as e:  # surfaces at .result(), as from the pool
+            f.set_exception(e)
+        return f
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
+                     workers: Workers | None = None, progress: Callable[[str], None] = lambda s: None,
+                     **overrides: Any) -> Iterator[tuple[str, dict[str, Trajectory]]]:
+    """Every case's trajectories, case by case in order.
+
+    With a helper process (:class:`Workers`) it runs the reference and JAX while this
+    process runs torch; the runs are independent. A framework run is keyed by
+    :func:`frameworks.model_key`; a second case with the same key (``relu_class`` at the
+    document's sizes is ``relu``) reuses the run instead of repeating it.
+    """
+    impls = ["numpy", *frameworks]
+    plan: dict[str, dict[str, tuple]] = {}       # case -> impl -> run key
+    owner: dict[tuple, str] = {}                  # run key -> the case that runs it
+    problems = {}
+    for case in names:
+        problems[case] = cases.get(case).ref.problem(**overrides)
+        plan[case] = {impl: (impl, case) if impl == "numpy" else
+                      (impl, dtype, fw_registry.model_key(problems[case])) for impl in impls}
+        for key in plan[case].values():
+            owner.setdefault(key, case)
+
+    local = "torch" if "torch" in frameworks else "numpy"
+    futures = {}
+    if workers is not None and workers.pool:   # queue the helper's whole share up front
+        futures = {key: workers.submit(_run, (case, key[0], dtype, overrides))
+                   for key, case in owner.items() if key[0] != local}
+    done: dict[tuple, Trajectory] = {}
+    for case in names:
+        trajs = {}
+        for impl, key in plan[case].items():
+            if key not in done:
+                progress(f"{case} [{impl}]")
+                done[key] = (futures.pop(key).result() if key in futures
+                             else _run((owner[key], impl, dtype, overrides)))
+            traj = done[key]
+            if owner[key] != case:
+                traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))
+            trajs[impl] = traj
+        yield case, trajs
+
+
+def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
+            progress: Callable[[str], None] = lambda s: None) -> CaseResult:
+    """Compare every framework with the reference, and diagnose the run."""
+    frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
     comparisons = {fw: compare.compare(ref, trajs[fw]) for fw in frameworks}
     dyn = {k: diagnostics.dynamics(t) for k, t in trajs.items()}

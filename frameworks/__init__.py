@@ -6,13 +6,28 @@ is imported only when it is asked for, so the reference runs without torch or JA
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+
+import numpy as np
 
 from crosscheck.problem import Problem
 from crosscheck.record import Trajectory
 
 FRAMEWORKS = ("torch", "jax")
 _MODULES = {"torch": "frameworks.torch_models", "jax": "frameworks.jax_models"}
+
+
+def model_key(problem: Problem) -> str:
+    """What a framework run computes, without the case's name: two problems with the same
+    key run the very same function on the very same inputs (``relu`` and ``relu_class``
+    at the document's sizes do), so one run serves both."""
+    model = (f"two_layer:{','.join(problem.activations)}" if problem.case in ("relu", "relu_class")
+             else problem.case)
+    h = hashlib.sha256(f"{model}|{problem.mode}|{problem.lr!r}|{problem.epochs}|{problem.masks}".encode())
+    for a in (problem.x, problem.y, problem.x_test, *problem.init.values()):
+        h.update(np.ascontiguousarray(a).tobytes() + str(a.shape).encode())
+    return h.hexdigest()
 
 
 def train(framework: str, problem: Problem, dtype: str = "float64") -> Trajectory:

@@ -1,0 +1,149 @@
+"""``crosscheck run``: exit codes, the JSON contract, plots, determinism, progress."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import frameworks
+from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "crosscheck", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+
+
+def run_json(capsys, *args, jobs="1"):
+    # In-process runs use one process (JAX compiles once per test session); the two-process
+    # default is exercised by the tests that start a real `crosscheck run`.
+    code = main(["run", *args, "--json", "-", "--jobs", jobs])
+    out = capsys.readouterr()
+    return code, json.loads(out.out), out.err
+
+
+def test_agreement_exits_0(capsys):
+    code, report, _ = run_json(capsys, "sgd_linear", "linear_nobias")
+    assert code == EXIT_OK
+    assert all(fw["agree"] for c in report["cases"].values() for fw in c["frameworks"].values())
+
+
+def test_mismatch_exits_1_and_names_the_place(capsys, monkeypatch):
+    real = frameworks.train
+
+    def perturbed(framework, problem, dtype="float64"):
+        traj = real(framework, problem, dtype)
+        if framework == "torch":
+            traj.grads["b"][7] *= 1 + 1e-6                 # one gradient, one step, off by 1e-6
+        return traj
+
+    monkeypatch.setattr(frameworks, "train", perturbed)
+    code, report, _ = run_json(capsys, "sgd_linear")
+    assert code == EXIT_MISMATCH
+    torch, jax = (report["cases"]["sgd_linear"]["frameworks"][fw] for fw in ("torch", "jax"))
+    assert not torch["agree"] and jax["agree"]
+    first = torch["first_divergence"]
+    assert (first["step"], first["quantity"], first["parameter"]) == (7, "grad", "b"), first
+
+
+def test_divergence_exits_1_same_step_everywhere_and_other_cases_still_run(capsys):
+    code, report, err = run_json(capsys, "linear_nobias", "sgd_linear", "--lr", "0.1")
+    assert code == EXIT_MISMATCH
+    assert "Traceback" not in err
+    case = report["cases"]["linear_nobias"]
+    assert case["dynamics"]["kind"] == "diverging"
+    start = case["dynamics"]["start_step"]
+    for fw, r in case["frameworks"].items():
+        assert r["dynamics"]["kind"] == "diverging" and r["dynamics"]["start_step"] == start, (fw, r)
+        assert r["agree"], f"[linear_nobias/{fw}] NaN positions must compare equal: {r['first_divergence']}"
+    assert report["cases"]["sgd_linear"]["dynamics"]["kind"] == "converging"
+
+
+BAD = {
+    "unknown-case": ["run", "nope"],
+    "unknown-framework": ["run", "--framework", "mxnet"],
+    "unknown-option": ["run", "--frobnicate"],
+    "lr-not-a-number": ["run", "--lr", "fast"],
+    "lr-negative": ["run", "--lr", "-0.1"],
+    "lr-zero": ["run", "--lr", "0"],
+    "lr-nan": ["run", "--lr", "nan"],
+    "lr-inf": ["run", "--lr", "inf"],
+    "epochs-zero": ["run", "--epochs", "0"],
+    "epochs-fraction": ["run", "--epochs", "1.5"],
+    "dtype-float16": ["run", "--dtype", "float16"],
+}
+
+
+@pytest.mark.parametrize("argv", BAD.values(), ids=BAD.keys())
+def test_usage_errors_exit_2_one_line_nothing_written(argv, capsys, tmp_path):
+    out = tmp_path / "report.json"
+    code = main([*argv, "--json", str(out), "--plots", str(tmp_path / "plots")])
+    captured = capsys.readouterr()
+    assert code == EXIT_USAGE, f"{argv}: exit {code}"
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured
+    assert not out.exists() and not (tmp_path / "plots").exists(), f"{argv}: wrote output on bad input"
+
+
+def test_usage_error_has_no_traceback_in_a_real_process():
+    r = run_cli("run", "--lr", "fast")
+    assert r.returncode == EXIT_USAGE and "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_json_to_a_directory_is_a_usage_error(tmp_path, capsys):
+    assert main(["run", "sgd_linear", "--json", str(tmp_path)]) == EXIT_USAGE
+
+
+def test_json_contract(capsys):
+    code, report, _ = run_json(capsys, "relu", "sgd_two_relu", jobs="2")
+    assert set(report) >= {"versions", "dtype", "cases"}
+    assert set(report["versions"]) >= {"python", "numpy", "torch", "jax"}
+    assert report["dtype"] == "float64"
+    for name, case in report["cases"].items():
+        for fw in ("torch", "jax"):
+            r = case["frameworks"][fw]
+            assert isinstance(r["agree"], bool), name
+            assert set(r["max_rel_err"]) >= {"loss", "grads", "params"}, name
+            assert all(isinstance(v, float) for v in r["max_rel_err"].values()), name
+            assert r["first_divergence"] is None or set(r["first_divergence"]) >= {
+                "step", "quantity", "parameter", "expected", "got"}, name
+        d = case["dynamics"]
+        assert d["kind"] in {"converging", "oscillating", "stalled", "diverging"}, name
+        assert d["period"] is None or isinstance(d["period"], int), name
+        assert isinstance(d["cycle_losses"], list), name
+        for u in case["dead_units"]:
+            assert set(u) >= {"layer", "unit", "samples"}, name
+
+
+def test_json_file_is_written_whole(tmp_path, capsys):
+    out = tmp_path / "sub" / "report.json"
+    assert main(["run", "sgd_linear", "--json", str(out), "--jobs", "1"]) == EXIT_OK
+    assert json.loads(out.read_text())["cases"]["sgd_linear"]
+    assert [p.name for p in out.parent.iterdir()] == ["report.json"], "temporary file left behind"
+
+
+def test_plots_are_written_and_non_empty(tmp_path, capsys):
+    assert main(["run", "sgd_two_relu", "--plots", str(tmp_path)]) == EXIT_OK
+    for kind in ("loss", "params"):
+        png = tmp_path / f"sgd_two_relu_{kind}.png"
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, f"{png}: {len(data)} bytes"
+
+
+def test_piped_output_has_no_progress_codes():
+    r = run_cli("run", "sgd_linear")
+    assert r.returncode == EXIT_OK, r.stderr
+    assert "\r" not in r.stdout + r.stderr and "\x1b" not in r.stdout + r.stderr
+    assert "sgd_linear" in r.stdout and r.stderr == ""
+
+
+@pytest.mark.parametrize("cases", [["linear_nobias", "relu", "sgd_two_relu"]], ids=["3-cases"])
+def test_deterministic_json_across_runs_and_thread_counts(cases):
+    outs = [run_cli("run", *cases, "--json", "-", env={"OMP_NUM_THREADS": n}) for n in ("1", "2")]
+    for r in outs:
+        assert r.returncode == EXIT_OK, r.stderr
+    assert outs[0].stdout == outs[1].stdout, "JSON differs between OMP_NUM_THREADS=1 and 2"
+    relu = json.loads(outs[0].stdout)["cases"]["relu"]
+    assert np.isfinite(relu["frameworks"]["jax"]["max_rel_err"]["loss"])
