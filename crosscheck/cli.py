@@ -118,6 +118,66 @@ def _check_output_path(path: str | None, what: str) -> None:
         raise UsageError(f"--plots {path}: exists and is not a directory")
 
 
+def _sizes(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N,H,O (three positive integers)")
+    return tuple(_positive_int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _activations(text: str) -> tuple[str, str]:
+    from reference.relu_class import ACTIVATION_CLASSES
+
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p in ACTIVATION_CLASSES for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not A1,A2 with each one of {', '.join(ACTIVATION_CLASSES)}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
+    """The per-run overrides; --sizes and --activations belong to the class case alone."""
+    overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
+    for opt in ("sizes", "activations"):
+        value = getattr(args, opt, None)
+        if value is not None:
+            if list(names) != ["relu_class"]:
+                raise UsageError(f"--{opt} applies to the class model only: name the case relu_class alone")
+            overrides[opt] = value
+    return overrides
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from crosscheck import explain, runner
+
+    case = _case(args.case)
+    overrides = _overrides(args, [case.name])
+    traj = runner.run(case.name, **overrides)
+    if not 0 <= args.step < traj.steps:
+        raise UsageError(f"--step {args.step}: {case.name} has steps 0..{traj.steps - 1}")
+    text, ok = explain.render(traj, args.step)
+    print(text)
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def cmd_kinks(args: argparse.Namespace) -> int:
+    from crosscheck import kinks
+
+    rows = kinks.table()
+    print("ReLU spellings, derivative at exactly 0, installed versions; the reference uses (x > 0).")
+    print(f"Kink case: the class model at the documents' data from {kinks.KINK_INIT},")
+    print("where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients.\n")
+    print(f"{'framework':<9} {'spelling':<36} {'d/dx at 0':>9}  {'= ref':<5}  kink case (max rel. error)")
+    for r in rows:
+        case = ("-" if r.kink_case_agrees is None else
+                f"{'agrees' if r.kink_case_agrees else 'DIFFERS'} ({r.kink_case_error:.1e})")
+        print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {'yes' if r.agrees else 'NO':<5}  {case}")
+    from crosscheck.versions import versions
+    v = versions()
+    print(f"\ntorch {v['torch']}, jax {v['jax']}. The framework models use torch.relu and jax.nn.relu.")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from crosscheck import report  # imports the frameworks lazily
 
@@ -127,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     frameworks = args.framework or ["torch", "jax"]
     _check_output_path(args.json, "file")
     _check_output_path(args.plots, "dir")
-    overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
+    overrides = _overrides(args, names)
 
     progress = _Progress(len(names))
     results, pictures, mine = [], [], []
@@ -182,10 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_positive_int, help="override every case's epochs")
     r.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or stdout with -")
     r.add_argument("--plots", metavar="DIR", help="write loss and parameter plots to DIR")
+    _class_options(r)
     r.add_argument("--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
                    help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("explain", help="the manual backward line by line beside autograd and "
+                                       "finite differences")
+    e.add_argument("case", help="case name (see 'crosscheck list')")
+    e.add_argument("--step", type=int, default=0, help="update step to explain (default 0)")
+    e.add_argument("--lr", type=_positive_float, help="override the learning rate")
+    e.add_argument("--epochs", type=_positive_int, help="override the epochs")
+    _class_options(e)
+    e.set_defaults(func=cmd_explain)
+
+    k = sub.add_parser("kinks", help="each ReLU spelling's derivative at exactly 0")
+    k.set_defaults(func=cmd_kinks)
     return p
+
+
+def _class_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", type=_sizes, metavar="N,H,O",
+                   help="relu_class only: inputs, hidden units, outputs (data then drawn from the seed)")
+    p.add_argument("--activations", type=_activations, metavar="A1,A2",
+                   help="relu_class only: hidden and output activation (relu, identity, sigmoid, tanh, "
+                        "leakyrelu)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,12 @@ def model_key(problem: Problem) -> str:
     return h.hexdigest()
 
 
+def gradients(framework: str, problem: Problem, params: dict, sample: int | None = None,
+              dtype: str = "float64") -> dict:
+    """Autograd's gradients at ``params``, for one step: ``{"loss", "params", "intermediates"}``."""
+    return importlib.import_module(_MODULES[framework]).gradients(problem, params, sample, dtype)
+
+
 def train(framework: str, problem: Problem, dtype: str = "float64") -> Trajectory:
     """Run ``problem`` in ``framework`` and return its trajectory (dtype checked)."""
     traj = importlib.import_module(_MODULES[framework]).train(problem, dtype)

@@ -53,32 +53,50 @@ ACTIVATIONS = {
 }
 
 
-# Forward passes: (params, x) -> (prediction, {pre-activation name: array}).
-def linear_nobias(p, x):
-    hidden = x @ p["W1"]                                     # (m, 1)
-    return hidden @ p["W2"], {}                              # (m, 1)
+def keep(name, t):
+    """The default tap: a forward pass calls ``tap(name, t)`` on each intermediate the
+    document names, so training can read the ReLU masks and the chain-rule view can ask
+    autograd for the gradient with respect to it."""
+    return t
 
 
-def linear_bias(p, x):
-    hidden = x @ p["W1"] + p["b1"]                           # (m, 1)
-    return hidden @ p["W2"] + p["b2"], {}                    # (m, 1)
+# Forward passes: (params, x, tap) -> prediction; intermediates carry the document's names.
+def linear_nobias(p, x, tap=keep):
+    H = tap("H", x @ p["W1"])                                # (m, 1)
+    return tap("O", H @ p["W2"])                             # (m, 1)
 
 
-def two_layer(p, x, activations=("relu", "relu")):
-    act1, act2 = (ACTIVATIONS[a] for a in activations)
-    a = x @ p["W1"] + p["b1"]                                # (m, h)
-    z = act1(a) @ p["W2"] + p["b2"]                          # (m, o)
-    return act2(z), {"a": a, "z": z}
+def linear_bias(p, x, tap=keep):
+    H = tap("H", x @ p["W1"] + p["b1"])                      # (m, 1)
+    return tap("O", H @ p["W2"] + p["b2"])                   # (m, 1)
 
 
-def sgd_linear(p, x):
-    return p["w"] * x + p["b"], {}
+def two_layer(p, x, tap=keep, activations=("relu", "relu")):
+    act1, act2 = (ACTIVATIONS[a] if isinstance(a, str) else a for a in activations)
+    a = tap("a", x @ p["W1"] + p["b1"])                      # (m, h)
+    A = tap("A", act1(a))                                    # (m, h)
+    z = tap("z", A @ p["W2"] + p["b2"])                      # (m, o)
+    return tap("O", act2(z))                                 # (m, o)
 
 
-def sgd_two_relu(p, x):
-    z1 = p["w1"] * x + p["b1"]
-    z2 = p["w2"] * x + p["b2"]
-    return p["w3"] * jax.nn.relu(z1) + p["w4"] * jax.nn.relu(z2) + p["b3"], {"z1": z1, "z2": z2}
+def sgd_linear(p, x, tap=keep):
+    return tap("y_pred", p["w"] * x + p["b"])
+
+
+def sgd_two_relu(p, x, tap=keep):
+    z1 = tap("z1", p["w1"] * x + p["b1"])
+    h1 = tap("h1", jax.nn.relu(z1))
+    z2 = tap("z2", p["w2"] * x + p["b2"])
+    h2 = tap("h2", jax.nn.relu(z2))
+    return tap("z3", p["w3"] * h1 + p["w4"] * h2 + p["b3"])
+
+
+def recording(named):
+    """A tap that keeps every intermediate in ``named``."""
+    def tap(name, t):
+        named[name] = t
+        return t
+    return tap
 
 
 def forward_of(problem: Problem):
@@ -96,7 +114,8 @@ def _two_layer_with(activations):
 @functools.partial(jax.jit, static_argnames=("forward", "mode", "epochs", "masks"))
 def _train(params, x, y, lr, *, forward, mode, epochs, masks):
     def loss_fn(p, xb, yb):
-        out, pre = forward(p, xb)
+        pre: dict = {}
+        out = forward(p, xb, recording(pre))
         err = jnp.mean(jnp.square(yb - out)) if mode == "batch" else (out - yb) ** 2
         return err, {n: pre[n] > 0 for n in masks}
 
@@ -124,6 +143,30 @@ def _train(params, x, y, lr, *, forward, mode, epochs, masks):
     return final, epoch_loss, flat(loss), flat(grads), flat(seq), flat(mask)
 
 
+def gradients(problem: Problem, params: dict, sample: int | None = None,
+              dtype: str = "float64") -> dict:
+    """One step's autograd gradients at ``params``: of the loss with respect to every
+    parameter, and to every tapped intermediate by a vjp with respect to a zero
+    perturbation added at each tap (d loss / d (t + eps) at eps = 0 is d loss / d t)."""
+    jdtype = jnp.dtype(dtype)
+    forward = forward_of(problem)
+    p = {k: jnp.asarray(v, jdtype) for k, v in params.items()}
+    x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
+    xb, yb = (x, y) if problem.mode == "batch" else (x[sample], y[sample])
+    shapes: dict = {}
+    forward(p, xb, recording(shapes))
+    eps = {n: jnp.zeros_like(t) for n, t in shapes.items()}
+
+    def loss_fn(p, eps):
+        out = forward(p, xb, lambda name, t: t + eps[name])
+        return jnp.mean(jnp.square(yb - out)) if problem.mode == "batch" else (out - yb) ** 2
+
+    loss, vjp = jax.vjp(loss_fn, p, eps)
+    g_params, g_named = vjp(jnp.ones_like(loss))
+    return {"loss": float(loss), "params": {k: np.asarray(g_params[k]) for k in params},
+            "intermediates": {n: np.asarray(v) for n, v in g_named.items()}}
+
+
 def train(problem: Problem, dtype: str = "float64") -> Trajectory:
     """The document's training loop, compiled, with JAX autograd gradients."""
     jdtype = jnp.dtype(dtype)
@@ -135,8 +178,8 @@ def train(problem: Problem, dtype: str = "float64") -> Trajectory:
         epochs=problem.epochs, masks=problem.masks)
     # Pytrees sort dict keys (W1, W2, b1, b2); the record keeps the document's order.
     seq = {k: np.concatenate([np.asarray(params[k])[None], np.asarray(seq[k])]) for k in problem.init}
-    pred_train = forward(final, x)[0]
-    pred_test = forward(final, jnp.asarray(problem.x_test, jdtype))[0] if problem.x_test.size else ()
+    pred_train = forward(final, x)
+    pred_test = forward(final, jnp.asarray(problem.x_test, jdtype)) if problem.x_test.size else ()
     return Trajectory(
         case=problem.case, framework="jax", dtype=jdtype.name, hyper=dict(problem.hyper),
         epoch_loss=np.asarray(epoch_loss), step_loss=np.asarray(loss),

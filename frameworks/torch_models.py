@@ -33,32 +33,50 @@ ACTIVATIONS = {
 }
 
 
-# Forward passes: (params, x) -> (prediction, {pre-activation name: tensor}).
-def linear_nobias(p, x):
-    hidden = x @ p["W1"]                                     # (m, 1)
-    return hidden @ p["W2"], {}                              # (m, 1)
+def keep(name, t):
+    """The default tap: a forward pass calls ``tap(name, t)`` on each intermediate the
+    document names, so training can read the ReLU masks and the chain-rule view can ask
+    autograd for the gradient with respect to it."""
+    return t
 
 
-def linear_bias(p, x):
-    hidden = x @ p["W1"] + p["b1"]                           # (m, 1)
-    return hidden @ p["W2"] + p["b2"], {}                    # (m, 1)
+# Forward passes: (params, x, tap) -> prediction; intermediates carry the document's names.
+def linear_nobias(p, x, tap=keep):
+    H = tap("H", x @ p["W1"])                                # (m, 1)
+    return tap("O", H @ p["W2"])                             # (m, 1)
 
 
-def two_layer(p, x, activations=("relu", "relu")):
-    act1, act2 = (ACTIVATIONS[a] for a in activations)
-    a = x @ p["W1"] + p["b1"]                                # (m, h)
-    z = act1(a) @ p["W2"] + p["b2"]                          # (m, o)
-    return act2(z), {"a": a, "z": z}
+def linear_bias(p, x, tap=keep):
+    H = tap("H", x @ p["W1"] + p["b1"])                      # (m, 1)
+    return tap("O", H @ p["W2"] + p["b2"])                   # (m, 1)
 
 
-def sgd_linear(p, x):
-    return p["w"] * x + p["b"], {}
+def two_layer(p, x, tap=keep, activations=("relu", "relu")):
+    act1, act2 = (ACTIVATIONS[a] if isinstance(a, str) else a for a in activations)
+    a = tap("a", x @ p["W1"] + p["b1"])                      # (m, h)
+    A = tap("A", act1(a))                                    # (m, h)
+    z = tap("z", A @ p["W2"] + p["b2"])                      # (m, o)
+    return tap("O", act2(z))                                 # (m, o)
 
 
-def sgd_two_relu(p, x):
-    z1 = p["w1"] * x + p["b1"]
-    z2 = p["w2"] * x + p["b2"]
-    return p["w3"] * torch.relu(z1) + p["w4"] * torch.relu(z2) + p["b3"], {"z1": z1, "z2": z2}
+def sgd_linear(p, x, tap=keep):
+    return tap("y_pred", p["w"] * x + p["b"])
+
+
+def sgd_two_relu(p, x, tap=keep):
+    z1 = tap("z1", p["w1"] * x + p["b1"])
+    h1 = tap("h1", torch.relu(z1))
+    z2 = tap("z2", p["w2"] * x + p["b2"])
+    h2 = tap("h2", torch.relu(z2))
+    return tap("z3", p["w3"] * h1 + p["w4"] * h2 + p["b3"])
+
+
+def recording(named):
+    """A tap that keeps every intermediate in ``named``."""
+    def tap(name, t):
+        named[name] = t
+        return t
+    return tap
 
 
 def forward_of(problem: Problem):
@@ -71,6 +89,32 @@ def forward_of(problem: Problem):
 def _two_layer_with(activations):
     # One function object per activation pair, so a compiled run is reused.
     return functools.partial(two_layer, activations=activations)
+
+
+def gradients(problem: Problem, params: dict, sample: int | None = None,
+              dtype: str = "float64") -> dict:
+    """One step's autograd gradients at ``params``: of the loss with respect to every
+    parameter and to every intermediate the forward taps (``retain_grad``).
+
+    ``sample`` picks the SGD sample; a batch case uses the whole batch.
+    """
+    tdtype = getattr(torch, dtype)
+    p = {k: torch.tensor(np.asarray(v), dtype=tdtype, requires_grad=True) for k, v in params.items()}
+    x, y = (torch.tensor(a, dtype=tdtype) for a in (problem.x, problem.y))
+    named: dict = {}
+
+    def tap(name, t):
+        t.retain_grad()
+        named[name] = t
+        return t
+
+    if problem.mode == "batch":
+        loss = torch.mean(torch.square(y - forward_of(problem)(p, x, tap)))
+    else:
+        loss = (forward_of(problem)(p, x[sample], tap) - y[sample]) ** 2
+    loss.backward()
+    return {"loss": loss.item(), "params": {k: v.grad.numpy() for k, v in p.items()},
+            "intermediates": {n: t.grad.numpy() for n, t in named.items() if t.grad is not None}}
 
 
 def train(problem: Problem, dtype: str = "float64") -> Trajectory:
@@ -91,24 +135,26 @@ def train(problem: Problem, dtype: str = "float64") -> Trajectory:
                  {k: p.detach().numpy() for k, p in params.items()},
                  {n: (pre[n] > 0).numpy() for n in problem.masks})
 
+    pre: dict = {}
+    tap = recording(pre)
     for epoch in range(problem.epochs):
         if problem.mode == "batch":
-            out, pre = forward(params, x)
+            out = forward(params, x, tap)
             loss = torch.mean(torch.square(y - out))
             rec.epoch_loss[epoch] = loss.item()
             update(loss, pre)
         else:
             total_loss = 0.0
             for xi, yi in zip(x, y, strict=True):
-                out, pre = forward(params, xi)
+                out = forward(params, xi, tap)
                 loss = (out - yi) ** 2
                 total_loss += loss.item()
                 update(loss, pre)
             rec.epoch_loss[epoch] = total_loss
 
     with torch.no_grad():
-        pred_train = forward(params, x)[0].numpy()
+        pred_train = forward(params, x).numpy()
         x_test = torch.tensor(problem.x_test, dtype=tdtype)
-        pred_test = forward(params, x_test)[0].numpy() if len(x_test) else np.zeros(0)
+        pred_test = forward(params, x_test).numpy() if len(x_test) else np.zeros(0)
     return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper,
                       pred_train=pred_train, pred_test=pred_test)

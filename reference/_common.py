@@ -6,6 +6,8 @@ module, line by line as in its document.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from crosscheck.record import Recorder, Trajectory
@@ -26,6 +28,47 @@ def backward_at(module, params: dict, lr: float = 0.0) -> dict:
     tape: dict = {}
     module.backward(x, y, *p, *module.forward(x, *p), lr, tape=tape)
     return tape
+
+
+class _Found(Exception):
+    pass
+
+
+def locals_at(code, line_text: str, occurrence: int, run) -> dict:
+    """The local variables of ``code`` just before its line ``line_text`` runs for the
+    ``occurrence``-th time (0-based) during ``run()``; the run is stopped right there.
+
+    This reads the documents' code as it stands: every name a backward pass computes
+    (``dL_dO``, ``dO_dz``, ``dh1``, ...), with no change to the code.
+    """
+    found: dict = {}
+    seen = [0]
+
+    def local(frame, event, arg):
+        if event == "line":
+            import linecache
+
+            if linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip() == line_text:
+                if seen[0] == occurrence:
+                    found.update(frame.f_locals)
+                    raise _Found
+                seen[0] += 1
+        return local
+
+    def outer(frame, event, arg):
+        return local if frame.f_code is code else None
+
+    old = sys.gettrace()
+    sys.settrace(outer)
+    try:
+        run()
+    except _Found:
+        pass
+    finally:
+        sys.settrace(old)
+    if not found:
+        raise ValueError(f"line {line_text!r} ran fewer than {occurrence + 1} times")
+    return found
 
 
 def print_line(*args: object) -> str:

@@ -91,6 +91,16 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     return make("linear_bias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED})
 
 
+BACKWARD = (backward, "b2 -= lr * dL_db2")
+INTERMEDIATES = {"dL_dO": "O", "dL_dH": "H"}
+
+
+def loss_at(params, hyper=None, sample=None):
+    z, y = data()
+    H, O = forward(z, params["W1"], params["b1"], params["W2"], params["b2"])
+    return MSE(y, O), ()
+
+
 def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
     """The document's training loop, every epoch recorded."""
     np.random.seed(SEED)

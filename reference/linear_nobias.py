@@ -68,7 +68,7 @@ def backward(x, y, W1, W2, H, O, lr=0.01, tape=None):
     dL_dW1 = dH_dW1.T @ (dL_dO @ dO_dH.T)                    # (1, 1)
 
     if tape is not None:
-        tape.update(dL_dO=dL_dO, dL_dH=dL_dO @ dO_dH.T, dL_dW2=dL_dW2, dL_dW1=dL_dW1)
+        tape.update(dL_dO=dL_dO, dL_dW2=dL_dW2, dL_dW1=dL_dW1)
 
     W2 -= lr * dL_dW2
     W1 -= lr * dL_dW1
@@ -82,6 +82,19 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     x, y = data()
     init = dict(zip(GRADS, init_params(1, 1), strict=True))
     return make("linear_nobias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED})
+
+
+#: Where the manual backward lives, and its first update line (see ``crosscheck explain``).
+BACKWARD = (backward, "W2 -= lr * dL_dW2")
+#: The document's gradient names for intermediates -> the forward tensors they belong to.
+INTERMEDIATES = {"dL_dO": "O"}  # the document never names dL/dH; it is inline in dL_dW1
+
+
+def loss_at(params, hyper=None, sample=None):
+    """The document's loss at ``params`` (and nothing recorded): for the oracles."""
+    z, y = data()
+    H, O = forward(z, params["W1"], params["W2"])
+    return MSE(y, O), ()
 
 
 def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:

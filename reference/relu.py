@@ -112,6 +112,17 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
                 masks=("a", "z"), activations=("relu", "relu"))
 
 
+BACKWARD = (backward, "b2 -= lr * dL_db2")
+INTERMEDIATES = {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}
+
+
+def loss_at(params, hyper=None, sample=None):
+    """The loss at ``params``, and which side of each ReLU kink every pre-activation is on."""
+    x, y = data()
+    a, A, z, O = forward(x, params["W1"], params["b1"], params["W2"], params["b2"])
+    return MSE(y, O), (tuple((a > 0).ravel()), tuple((z > 0).ravel()))
+
+
 def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
     """The document's training loop, every epoch recorded."""
     np.random.seed(SEED)

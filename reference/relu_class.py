@@ -176,6 +176,19 @@ class LinearRegressionNN:
             rec.step(loss, {p: tape[g] for p, g in GRADS.items()}, self.params(), masks)
 
 
+BACKWARD = (LinearRegressionNN.backward, "self.b2 -= lr * dL_db2")
+INTERMEDIATES = {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}
+
+
+def loss_at(params, hyper=None, sample=None):
+    """The loss at ``params`` on the case's data, and the ReLU sides (for the oracles)."""
+    hyper = hyper or {}
+    model, x, y = build(tuple(hyper.get("sizes", SIZES)), tuple(hyper.get("activations", ACTIVATIONS)))
+    model.W1, model.b1, model.W2, model.b2 = (params[k] for k in GRADS)
+    a, A, z, O = model.forward(x)
+    return model.loss_fn.f(y, O), (tuple((a > 0).ravel()), tuple((z > 0).ravel()))
+
+
 def data(sizes=SIZES):
     """The document's data at its sizes; otherwise drawn from the seeded generator.
 
@@ -194,18 +207,25 @@ def data(sizes=SIZES):
     return x, y
 
 
-def build(sizes=SIZES, activations=ACTIVATIONS):
-    """Seed, build the model (the document's draws) and its data, as the document does."""
+def build(sizes=SIZES, activations=ACTIVATIONS, init=None):
+    """Seed, build the model (the document's draws) and its data, as the document does.
+
+    ``init`` (name -> value) replaces the drawn initial values after the draws, for
+    hand-set starts such as the integer init of ``crosscheck kinks``.
+    """
     np.random.seed(SEED)
     model = LinearRegressionNN(*sizes)
     model.set_activation([ACTIVATION_CLASSES[name]() for name in activations])
     x, y = data(sizes)
+    for name, value in (init or {}).items():
+        setattr(model, name, np.array(value, float) if np.ndim(value) else float(value))
     return model, x, y
 
 
-def problem(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIONS) -> Problem:
+def problem(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIONS,
+            init=None) -> Problem:
     """Data, the seeded initial draw and hyper-parameters, for the framework models."""
-    model, x, y = build(sizes, activations)
+    model, x, y = build(sizes, activations, init)
     masks = tuple(n for n, name in zip(("a", "z"), activations, strict=True) if name == "relu")
     return make("relu_class", "batch", x, y, model.params(), _hyper(lr, epochs, sizes, activations),
                 masks=masks, activations=tuple(activations))
@@ -216,9 +236,10 @@ def _hyper(lr, epochs, sizes, activations):
             "activations": list(activations)}
 
 
-def run(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIONS) -> Trajectory:
+def run(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIONS,
+        init=None) -> Trajectory:
     """``model.train(x, y, epochs=3000)``, every epoch recorded."""
-    model, x, y = build(sizes, activations)
+    model, x, y = build(sizes, activations, init)
     m, (_, h, o) = x.shape[0], sizes
     relu_masks = {n: shape for n, shape, name in (("a", (m, h), activations[0]),
                                                   ("z", (m, o), activations[1]))

@@ -36,6 +36,15 @@ def init_params():
     return w, b
 
 
+def loss_at(params, hyper=None, sample=0):
+    """Sample ``sample``'s squared error at ``params``, as the loop computes it."""
+    input, output = data()
+    x, y = input[sample], output[sample]
+    y_pred = params["w"] * x + params["b"]
+    error = y_pred - y
+    return error ** 2, ()
+
+
 def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     """Data, the initial values and hyper-parameters, for the framework models."""
     input, output = data()
@@ -74,6 +83,10 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
     return rec.finish(case="sgd_linear", framework="numpy",
                       hyper={"lr": lr, "epochs": epochs, "test_input": TEST_DATA},
                       pred_train=[w * x + b for x in input], pred_test=[predicted])
+
+
+BACKWARD = (run, "w = w - lr * dw")
+INTERMEDIATES: dict[str, str] = {}
 
 
 def transcript(traj: Trajectory) -> str:

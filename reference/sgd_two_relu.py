@@ -135,6 +135,19 @@ def train_cell(p, input, output, lr, epochs, rec):
     return {"w1": w1, "b1": b1, "w2": w2, "b2": b2, "w3": w3, "w4": w4, "b3": b3}
 
 
+def loss_at(params, hyper=None, sample=0):
+    """Sample ``sample``'s squared error at ``params``, and the sides of both ReLU kinks."""
+    input, output = data()
+    x, y = input[sample], output[sample]
+    error = predict(x, **{k: float(v) for k, v in params.items()}) - y
+    z1, z2 = params["w1"] * x + params["b1"], params["w2"] * x + params["b2"]
+    return error ** 2, (bool(z1 > 0), bool(z2 > 0))
+
+
+BACKWARD = (train_cell, "w1 = w1 - lr * dw1")
+INTERMEDIATES = {"dL_dy": "z3", "dh1": "h1", "dh2": "h2", "dz1": "z1", "dz2": "z2"}
+
+
 def problem(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Problem:
     """Data, the hand-set init of ``In [6]`` and hyper-parameters, for the framework models."""
     input, output = data()

@@ -1,0 +1,135 @@
+"""ReLU at exactly 0: how each spelling differentiates its kink.
+
+A ReLU can be written many ways; away from 0 they agree, at exactly 0 their derivatives
+differ. The documents use ``(x > 0)``: derivative 0 at 0. :func:`table` measures, with
+the installed torch and JAX, each spelling's derivative at exactly 0;
+:func:`kink_case` runs one step of the class model from an integer init whose
+pre-activations hit exactly 0 with a nonzero upstream gradient, and shows which
+spellings give the reference's gradients there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from crosscheck import tolerances
+
+#: The reference's convention: derivative of ReLU at exactly 0.
+REFERENCE_AT_ZERO = 0.0
+
+#: A hand-set integer start for the class model at the document's sizes and data
+#: (x = 0..9): a = x - 1 is exactly 0 at x = 1, and z = A is exactly 0 at x = 0 and 1,
+#: where dL/dO = 2 (O - y) / m = -0.6 and -1.0: nonzero upstream gradients at both kinks.
+KINK_INIT = {"W1": [[1.0]], "b1": -1.0, "W2": [[1.0]], "b2": 0.0}
+
+
+def torch_spellings() -> dict[str, Callable]:
+    import torch
+    import torch.nn.functional as F
+
+    return {
+        "torch.relu(x)": torch.relu,
+        "F.relu(x)": F.relu,
+        "x.clamp(min=0)": lambda t: t.clamp(min=0),
+        "torch.maximum(x, 0)": lambda t: torch.maximum(t, torch.zeros_like(t)),
+        "torch.where(x > 0, x, 0)": lambda t: torch.where(t > 0, t, torch.zeros_like(t)),
+    }
+
+
+def jax_spellings() -> dict[str, Callable]:
+    import jax
+    import jax.numpy as jnp
+
+    import frameworks.jax_models  # noqa: F401  (x64 on)
+
+    return {
+        "jax.nn.relu(x)": jax.nn.relu,
+        "jnp.maximum(x, 0)": lambda t: jnp.maximum(t, 0.0),
+        "jnp.where(x > 0, x, 0)": lambda t: jnp.where(t > 0, t, 0.0),
+        "jnp.clip(x, 0)": lambda t: jnp.clip(t, 0.0),
+    }
+
+
+def _torch_grad(fn, x):
+    import torch
+
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    fn(t).sum().backward()
+    return t.grad.numpy()
+
+
+def _jax_grad(fn, x):
+    import jax
+    import jax.numpy as jnp
+
+    return np.asarray(jax.grad(lambda t: jnp.sum(fn(t)))(jnp.asarray(x, jnp.float64)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    framework: str
+    spelling: str
+    at_zero: float
+    agrees: bool                      # with the reference's derivative at 0
+    kink_case_agrees: bool | None = None
+    kink_case_error: float | None = None
+
+
+def derivatives_at_zero() -> list[Row]:
+    rows = [Row("numpy", "(x > 0).astype(float)  [reference]", float(np.float64(0.0) > 0), True)]
+    for fw, spellings, grad in (("torch", torch_spellings(), _torch_grad),
+                                ("jax", jax_spellings(), _jax_grad)):
+        for name, fn in spellings.items():
+            d = float(grad(fn, np.zeros(1))[0])
+            rows.append(Row(fw, name, d, d == REFERENCE_AT_ZERO))
+    return rows
+
+
+def kink_gradients() -> tuple[dict[str, np.ndarray], dict[tuple[str, str], dict[str, np.ndarray]]]:
+    """One step of the class model at :data:`KINK_INIT`: the reference's manual gradients,
+    and autograd's with each spelling used for both ReLUs."""
+    from crosscheck import cases
+
+    mod = cases.get("relu_class").ref
+    ref = mod.run(epochs=1, init=KINK_INIT)
+    manual = {k: v[0] for k, v in ref.grads.items()}
+    problem = mod.problem(epochs=1, init=KINK_INIT)
+    out = {}
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    import frameworks.jax_models as jm
+    import frameworks.torch_models as tm
+
+    for name, fn in torch_spellings().items():
+        p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in problem.init.items()}
+        x, y = (torch.tensor(a) for a in (problem.x, problem.y))
+        loss = torch.mean(torch.square(y - tm.two_layer(p, x, activations=(fn, fn))))
+        out["torch", name] = dict(zip(p, (g.numpy() for g in torch.autograd.grad(loss, tuple(p.values()))),
+                                      strict=True))
+    for name, fn in jax_spellings().items():
+        p = {k: jnp.asarray(v) for k, v in problem.init.items()}
+        x, y = jnp.asarray(problem.x), jnp.asarray(problem.y)
+        g = jax.grad(lambda q: jnp.mean(jnp.square(y - jm.two_layer(q, x, activations=(fn, fn)))))(p)  # noqa: B023
+        out["jax", name] = {k: np.asarray(g[k]) for k in problem.init}
+    return manual, out
+
+
+def table() -> list[Row]:
+    """Derivative at 0 of every spelling, and whether it reproduces the reference's
+    gradients on the kink case (normwise, one step: ``tolerances.STEP_RTOL``)."""
+    manual, autograd = kink_gradients()
+    rows = []
+    for r in derivatives_at_zero():
+        if r.framework == "numpy":
+            rows.append(r)
+            continue
+        g = autograd[r.framework, r.spelling]
+        err = max(float(np.max(np.abs(g[k] - manual[k]))) / (float(np.max(np.abs(manual[k]))) or 1.0)
+                  for k in manual)
+        rows.append(dataclasses.replace(r, kink_case_agrees=err <= tolerances.STEP_RTOL, kink_case_error=err))
+    return rows

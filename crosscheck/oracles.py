@@ -1,0 +1,171 @@
+"""Second opinions on the manual gradients, independent of the frameworks' training runs.
+
+* :func:`finite_differences`: central differences of the document's loss (float64, no
+  framework) for every parameter at a chosen step, against the manual gradient. Step and
+  tolerance are derived in :mod:`crosscheck.tolerances`. Where a difference would cross a
+  ReLU kink (a pre-activation changes sign between t - 2h and t + 2h) the loss is not
+  differentiable there and no finite difference is reported.
+* :func:`chain`: the document's manual backward line by line at a chosen step, each named
+  value beside autograd's gradient with respect to the same tensor (torch ``retain_grad``,
+  JAX vjp with respect to the intermediate), and the finite difference where one exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from typing import Any
+
+import numpy as np
+
+from crosscheck import cases, tolerances
+from crosscheck.record import Trajectory
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteDifference:
+    parameter: str
+    manual: np.ndarray
+    fd: np.ndarray           # NaN where no finite difference exists (a kink in reach)
+    tol: np.ndarray          # absolute tolerance per component
+    error: np.ndarray        # |manual - fd|
+
+    @property
+    def agree(self) -> bool:
+        ok = np.isnan(self.fd) | (self.error <= self.tol)
+        return bool(np.all(ok))
+
+    @property
+    def exists(self) -> bool:
+        return bool(np.any(~np.isnan(self.fd)))
+
+
+def _overrides(traj: Trajectory) -> dict[str, Any]:
+    """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
+    keys = ("lr", "epochs", "runs", "sizes", "activations")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}
+
+
+def sample_of(traj: Trajectory, step: int) -> int | None:
+    """The SGD sample an update step sees (None for full batch)."""
+    per_epoch = traj.steps // traj.epochs
+    return step % per_epoch if per_epoch > 1 else None
+
+
+def finite_differences(traj: Trajectory, step: int) -> list[FiniteDifference]:
+    """Central differences of the loss at ``params[step]`` for every parameter component."""
+    mod = cases.get(traj.case).ref
+    sample = sample_of(traj, step)
+    params = {k: np.array(v[step], np.float64) for k, v in traj.params.items()}
+
+    def loss(p):
+        return mod.loss_at(p, traj.hyper, sample) if sample is not None else mod.loss_at(p, traj.hyper)
+
+    base, sides = loss(params)
+    target_scale = float(np.max(np.abs(mod.problem(**_overrides(traj)).y)))
+    out = []
+    for name, value in params.items():
+        flat = value.reshape(-1)
+        fd, tol = np.full(flat.shape, np.nan), np.full(flat.shape, np.nan)
+        for i, t in enumerate(flat):
+            h = tolerances.fd_step(float(t))
+            d = {}
+            kink = False
+            for mult in (1, 2):
+                vals = []
+                for sign in (1, -1):
+                    q = {k: v.copy() for k, v in params.items()}
+                    q[name].reshape(-1)[i] = t + sign * mult * h
+                    val, s = loss(q)
+                    kink |= s != sides
+                    vals.append(float(val))
+                d[mult] = (vals[0] - vals[1]) / (2 * mult * h)
+            if not kink:
+                fd[i] = d[1]
+                tol[i] = tolerances.fd_tolerance(float(base), h, d[1], d[2], target_scale)
+        manual = np.asarray(traj.grads[name][step], np.float64).reshape(-1)
+        out.append(FiniteDifference(name, manual.reshape(value.shape), fd.reshape(value.shape),
+                                    tol.reshape(value.shape), np.abs(manual - fd).reshape(value.shape)))
+    return out
+
+
+# --------------------------------------------------------------------------- the chain rule
+# The documents write "dL_dO = ..." with spaces; the tape's "dL_dO=dL_dO" lines have none.
+_ASSIGN = re.compile(r"^\s*(?:self\.)?(d\w+) = (.+?)\s*(#.*)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One line of the document's manual backward, with every opinion on its value."""
+
+    text: str
+    name: str
+    manual: np.ndarray
+    autograd: dict[str, np.ndarray]     # framework -> autograd's value (empty: local factor)
+    fd: np.ndarray | None
+    tol: float
+    kind: str                           # "gradient" (of the loss) or "local" (a local derivative)
+
+    def errors(self) -> dict[str, float]:
+        scale = float(np.max(np.abs(self.manual), initial=0.0)) or 1.0
+        return {fw: float(np.max(np.abs(v - self.manual), initial=0.0)) / scale
+                for fw, v in self.autograd.items()}
+
+    @property
+    def verdict(self) -> str:
+        if self.kind == "local":
+            return "local factor"
+        bad = [fw for fw, e in self.errors().items() if not e <= self.tol]
+        return "agree" if not bad else f"MISMATCH ({', '.join(bad)})"
+
+
+def backward_lines(case: str) -> list[tuple[str, str]]:
+    """(source line, assigned name) of the manual backward, in the document's order."""
+    fn, update = cases.get(case).ref.BACKWARD
+    lines = []
+    started = False
+    for raw in inspect.getsource(fn).splitlines():
+        text = raw.strip()
+        if text == update:
+            break
+        m = _ASSIGN.match(raw)
+        if m and not text.startswith(("tape", "if ")):
+            started = True
+            lines.append((text, m[1]))
+        elif started and text.startswith("#"):
+            continue
+    return lines
+
+
+def chain(traj: Trajectory, step: int, frameworks: tuple[str, ...] = ("torch", "jax")) -> list[Line]:
+    """The document's backward at ``step`` beside autograd and finite differences."""
+    import frameworks as fw_registry
+    from reference._common import locals_at
+
+    c = cases.get(traj.case)
+    mod = c.ref
+    overrides = _overrides(traj)
+    fn, update = mod.BACKWARD
+    manual = locals_at(fn.__code__, update, step, lambda: mod.run(**overrides))
+    problem = mod.problem(**overrides)
+    params = {k: v[step] for k, v in traj.params.items()}
+    sample = sample_of(traj, step)
+    grads = {fw: fw_registry.gradients(fw, problem, params, sample) for fw in frameworks}
+    fds = {f.parameter: f for f in finite_differences(traj, step)}
+    by_doc_name = {g: p for p, g in mod.GRADS.items()}
+    lines = []
+    for text, name in backward_lines(traj.case):
+        value = np.asarray(manual[name], np.float64)
+        autograd: dict[str, Any] = {}
+        fd = None
+        if name in by_doc_name:
+            p = by_doc_name[name]
+            autograd = {fw: g["params"][p] for fw, g in grads.items()}
+            fd = fds[p].fd if fds[p].exists else None
+        elif name in mod.INTERMEDIATES:
+            t = mod.INTERMEDIATES[name]
+            autograd = {fw: g["intermediates"][t] for fw, g in grads.items()}
+        kind = "gradient" if autograd else "local"
+        lines.append(Line(text, name, value, autograd, fd, tolerances.STEP_RTOL, kind))
+    return lines
