@@ -4,10 +4,19 @@ warnings are errors (pyproject), and float64 really in effect."""
 import crosscheck  # noqa: F401  (must come before numpy: selects the BLAS kernel)
 
 # isort: split
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from crosscheck import cases, runner
+
+# Hypothesis: a fast, reproducible profile for `make test`, a thorough one for development.
+settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 CASES = list(cases.CASES)
 FRAMEWORKS = ["torch", "jax"]

@@ -1,0 +1,128 @@
+"""Second opinions: finite differences, the chain rule line by line, ReLU kink conventions."""
+
+import numpy as np
+import pytest
+from conftest import CASES, FRAMEWORKS
+
+from crosscheck import cases, explain, kinks, oracles, tolerances
+from crosscheck.cli import EXIT_OK, EXIT_USAGE, main
+
+
+def steps_of(traj):
+    s = traj.steps
+    return sorted({0, 1, s // 3, 2 * s // 3, s - 1})
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_finite_differences_agree_with_manual_gradients(case, runs):
+    traj = runs(case)
+    for step in steps_of(traj):
+        for f in oracles.finite_differences(traj, step):
+            assert f.exists, f"[{case}] step {step} {f.parameter}: no finite difference"
+            assert f.agree, (f"[{case}] step {step} {f.parameter}: manual {f.manual!r} vs fd {f.fd!r}, "
+                             f"|diff| {f.error!r} > tol {f.tol!r}")
+
+
+def test_finite_differences_catch_a_dropped_factor_2(runs):
+    # The oracle can fail: halve one recorded gradient and it must disagree.
+    traj = runs("linear_bias")
+    broken = type(traj)(**{**traj.__dict__, "grads": {**traj.grads, "b2": traj.grads["b2"] / 2}})
+    bad = [f.parameter for f in oracles.finite_differences(broken, 10) if not f.agree]
+    assert bad == ["b2"], bad
+
+
+def test_finite_difference_skips_a_kink_in_reach():
+    from reference import relu_class as rc
+    traj = rc.run(epochs=1, init=kinks.KINK_INIT)
+    fd = {f.parameter: f for f in oracles.finite_differences(traj, 0)}
+    assert not fd["b1"].exists and not fd["b2"].exists, "a = x - 1 and z = A sit exactly on kinks"
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.parametrize("case", CASES)
+def test_every_named_intermediate_gradient_matches_autograd(case, fw, runs):
+    traj = runs(case)
+    doc_names = set(cases.get(case).ref.INTERMEDIATES) | set(cases.get(case).ref.GRADS.values())
+    for step in steps_of(traj)[:4]:
+        lines = oracles.chain(traj, step, frameworks=(fw,))
+        checked = {line.name for line in lines if line.kind == "gradient"}
+        assert checked == doc_names, f"[{case}/{fw}] step {step}: checked {checked}, named {doc_names}"
+        for line in lines:
+            if line.kind == "gradient":
+                err = line.errors()[fw]
+                assert err <= tolerances.STEP_RTOL, (
+                    f"[{case}/{fw}] step {step} {line.name}: manual {line.manual!r} vs autograd "
+                    f"{line.autograd[fw]!r} (normwise {err:.3g})")
+
+
+def test_chain_rule_lines_follow_the_document_order():
+    names = [name for _, name in oracles.backward_lines("relu")]
+    assert names == ["dL_dO", "dO_dz", "dL_dz", "dL_db2", "dz_dW2", "dL_dW2", "dz_dA", "dL_dA",
+                     "dA_da", "dL_da", "dL_db1", "da_dw1", "dL_dW1"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_explain_view_agrees(case, runs):
+    text, ok = explain.render(runs(case), 1)
+    assert ok, f"[{case}] explain reports a mismatch:\n{text}"
+    for _, name in oracles.backward_lines(case):
+        assert f"  {name} = " in text or f"self.{name}" in text, f"[{case}] line {name} missing"
+
+
+def test_explain_cli(capsys):
+    assert main(["explain", "sgd_two_relu", "--step", "7"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "dz2 = dh2 * relu_derivative(z2)" in out and "verdict  agree" in out and "fd " in out
+
+
+@pytest.mark.parametrize("argv", [["explain", "relu", "--step", "3000"], ["explain", "relu", "--step", "-1"],
+                                  ["explain", "nope"], ["explain", "relu", "--sizes", "2,2,1"]],
+                         ids=["step-too-big", "step-negative", "unknown-case", "sizes-not-class"])
+def test_explain_bad_input(argv, capsys):
+    assert main(argv) == EXIT_USAGE
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# Each spelling's derivative of ReLU at exactly 0, pinned for the locked versions
+# (torch 2.13.0, jax 0.10.2): a release that changes one fails here.
+PINNED_AT_ZERO = {
+    ("torch", "torch.relu(x)"): 0.0, ("torch", "F.relu(x)"): 0.0, ("torch", "x.clamp(min=0)"): 1.0,
+    ("torch", "torch.maximum(x, 0)"): 0.5, ("torch", "torch.where(x > 0, x, 0)"): 0.0,
+    ("jax", "jax.nn.relu(x)"): 0.0, ("jax", "jnp.maximum(x, 0)"): 0.5,
+    ("jax", "jnp.where(x > 0, x, 0)"): 0.0, ("jax", "jnp.clip(x, 0)"): 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def kink_table():
+    return kinks.table()
+
+
+def test_kink_derivatives_are_pinned(kink_table):
+    got = {(r.framework, r.spelling): r.at_zero for r in kink_table if r.framework != "numpy"}
+    assert got == PINNED_AT_ZERO
+
+
+def test_kink_case_shows_which_spellings_agree(kink_table):
+    for r in kink_table:
+        if r.framework != "numpy":
+            assert r.kink_case_agrees == (r.at_zero == kinks.REFERENCE_AT_ZERO), r
+
+
+def test_framework_models_use_an_agreeing_spelling(kink_table):
+    agree = {(r.framework, r.spelling) for r in kink_table if r.kink_case_agrees}
+    assert {("torch", "torch.relu(x)"), ("jax", "jax.nn.relu(x)")} <= agree
+
+
+def test_kink_case_really_hits_zero_with_upstream_gradient():
+    from reference import relu_class as rc
+    model, x, y = rc.build(init=kinks.KINK_INIT)
+    a, A, z, out = model.forward(x)
+    upstream = model.loss_fn.fp(y, out)
+    assert np.any((a == 0) & (upstream @ model.W2.T != 0)) and np.any((z == 0) & (upstream != 0))
+
+
+def test_kinks_cli(capsys):
+    assert main(["kinks"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "x.clamp(min=0)" in out and "DIFFERS" in out and "agrees" in out
