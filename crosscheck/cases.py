@@ -51,6 +51,11 @@ class Case:
         off on every sample (empty for cases without ReLU units)."""
         return dict(getattr(self.ref, "UNIT_PARAMS", {}))
 
+    def conditioning(self, traj: Trajectory) -> float:
+        """Amplification of rounding by ill-conditioned activation derivatives (1 if none)."""
+        fn = getattr(self.ref, "conditioning", None)
+        return float(fn(traj)) if fn else 1.0
+
     def run_reference(self, **overrides: Any) -> Trajectory:
         """The document's run, with optional overrides (``lr``, ``epochs``, ...)."""
         return self.ref.run(**overrides)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from crosscheck import tolerances
+from crosscheck import cases, tolerances
 from crosscheck.record import Trajectory
 
 #: Report groups: the keys of ``max_rel_err``.
@@ -55,6 +55,7 @@ class Comparison:
     first_steps: dict[tuple[str, str | None], int]     # (quantity, parameter) -> first bad step
     mask_mismatches: int
     first: Divergence | None
+    horizon: int | None = None    # steps compared, when a chaotic run limits them (else all)
 
     @property
     def agree(self) -> bool:
@@ -119,10 +120,17 @@ def _element(got: np.ndarray, ref: np.ndarray, i: int) -> tuple[float, float]:
     return float(r[j]), float(g[j])
 
 
-def compare(ref: Trajectory, other: Trajectory, tol: float | None = None) -> Comparison:
-    """Compare ``other`` with the reference ``ref``, step by step."""
+def compare(ref: Trajectory, other: Trajectory, tol: float | None = None,
+            horizon: int | None = None) -> Comparison:
+    """Compare ``other`` with the reference ``ref``, step by step.
+
+    ``horizon`` limits the comparison to steps ``< horizon`` (see :func:`horizon`); the
+    final predictions are then not compared, as they lie beyond it.
+    """
+    if horizon is not None:
+        ref, other = _truncate(ref, horizon), _truncate(other, horizon)
     if tol is None:
-        tol = tolerances.rtol(ref.steps, other.dtype)
+        tol = tolerances.rtol(ref.steps, other.dtype, cases.get(ref.case).conditioning(ref))
     case, fw = ref.case, other.framework
     candidates: list[tuple[int, int, Divergence]] = []   # (step, order within step, divergence)
     per: dict[tuple[str, str | None], float] = {}
@@ -168,4 +176,42 @@ def compare(ref: Trajectory, other: Trajectory, tol: float | None = None) -> Com
     groups = {"loss": worst("loss", "epoch_loss"), "grads": worst("grad"),
               "params": worst("init", "param"), "predictions": worst("pred_train", "pred_test")}
     first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
-    return Comparison(case, fw, tol, groups, per, first_steps, mask_mismatches, first)
+    return Comparison(case, fw, tol, groups, per, first_steps, mask_mismatches, first, horizon)
+
+
+def _truncate(t: Trajectory, steps: int) -> Trajectory:
+    per_epoch = max(t.steps // max(t.epochs, 1), 1)
+    epochs = steps // per_epoch
+    return dataclasses.replace(
+        t, step_loss=t.step_loss[:steps], epoch_loss=t.epoch_loss[:epochs],
+        grads={k: v[:steps] for k, v in t.grads.items()},
+        params={k: v[:steps + 1] for k, v in t.params.items()},
+        masks={k: v[:steps] for k, v in t.masks.items()},
+        pred_train=t.pred_train[:0], pred_test=t.pred_test[:0])
+
+
+def horizon(ref: Trajectory, tol: float) -> int | None:
+    """The predictability horizon of a run: the first step at which the reference itself,
+    restarted from initial values moved by one ulp, differs by more than
+    ``tol / OPS_PER_STEP`` (two implementations differ by up to OPS_PER_STEP ulps a step,
+    so their difference grows like that many times the one-ulp sensitivity).
+
+    Past it, rounding-level differences (which every pair of implementations has) are
+    amplified by the dynamics beyond the tolerance, so a step-by-step comparison there
+    cannot tell a wrong gradient from a correct one. None when the run never gets there
+    or the case cannot be restarted from given values (only the class model can).
+    """
+    c = cases.get(ref.case)
+    if "init" not in c.ref.run.__code__.co_varnames:
+        return None
+    nudged = {k: np.nextafter(v[0], np.inf) for k, v in ref.params.items()}
+    keys = ("lr", "epochs", "sizes", "activations")
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in ref.hyper.items() if k in keys}
+    with np.errstate(all="ignore"):
+        twin = c.ref.run(init=nudged, **kw)
+    per_step = np.zeros(ref.steps)
+    for name in ref.param_names:
+        per_step = np.maximum(per_step, step_errors(twin.params[name][1:], ref.params[name][1:]))
+        per_step = np.maximum(per_step, step_errors(twin.grads[name], ref.grads[name]))
+    beyond = np.flatnonzero(per_step * tolerances.OPS_PER_STEP > tol)
+    return int(beyond[0]) if beyond.size else None

@@ -251,6 +251,33 @@ def run(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIO
                       pred_train=model.forward(x)[3])
 
 
+def conditioning(traj: Trajectory) -> float:
+    """How much this run's steps amplify rounding, relative to the plain chain of ops (>= 1).
+
+    Only ``Tanh`` and ``Sigmoid`` need it: ``1 - tanh**2`` and ``s * (1 - s)`` cancel as a
+    unit saturates. Every step's running error bound (``tolerances.class_gradient_bound``,
+    the whole run at once) is divided by each gradient's causal scale; their sum over the
+    steps is the run's bound, returned as a multiple of OPS_PER_STEP * u * steps.
+    """
+    from crosscheck import compare, tolerances
+
+    acts = tuple(traj.hyper.get("activations", ACTIVATIONS))
+    if not {"tanh", "sigmoid"} & set(acts):
+        return 1.0
+    model, x, y = build(tuple(traj.hyper.get("sizes", SIZES)), acts)
+    p = {k: np.asarray(v[:-1], np.float64) for k, v in traj.params.items()}   # before each step
+    a = x @ p["W1"] + p["b1"][:, None, None]
+    A = model.a1.f(a)
+    z = A @ p["W2"] + p["b2"][:, None, None]
+    bound = tolerances.class_gradient_bound(x, y, p, (a, A, z, model.a2.f(z)))
+    per_step = np.zeros(traj.steps)
+    for k, b in bound.items():
+        scale = compare.causal_scale(traj.grads[k])
+        per_step = np.maximum(per_step, b.reshape(traj.steps, -1).max(axis=1) / scale)
+    plain = tolerances.OPS_PER_STEP * tolerances.UNIT_ROUNDOFF["float64"] * traj.steps
+    return max(1.0, float(per_step.sum()) / plain)
+
+
 def transcript(traj: Trajectory) -> str:
     sizes = tuple(traj.hyper.get("sizes", SIZES))
     y = data(sizes)[1] if sizes == SIZES else build(sizes)[2]

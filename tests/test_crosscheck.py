@@ -110,3 +110,9 @@ def test_tolerances_stay_under_the_float64_ceiling():
     for c in cases.CASES.values():
         steps = c.ref.problem().steps
         assert tolerances.rtol(steps) <= tolerances.FLOAT64_CEILING, f"[{c.name}] {steps} steps"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_document_cases_need_no_conditioning_allowance(case, runs):
+    # ReLU and identity derivatives are exact: the plain linear-growth bound applies.
+    assert cases.get(case).conditioning(runs(case)) == 1.0, f"[{case}]"

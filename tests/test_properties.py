@@ -66,7 +66,7 @@ def check_steps(acts, x, y, init, factor=1.0):
             for name in params:
                 manual = rec.grads[name][k]
                 err = np.abs(manual - factor * auto[name])
-                assert np.all(err <= bound[name] * (1 + factor)), (
+                assert np.all(err <= bound[name]), (
                     f"[relu_class {x.shape[1]},{init['W1'].shape[1]},{y.shape[1]} {acts}/{fw}] "
                     f"step {k} {name}: manual {manual!r} vs autograd {auto[name]!r} "
                     f"(|diff| {err.max():.3g} > bound {np.max(bound[name]):.3g})")
@@ -90,6 +90,15 @@ def test_mse_fp_overstates_every_gradient_by_o(model):
     # The finding, precisely: which quantity (dL_dO, hence every gradient), by what factor (o).
     acts, x, y, init = model
     check_steps(acts, x, y, init, factor=float(y.shape[1]))
+
+
+def test_property_check_catches_a_wrong_activation_derivative(monkeypatch):
+    # The bound is tight enough to fail: tanh's derivative taken as 1 - tanh (a plausible slip).
+    monkeypatch.setattr(rc.Tanh, "fp", lambda self, x: 1 - np.tanh(x))
+    rng = np.random.default_rng(3)
+    init = {"W1": rng.normal(size=(2, 3)), "b1": 0.1, "W2": rng.normal(size=(3, 1)), "b2": -0.2}
+    with pytest.raises(AssertionError, match="tanh"):
+        check_steps(("tanh", "identity"), rng.normal(size=(4, 2)), rng.normal(size=(4, 1)), init)
 
 
 def test_mse_fp_and_f_disagree_by_o_on_dL_dO():

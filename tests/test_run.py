@@ -147,3 +147,45 @@ def test_deterministic_json_across_runs_and_thread_counts(cases):
     assert outs[0].stdout == outs[1].stdout, "JSON differs between OMP_NUM_THREADS=1 and 2"
     relu = json.loads(outs[0].stdout)["cases"]["relu"]
     assert np.isfinite(relu["frameworks"]["jax"]["max_rel_err"]["loss"])
+
+
+@pytest.mark.parametrize("acts", ["relu,identity", "tanh,identity", "sigmoid,relu", "leakyrelu,tanh"])
+def test_class_model_other_sizes_and_activations_agree(acts, capsys):
+    code, report, _ = run_json(capsys, "relu_class", "--sizes", "2,3,1", "--activations", acts,
+                               "--epochs", "300")
+    case = report["cases"]["relu_class"]
+    assert case["hyper"]["sizes"] == [2, 3, 1] and case["hyper"]["activations"] == acts.split(",")
+    assert code == EXIT_OK, {fw: r["first_divergence"] for fw, r in case["frameworks"].items()}
+
+
+def test_chaotic_class_run_is_judged_up_to_its_horizon(capsys):
+    # sigmoid/relu at (2, 3, 1) amplifies rounding: a 1-ulp change of the initial values
+    # alone exceeds the tolerance after ~100 steps; up to there, every framework agrees.
+    code, report, _ = run_json(capsys, "relu_class", "--sizes", "2,3,1", "--activations", "sigmoid,relu",
+                               "--epochs", "300")
+    assert code == EXIT_OK
+    for fw, r in report["cases"]["relu_class"]["frameworks"].items():
+        assert r["horizon"] is not None and 50 < r["horizon"] < 300 and r["agree"], (fw, r["horizon"])
+
+
+def test_document_runs_have_no_horizon(capsys):
+    code, report, _ = run_json(capsys, "relu", "linear_nobias")
+    assert all(r["horizon"] is None for c in report["cases"].values() for r in c["frameworks"].values())
+
+
+def test_class_model_with_two_outputs_shows_the_mse_finding(capsys):
+    # MSE.fp divides by m, MSE.f by m*o: with o = 2 every manual gradient is twice autograd's.
+    code, report, _ = run_json(capsys, "relu_class", "--sizes", "1,2,2", "--epochs", "5")
+    assert code == EXIT_MISMATCH
+    for fw, r in report["cases"]["relu_class"]["frameworks"].items():
+        first = r["first_divergence"]
+        assert (first["step"], first["quantity"]) == (0, "grad"), (fw, first)
+        assert first["expected"] == pytest.approx(2 * first["got"], rel=1e-12), (fw, first)
+
+
+@pytest.mark.parametrize("argv", [["--sizes", "1,2"], ["--sizes", "0,1,1"], ["--activations", "relu,swish"],
+                                  ["--activations", "relu"]],
+                         ids=["sizes-2", "sizes-0", "act-unknown", "act-1"])
+def test_class_model_options_reject_bad_values(argv, capsys):
+    assert main(["run", "relu_class", *argv]) == EXIT_USAGE
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
