@@ -17,7 +17,6 @@ import numpy as np
 
 from crosscheck import tolerances
 from crosscheck.compare import causal_scale
-from crosscheck.record import Trajectory
 from crosscheck.versions import versions
 
 DIR = Path(__file__).resolve().parent.parent / "tests" / "test_baselines"
@@ -79,8 +78,3 @@ def write_versions(directory: Path = DIR) -> None:
     p = Path(directory) / SIDECAR
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def as_trajectory(case: str, arrays: dict[str, np.ndarray], hyper: dict) -> Trajectory:
-    return Trajectory.from_arrays(arrays, case=case, framework="baseline",
-                                  dtype="float64", hyper=hyper)

@@ -19,8 +19,8 @@ settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 CASES = list(cases.CASES)
-FRAMEWORKS = ["torch", "jax"]
-IMPLEMENTATIONS = ["numpy", *FRAMEWORKS]
+FRAMEWORKS = list(runner.IMPLEMENTATIONS[1:])
+IMPLEMENTATIONS = list(runner.IMPLEMENTATIONS)
 
 
 @pytest.fixture(scope="session")
