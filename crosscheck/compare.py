@@ -9,6 +9,7 @@ place in both runs counts as agreement, so a run that diverges identically agree
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
 import numpy as np
@@ -202,7 +203,7 @@ def horizon(ref: Trajectory, tol: float) -> int | None:
     or the case cannot be restarted from given values (only the class model can).
     """
     c = cases.get(ref.case)
-    if "init" not in c.ref.run.__code__.co_varnames:
+    if "init" not in inspect.signature(c.ref.run).parameters:
         return None
     nudged = {k: np.nextafter(v[0], np.inf) for k, v in ref.params.items()}
     keys = ("lr", "epochs", "sizes", "activations")

@@ -28,8 +28,6 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
     per_epoch = traj.steps // traj.epochs
     where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
     lines = oracles.chain(traj, step)
-    fds = {f.parameter: f for f in oracles.finite_differences(traj, step)}
-    by_doc = {g: p for p, g in c.ref.GRADS.items()}
     out = [f"{traj.case}: the manual backward of {c.document} ({c.cell}), step {step} ({where})",
            "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
            f"loss at this step: {traj.step_loss[step]:.10g}",
@@ -46,8 +44,8 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
         for fw, err in line.errors().items():
             out.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}")
         good = line.verdict == "agree"
-        if line.name in by_doc:
-            f = fds[by_doc[line.name]]
+        f = line.fd
+        if f is not None:
             if f.exists:
                 out.append(f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
                            f"<= tol {float(np.nanmax(f.tol)):.1e}" if f.agree else

@@ -103,7 +103,7 @@ class Line:
     name: str
     manual: np.ndarray
     autograd: dict[str, np.ndarray]     # framework -> autograd's value (empty: local factor)
-    fd: np.ndarray | None
+    fd: FiniteDifference | None         # parameter gradients only
     tol: float
     kind: str                           # "gradient" (of the loss) or "local" (a local derivative)
 
@@ -162,7 +162,7 @@ def chain(traj: Trajectory, step: int, frameworks: tuple[str, ...] = ("torch", "
         if name in by_doc_name:
             p = by_doc_name[name]
             autograd = {fw: g["params"][p] for fw, g in grads.items()}
-            fd = fds[p].fd if fds[p].exists else None
+            fd = fds[p]
         elif name in mod.INTERMEDIATES:
             t = mod.INTERMEDIATES[name]
             autograd = {fw: g["intermediates"][t] for fw, g in grads.items()}

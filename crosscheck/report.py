@@ -253,7 +253,7 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
             "hyper": dict(ref.hyper),
             "steps": ref.steps,
             "frameworks": frameworks,
-            "dynamics": {**d.as_dict(), "period": d.period, "cycle_losses": list(d.cycle_losses)},
+            "dynamics": d.as_dict(),
             "dead_units": r.dead["numpy"],
             "stability": r.stability.as_dict() if r.stability else None,
             "diagnosis": r.diagnosis,
