@@ -5,3 +5,11 @@ from crosscheck.blas import select_document_kernel
 select_document_kernel()  # before anything imports NumPy
 
 __version__ = "0.1.0"
+
+# The repository keeps reference/ and frameworks/ beside this folder; a wheel installs them
+# inside this package (pyproject's package-dir). Either way they import as
+# crosscheck.reference and crosscheck.frameworks, and no generic top-level name is installed.
+_source_tree = __import__("pathlib").Path(__file__).resolve().parent.parent
+if (_source_tree / "reference" / "__init__.py").is_file() and not (
+        __import__("pathlib").Path(__file__).parent / "reference").is_dir():
+    __path__.append(str(_source_tree))

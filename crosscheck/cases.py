@@ -65,17 +65,17 @@ class Case:
 
 
 CASES: dict[str, Case] = {c.name: c for c in (
-    Case("linear_nobias", "reference.linear_nobias",
+    Case("linear_nobias", "crosscheck.reference.linear_nobias",
          "y = 2x, 1-1-1 linear without bias, weights rand*0.01, 1000 full-batch epochs"),
-    Case("linear_bias", "reference.linear_bias",
+    Case("linear_bias", "crosscheck.reference.linear_bias",
          "y = 2x + 3, 1-1-1 linear with scalar biases, 1000 full-batch epochs"),
-    Case("relu", "reference.relu",
+    Case("relu", "crosscheck.reference.relu",
          "y = 2x + 3, ReLU on hidden and output, init without *0.01, 3000 epochs"),
-    Case("relu_class", "reference.relu_class",
+    Case("relu_class", "crosscheck.reference.relu_class",
          "LinearRegressionNN with pluggable ReLU/MSE objects, sizes (1, 1, 1), 3000 epochs"),
-    Case("sgd_linear", "reference.sgd_linear",
+    Case("sgd_linear", "crosscheck.reference.sgd_linear",
          "per-sample SGD of w, b from 0 on data 1..4, 100 epochs, prediction at 7"),
-    Case("sgd_two_relu", "reference.sgd_two_relu",
+    Case("sgd_two_relu", "crosscheck.reference.sgd_two_relu",
          "two ReLU hidden units, hand-set init, per-sample SGD on 1..5, cell run twice"),
 )}
 

@@ -126,7 +126,7 @@ def _sizes(text: str) -> tuple[int, int, int]:
 
 
 def _activations(text: str) -> tuple[str, str]:
-    from reference.relu_class import ACTIVATION_CLASSES
+    from crosscheck.reference.relu_class import ACTIVATION_CLASSES
 
     parts = text.split(",")
     if len(parts) != 2 or not all(p in ACTIVATION_CLASSES for p in parts):

@@ -154,7 +154,7 @@ def _unflat(vec: np.ndarray, layout) -> dict[str, np.ndarray]:
 
 def manual_gradient(case: str, params: dict[str, np.ndarray]) -> np.ndarray:
     """The document's manual gradient of the batch loss at ``params``, flattened."""
-    from reference._common import backward_at
+    from crosscheck.reference._common import backward_at
 
     mod = cases.get(case).ref
     tape = backward_at(mod, params)

@@ -43,7 +43,7 @@ def jax_spellings() -> dict[str, Callable]:
     import jax
     import jax.numpy as jnp
 
-    import frameworks.jax_models  # noqa: F401  (x64 on)
+    import crosscheck.frameworks.jax_models  # noqa: F401  (x64 on)
 
     return {
         "jax.nn.relu(x)": jax.nn.relu,
@@ -102,8 +102,8 @@ def kink_gradients() -> tuple[dict[str, np.ndarray], dict[tuple[str, str], dict[
     import jax.numpy as jnp
     import torch
 
-    import frameworks.jax_models as jm
-    import frameworks.torch_models as tm
+    import crosscheck.frameworks.jax_models as jm
+    import crosscheck.frameworks.torch_models as tm
 
     for name, fn in torch_spellings().items():
         p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in problem.init.items()}

@@ -140,8 +140,8 @@ def backward_lines(case: str) -> list[tuple[str, str]]:
 
 def chain(traj: Trajectory, step: int, frameworks: tuple[str, ...] = ("torch", "jax")) -> list[Line]:
     """The document's backward at ``step`` beside autograd and finite differences."""
-    import frameworks as fw_registry
-    from reference._common import locals_at
+    from crosscheck import frameworks as fw_registry
+    from crosscheck.reference._common import locals_at
 
     c = cases.get(traj.case)
     mod = c.ref

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-import frameworks as fw_registry
 from crosscheck import cases, compare, diagnostics, runner, tolerances, transcript
+from crosscheck import frameworks as fw_registry
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-import frameworks
-from crosscheck import cases
+from crosscheck import cases, frameworks
 from crosscheck.record import Trajectory
 
 IMPLEMENTATIONS = ("numpy", *frameworks.FRAMEWORKS)

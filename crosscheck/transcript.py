@@ -13,13 +13,14 @@ Under another kernel a line whose text matches and whose numbers agree to within
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 from pathlib import Path
 
 from crosscheck import blas, cases, tolerances
 from crosscheck.record import Trajectory
 
-PRINTED = Path(__file__).resolve().parent.parent / "reference" / "printed"
+PRINTED = Path(importlib.import_module("crosscheck.reference").__file__).resolve().parent / "printed"
 _NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
 
 

@@ -15,7 +15,7 @@ from crosscheck.problem import Problem
 from crosscheck.record import Trajectory
 
 FRAMEWORKS = ("torch", "jax")
-_MODULES = {"torch": "frameworks.torch_models", "jax": "frameworks.jax_models"}
+_MODULES = {"torch": "crosscheck.frameworks.torch_models", "jax": "crosscheck.frameworks.jax_models"}
 
 
 def model_key(problem: Problem) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from crosscheck.problem import Problem, make
-from reference._common import Recorder, Trajectory, epoch_lines, final_block
+from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "first cell"

@@ -14,7 +14,7 @@ Quirks of the document, kept as they are:
 from __future__ import annotations
 
 from crosscheck.problem import Problem, make
-from reference._common import Recorder, Trajectory
+from crosscheck.reference._common import Recorder, Trajectory
 
 DOCUMENT = "002_864d8709852ec334.txt"
 CELL = "first program (In [1] to In [4])"

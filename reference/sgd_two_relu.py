@@ -28,7 +28,7 @@ Quirks of the document, kept as they are:
 from __future__ import annotations
 
 from crosscheck.problem import Problem, make
-from reference._common import Recorder, Trajectory
+from crosscheck.reference._common import Recorder, Trajectory
 
 DOCUMENT = "002_864d8709852ec334.txt"
 CELL = "second program (In [5] to In [10]), cell In [10] run twice"

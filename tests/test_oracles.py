@@ -32,7 +32,7 @@ def test_finite_differences_catch_a_dropped_factor_2(runs):
 
 
 def test_finite_difference_skips_a_kink_in_reach():
-    from reference import relu_class as rc
+    from crosscheck.reference import relu_class as rc
     traj = rc.run(epochs=1, init=kinks.KINK_INIT)
     fd = {f.parameter: f for f in oracles.finite_differences(traj, 0)}
     assert not fd["b1"].exists and not fd["b2"].exists, "a = x - 1 and z = A sit exactly on kinks"
@@ -115,7 +115,7 @@ def test_framework_models_use_an_agreeing_spelling(kink_table):
 
 
 def test_kink_case_really_hits_zero_with_upstream_gradient():
-    from reference import relu_class as rc
+    from crosscheck.reference import relu_class as rc
     model, x, y = rc.build(init=kinks.KINK_INIT)
     a, A, z, out = model.forward(x)
     upstream = model.loss_fn.fp(y, out)

@@ -18,11 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import frameworks
-from crosscheck import tolerances
+from crosscheck import frameworks, tolerances
 from crosscheck.problem import make
 from crosscheck.record import Recorder
-from reference import relu_class as rc
+from crosscheck.reference import relu_class as rc
 
 ACTIVATIONS = sorted(rc.ACTIVATION_CLASSES)
 STEPS = 3

@@ -5,7 +5,7 @@ import pytest
 
 from crosscheck import cases, transcript
 from crosscheck.record import Trajectory
-from reference import linear_bias, linear_nobias, relu, relu_class, sgd_two_relu
+from crosscheck.reference import linear_bias, linear_nobias, relu, relu_class, sgd_two_relu
 
 CASES = list(cases.CASES)
 FULL_BATCH = {"linear_nobias": linear_nobias, "linear_bias": linear_bias, "relu": relu}

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-import frameworks
+from crosscheck import frameworks
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
 
 
