@@ -11,6 +11,8 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from crosscheck.record import Trajectory
 
 
@@ -52,9 +54,11 @@ class Case:
         return dict(getattr(self.ref, "UNIT_PARAMS", {}))
 
     def conditioning(self, traj: Trajectory) -> float:
-        """Amplification of rounding by ill-conditioned activation derivatives (1 if none)."""
-        fn = getattr(self.ref, "conditioning", None)
-        return float(fn(traj)) if fn else 1.0
+        """Largest amplification of rounding by ill-conditioned activation derivatives over
+        the run's steps (1 if none); per step: :func:`crosscheck.compare.conditioning`."""
+        from crosscheck import compare
+
+        return float(np.max(compare.conditioning(traj, self.ref), initial=1.0))
 
     def run_reference(self, **overrides: Any) -> Trajectory:
         """The document's run, with optional overrides (``lr``, ``epochs``, ...)."""

@@ -1,72 +1,138 @@
-"""Step-by-step comparison of two trajectories of the same case.
+"""A framework's run against the reference, as two separate questions.
 
-Quantities: the per-epoch and per-step loss, every parameter's gradient at every step,
-every parameter after every step (and at init), the predictions, and the ReLU masks.
-Errors are normwise relative (see :mod:`crosscheck.tolerances`). NaN at the same
-place in both runs counts as agreement, so a run that diverges identically agrees.
+* **Local: is the manual backward right at step k?** At every step, the reference's manual
+  gradient and loss are evaluated *at the framework's own parameters* and compared with
+  that framework's autograd values there. Nothing is carried from step to step, so the
+  answer is well-conditioned however chaotic the run: a wrong gradient line is caught at
+  the step and parameter where it first matters, at rounding-level tolerance.
+* **Global: do the trajectories agree?** Loss, gradients, parameters, predictions and ReLU
+  masks step by step, within an :class:`Envelope` measured on the reference's own
+  sensitivity (a shadow run from initial values moved by one ulp). Where that envelope
+  reaches :data:`tolerances.PREDICTABLE`, the run is past its predictability horizon and
+  only its qualitative behaviour is still comparable (done by the report).
+
+Errors are normwise relative with a causal scale (see :mod:`crosscheck.tolerances`).
+A run that leaves the finite numbers is compared up to that step; all implementations
+leaving it at the same step is agreement on a divergence.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from crosscheck import cases, tolerances
 from crosscheck.record import Trajectory
 
-#: Report groups: the keys of ``max_rel_err``.
+#: Report groups: the keys of ``max_rel_err`` (the global question).
 GROUPS = ("loss", "grads", "params", "predictions")
+#: The two questions, in the order a verdict names them.
+QUESTIONS = ("local", "global")
+#: Order of the quantities within one step, for picking the first divergence.
+QUANTITY_ORDER = ("divergence", "init", "loss", "epoch_loss", "grad", "param", "mask", "pred_train",
+                  "pred_test")
+
+#: ``gradient(params, hyper, sample) -> (loss, {name: gradient})``: a manual backward.
+Gradient = Callable[[Mapping[str, np.ndarray], Mapping[str, Any], "int | None"], tuple[Any, dict]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Divergence:
-    """The first place two runs disagree beyond the tolerance."""
+    """The first place a framework's run and the reference disagree."""
 
     case: str
     framework: str
     step: int            # update step; params are "after step k", init is step 0
-    quantity: str        # init, loss, grad, param, mask, epoch_loss, pred_train, pred_test
+    quantity: str        # one of QUANTITY_ORDER
     parameter: str | None
-    expected: float      # the reference's value (first disagreeing element)
+    expected: float      # the reference's value (the worst element)
     got: float
     error: float         # normwise relative error at that step
+    question: str = "global"   # "local": the manual gradient; "global": the trajectories
+    tol: float = 0.0
 
     def __str__(self) -> str:
         what = f"{self.quantity}[{self.parameter}]" if self.parameter else self.quantity
-        return (f"[{self.case}/{self.framework}] first divergence at step {self.step}: {what} "
+        if self.quantity == "divergence":
+            return (f"[{self.case}/{self.framework}] the runs leave the finite numbers at different "
+                    f"steps: reference at step {self.expected:g}, {self.framework} at step {self.got:g}")
+        if self.question == "local":
+            return (f"[{self.case}/{self.framework}] manual backward wrong at step {self.step}: {what} "
+                    f"manual {self.expected!r} vs {self.framework} autograd {self.got!r} at the same "
+                    f"parameters (normwise rel. err {self.error:.3g} > tol {self.tol:.2g})")
+        return (f"[{self.case}/{self.framework}] trajectories part at step {self.step}: {what} "
                 f"reference {self.expected!r} vs {self.framework} {self.got!r} "
-                f"(normwise rel. err {self.error:.3g})")
+                f"(normwise rel. err {self.error:.3g} > envelope {self.tol:.2g})")
 
     def as_dict(self) -> dict:
-        return {"step": self.step, "quantity": self.quantity, "parameter": self.parameter,
-                "expected": _json_float(self.expected), "got": _json_float(self.got),
-                "error": _json_float(self.error)}
+        return {"question": self.question, "step": self.step, "quantity": self.quantity,
+                "parameter": self.parameter, "expected": _json_float(self.expected),
+                "got": _json_float(self.got), "error": _json_float(self.error),
+                "tolerance": _json_float(self.tol)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """What a correct implementation may differ from the reference by, step by step.
+
+    Attributes:
+        per_step: (S,) allowed normwise error at step k (loss and gradients at step k,
+            parameters after it); see :func:`tolerances.envelope`.
+        shadow: (S,) the measured normwise difference of the shadow run from the reference.
+        horizon: the first step where ``per_step`` exceeds ``tolerances.PREDICTABLE``; None
+            when the whole run is predictable.
+        diverges_at: first step where the reference leaves the finite numbers (None: never).
+    """
+
+    per_step: np.ndarray
+    shadow: np.ndarray
+    horizon: int | None
+    diverges_at: int | None
+
+    def at(self, step: int) -> float:
+        return float(self.per_step[min(step, len(self.per_step) - 1)]) if len(self.per_step) else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     case: str
     framework: str
-    tol: float
-    max_rel_err: dict[str, float]                     # GROUPS -> worst error
-    per_quantity: dict[tuple[str, str | None], float]  # (quantity, parameter) -> worst error
+    tol: float                                        # the envelope where the global check ends
+    max_rel_err: dict[str, float]                     # GROUPS -> worst global error
+    per_quantity: dict[tuple[str, str | None], float]  # (quantity, parameter) -> worst global error
     first_steps: dict[tuple[str, str | None], int]     # (quantity, parameter) -> first bad step
     mask_mismatches: int
-    first: Divergence | None
-    horizon: int | None = None    # steps compared, when a chaotic run limits them (else all)
+    first: Divergence | None                          # the earliest of local_first and global_first
+    horizon: int | None = None                        # predictability horizon (None: none)
+    local_first: Divergence | None = None
+    global_first: Divergence | None = None
+    local_max: dict[str, float] = dataclasses.field(default_factory=dict)   # "loss"/param -> worst
+    local_tol: float = 0.0
+    local_steps: int = 0                              # steps the local check compared
+    local_first_steps: dict[tuple[str, str | None], int] = dataclasses.field(default_factory=dict)
+    diverges_at: dict[str, int | None] = dataclasses.field(default_factory=dict)  # impl -> step
 
     @property
     def agree(self) -> bool:
         return self.first is None
 
+    @property
+    def question(self) -> str | None:
+        """Which question failed first: ``local``, ``global`` or None."""
+        return self.first.question if self.first else None
+
     def blamed(self) -> set[tuple[str, str | None]]:
-        """Every (quantity, parameter) that goes wrong at the first divergent step."""
+        """Every (quantity, parameter) that goes wrong at the first divergent step, for the
+        question that failed."""
         if self.first is None:
             return set()
-        return {q for q, k in self.first_steps.items() if k == self.first.step}
+        steps = self.local_first_steps if self.first.question == "local" else self.first_steps
+        return {q for q, k in steps.items() if k == self.first.step}
 
 
 def _json_float(v: float) -> float | str:
@@ -89,8 +155,8 @@ def causal_scale(ref: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, scale, 1.0)
 
 
-def step_errors(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Normwise relative error per leading index (step): max |got - ref| / causal_scale.
+def step_errors(got: np.ndarray, ref: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Normwise relative error per leading index (step): max |got - ref| / causal_scale(ref).
 
     NaN in both at the same place is no error; NaN or inf on one side only is inf.
     """
@@ -101,7 +167,7 @@ def step_errors(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
     if ref.ndim == 0:
         got, ref = got[None], ref[None]
     finite = np.isfinite(ref)
-    scale = causal_scale(ref).reshape(-1, *([1] * (ref.ndim - 1)))
+    scale = (causal_scale(ref) if scale is None else scale).reshape(-1, *([1] * (ref.ndim - 1)))
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(got - ref) / scale
     same_nonfinite = (~finite) & (~np.isfinite(got)) & (
@@ -110,109 +176,299 @@ def step_errors(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return diff.reshape(diff.shape[0], -1).max(axis=1) if diff.size else np.zeros(diff.shape[:1])
 
 
-def _first_bad(err: np.ndarray, tol: float) -> int | None:
-    bad = np.flatnonzero(err > tol)
-    return int(bad[0]) if bad.size else None
-
-
-def _element(got: np.ndarray, ref: np.ndarray, i: int) -> tuple[float, float]:
-    g, r = np.asarray(got[i], np.float64).ravel(), np.asarray(ref[i], np.float64).ravel()
-    j = int(np.argmax(np.where(np.isnan(g) == np.isnan(r), np.nan_to_num(np.abs(g - r)), np.inf)))
+def _element(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """The reference's and the other's value at the worst element of one step."""
+    g, r = np.asarray(got, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
+    if not g.size:
+        return math.nan, math.nan
+    with np.errstate(invalid="ignore"):
+        j = int(np.argmax(np.where(np.isnan(g) == np.isnan(r), np.nan_to_num(np.abs(g - r)), np.inf)))
     return float(r[j]), float(g[j])
 
 
-def compare(ref: Trajectory, other: Trajectory, tol: float | None = None,
-            horizon: int | None = None) -> Comparison:
-    """Compare ``other`` with the reference ``ref``, step by step.
+def diverges_at(t: Trajectory) -> int | None:
+    """First step whose loss, gradients or resulting parameters are not all finite."""
+    ok = np.isfinite(t.step_loss)
+    for name in t.param_names:
+        ok &= np.isfinite(t.grads[name]).reshape(t.steps, -1).all(axis=1)
+        ok &= np.isfinite(t.params[name][1:]).reshape(t.steps, -1).all(axis=1)
+    bad = np.flatnonzero(~ok)
+    return int(bad[0]) if bad.size else None
 
-    ``horizon`` limits the comparison to steps ``< horizon`` (see :func:`horizon`); the
-    final predictions are then not compared, as they lie beyond it.
+
+def _overrides(traj: Trajectory) -> dict[str, Any]:
+    """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
+    keys = ("lr", "epochs", "runs", "sizes", "activations")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}
+
+
+def sample_of(traj: Trajectory, step: int) -> int | None:
+    """The SGD sample an update step sees (None for full batch)."""
+    per_epoch = traj.steps // max(traj.epochs, 1)
+    return step % per_epoch if per_epoch > 1 else None
+
+
+def _module(case: str, reference: ModuleType | None) -> ModuleType:
+    return reference if reference is not None else cases.get(case).ref
+
+
+# --------------------------------------------------------------------------- the envelope
+def _train(ref: Trajectory, gradient: Gradient, perturb: bool) -> Trajectory:
+    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad,
+    every parameter moved after each step by u times its tensor's largest magnitude, with
+    random signs (a fixed seed), when ``perturb``: a shadow of the reference that makes a
+    rounding-level difference at every step, as a second implementation would."""
+    rng = np.random.default_rng(0)
+    u = tolerances.UNIT_ROUNDOFF["float64"]
+    hyper, lr = dict(ref.hyper), float(ref.hyper["lr"])
+    p = {k: np.array(v[0], np.float64) for k, v in ref.params.items()}
+    params = {k: np.empty(v.shape, np.float64) for k, v in ref.params.items()}
+    grads = {k: np.empty(v.shape, np.float64) for k, v in ref.grads.items()}
+    loss = np.empty(ref.steps)
+    for k, v in p.items():
+        params[k][0] = v
+    with np.errstate(all="ignore"):
+        for step in range(ref.steps):
+            loss[step], g = gradient(p, hyper, sample_of(ref, step))
+            for k in p:
+                grads[k][step] = g[k]
+                p[k] = p[k] - lr * np.asarray(g[k], np.float64)
+                if perturb:
+                    scale = np.max(np.abs(p[k]), initial=0.0)
+                    p[k] = p[k] + u * scale * rng.choice((-1.0, 1.0), size=np.shape(p[k]))
+                params[k][step + 1] = p[k]
+    return dataclasses.replace(ref, framework="shadow", step_loss=loss, grads=grads, params=params)
+
+
+def _difference(a: Trajectory, b: Trajectory) -> np.ndarray:
+    """Per step, the largest normwise difference of loss, gradients and resulting parameters."""
+    per_step = step_errors(a.step_loss, b.step_loss)
+    for name in b.param_names:
+        per_step = np.maximum(per_step, step_errors(a.params[name][1:], b.params[name][1:]))
+        per_step = np.maximum(per_step, step_errors(a.grads[name], b.grads[name]))
+    return per_step
+
+
+def envelope(ref: Trajectory, dtype: str = "float64", reference: ModuleType | None = None) -> Envelope:
+    """Measure the reference's sensitivity with a shadow run, and derive the envelope."""
+    gradient = _module(ref.case, reference).gradient
+    d = _difference(_train(ref, gradient, True), _train(ref, gradient, False))
+    stop = diverges_at(ref)
+    if stop is not None:   # beyond it the shadow's difference means nothing
+        d[stop:] = d[stop - 1] if stop else 0.0
+    d = np.where(np.isfinite(d), d, np.inf)
+    per_step = tolerances.envelope(d, dtype, conditioning(ref, reference))
+    beyond = np.flatnonzero(per_step > tolerances.PREDICTABLE)
+    return Envelope(per_step, d, int(beyond[0]) if beyond.size else None, stop)
+
+
+def conditioning(traj: Trajectory, reference: ModuleType | None = None) -> np.ndarray:
+    """Per step, how much that step amplifies rounding beyond the plain chain of operations
+    (>= 1; ones where the reference declares nothing): see :func:`tolerances.rtol`."""
+    fn = getattr(_module(traj.case, reference), "conditioning", None)
+    per_step = np.ones(traj.steps) if fn is None else np.asarray(fn(traj), np.float64)
+    return np.maximum(np.broadcast_to(per_step, (traj.steps,)), 1.0)
+
+
+# --------------------------------------------------------------------------- the local question
+@dataclasses.dataclass(frozen=True)
+class _Local:
+    errors: dict[str, np.ndarray]      # "loss" / param name -> (steps compared,) normwise error
+    allowed: np.ndarray                # (steps compared,) tolerance per step
+    manual: dict[str, np.ndarray]      # the manual values, (steps compared, *shape)
+    steps: int
+
+
+def _manual_at(other: Trajectory, gradient: Gradient, hyper: Mapping[str, Any], step: int,
+               params: Mapping[str, np.ndarray]):
+    loss, grads = gradient(params, hyper, sample_of(other, step))
+    return float(loss), grads
+
+
+def local(other: Trajectory, ref: Trajectory | None = None, reference: ModuleType | None = None,
+          cond: np.ndarray | None = None) -> _Local:
+    """The manual backward at each of ``other``'s own parameters, against its autograd.
+
+    Where ``other``'s parameters equal the reference's bitwise, the reference's recorded
+    values are the manual ones (the same function at the same inputs) and are reused.
+    The check stops at the first step where the framework's parameters, loss or gradients
+    are not finite: the run has left the numbers (see :func:`diverges_at`).
     """
-    if horizon is not None:
-        ref, other = _truncate(ref, horizon), _truncate(other, horizon)
-    if tol is None:
-        tol = tolerances.rtol(ref.steps, other.dtype, cases.get(ref.case).conditioning(ref))
+    mod = _module(other.case, reference)
+    gradient: Gradient = mod.gradient
+    hyper = dict(ref.hyper if ref is not None else other.hyper)
+    names = other.param_names
+    stop = diverges_at(other)
+    steps = other.steps if stop is None else stop
+    manual = {n: np.empty_like(other.grads[n][:steps], np.float64) for n in names}
+    manual_loss = np.empty(steps)
+    same = np.zeros(steps, bool)
+    if ref is not None and ref.steps == other.steps and steps and names:
+        same = np.all([np.equal(other.params[n][:steps], ref.params[n][:steps]).reshape(steps, -1).all(axis=1)
+                       for n in names], axis=0)
+    with np.errstate(all="ignore"):
+        for k in range(steps):
+            if same[k]:
+                manual_loss[k] = ref.step_loss[k]
+                for n in names:
+                    manual[n][k] = ref.grads[n][k]
+                continue
+            params = {n: np.array(other.params[n][k], np.float64) for n in names}
+            manual_loss[k], g = _manual_at(other, gradient, hyper, k, params)
+            for n in names:
+                manual[n][k] = _shaped(g, n, other.grads[n].shape[1:], other)
+    u = tolerances.UNIT_ROUNDOFF[other.dtype]
+    c = (np.ones(other.steps) if cond is None else cond)[:steps]
+    errors = {"loss": step_errors(manual_loss, other.step_loss[:steps])}
+    for n in names:
+        errors[n] = step_errors(manual[n], other.grads[n][:steps])
+    allowed = tolerances.local_rtol(other.dtype) * c
+    worst = np.max(list(errors.values()), axis=0) if errors else np.zeros(steps)
+    for k in np.flatnonzero(worst > allowed):
+        # Rounding-level differences exceed the plain bound only where the gradient itself is
+        # ill-conditioned (a residual that cancels near a fit): measure that sensitivity there.
+        allowed[k] = tolerances.local_rtol(other.dtype, _sensitivity(other, gradient, hyper, k, u,
+                                                                     manual_loss, manual)) * c[k]
+    manual["loss"] = manual_loss
+    return _Local(errors, allowed, manual, steps)
+
+
+def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory) -> np.ndarray:
+    g = np.asarray(grads[name], np.float64)
+    if g.shape != shape:
+        raise ValueError(f"[{traj.case}] the manual gradient of {name} has shape {g.shape}, "
+                         f"its parameter {shape}")
+    return g
+
+
+def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
+                 manual_loss: np.ndarray, manual: dict[str, np.ndarray]) -> float:
+    """How far the manual loss and gradients move, normwise (causal scale), when every
+    parameter moves by ``u`` relative, up and down alternately and then the other way: the
+    rounding-level difference two correct evaluations at step ``k`` can show."""
+    worst = 0.0
+    for flip in (1.0, -1.0):
+        params = {}
+        for n in other.param_names:
+            v = np.array(other.params[n][k], np.float64)
+            signs = np.where(np.arange(v.size) % 2 == 0, flip, -flip).reshape(v.shape)
+            params[n] = v * (1 + u * signs)
+        loss, g = _manual_at(other, gradient, hyper, k, params)
+        scale = causal_scale(other.step_loss[:k + 1])[-1]
+        worst = max(worst, abs(loss - manual_loss[k]) / scale)
+        for n in other.param_names:
+            scale = causal_scale(other.grads[n][:k + 1])[-1]
+            diff = np.abs(np.asarray(g[n], np.float64) - manual[n][k])
+            worst = max(worst, float(np.max(diff, initial=0.0)) / scale)
+    return worst if math.isfinite(worst) else 0.0
+
+
+# --------------------------------------------------------------------------- both questions
+def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
+            reference: ModuleType | None = None) -> Comparison:
+    """Answer both questions for ``other`` against the reference run ``ref``.
+
+    ``reference`` is the module whose ``gradient`` and ``run`` are the manual code under
+    test (default: the case's reference module); ``env`` its envelope, if already measured.
+    """
+    if env is None:
+        env = envelope(ref, other.dtype, reference)
     case, fw = ref.case, other.framework
-    candidates: list[tuple[int, int, Divergence]] = []   # (step, order within step, divergence)
+    candidates: list[tuple[int, int, Divergence]] = []
+
+    # Local: the manual backward at the framework's own parameters.
+    loc = local(other, ref, reference, conditioning(other, reference))
+    local_first_steps: dict[tuple[str, str | None], int] = {}
+    local_cands = []
+    for key, err in loc.errors.items():
+        bad = np.flatnonzero(err > loc.allowed)
+        if bad.size:
+            k = int(bad[0])
+            quantity, name = ("loss", None) if key == "loss" else ("grad", key)
+            local_first_steps[(quantity, name)] = k
+            want = loc.manual[key][k]
+            got = other.step_loss[k] if key == "loss" else other.grads[key][k]
+            expected, value = _element(got, want)
+            local_cands.append((k, QUANTITY_ORDER.index(quantity), Divergence(
+                case, fw, k, quantity, name, expected, value, float(err[k]), "local",
+                float(loc.allowed[k]))))
+    local_first = min(local_cands, key=lambda c: c[:2])[2] if local_cands else None
+
+    # Global: the trajectories, up to the horizon and the first non-finite step.
+    d_ref, d_other = diverges_at(ref), diverges_at(other)
+    end = ref.steps if env.horizon is None else env.horizon
+    if d_ref != d_other:
+        first_nonfinite = min(k for k in (d_ref, d_other) if k is not None)
+        if first_nonfinite < end:
+            candidates.append((first_nonfinite, 0, Divergence(
+                case, fw, first_nonfinite, "divergence", None,
+                math.inf if d_ref is None else d_ref, math.inf if d_other is None else d_other,
+                math.inf, "global", env.at(first_nonfinite))))
+        end = min(end, first_nonfinite)
+    elif d_ref is not None:
+        end = min(end, d_ref)     # both leave the numbers at the same step: agreement on that
+    complete = end == ref.steps
     per: dict[tuple[str, str | None], float] = {}
     first_steps: dict[tuple[str, str | None], int] = {}
+    allowed = env.per_step
 
-    def check(quantity, name, got, want, step_of, order):
+    def check(quantity, name, got, want, steps):
+        """``got``/``want`` have a leading axis matched to update ``steps`` (an int array)."""
+        if not len(steps):
+            return
         err = step_errors(got, want)
         per[(quantity, name)] = float(err.max(initial=0.0))
-        i = _first_bad(err, tol)
-        if i is not None:
-            first_steps[(quantity, name)] = step_of(i)
-            expected, value = _element(got, want, i)
-            candidates.append((step_of(i), order, Divergence(
-                case, fw, step_of(i), quantity, name, expected, value, float(err[i]))))
+        bad = np.flatnonzero(err > allowed[np.minimum(steps, len(allowed) - 1)])
+        if bad.size:
+            i = int(bad[0])
+            k = int(steps[i])
+            first_steps[(quantity, name)] = k
+            expected, value = _element(got[i], want[i])
+            candidates.append((k, QUANTITY_ORDER.index(quantity), Divergence(
+                case, fw, k, quantity, name, expected, value, float(err[i]), "global", env.at(k))))
 
+    idx = np.arange(end)
     per_epoch = max(ref.steps // max(ref.epochs, 1), 1)
-    check("loss", None, other.step_loss, ref.step_loss, lambda i: i, 1)
+    epochs = end // per_epoch
+    check("loss", None, other.step_loss[:end], ref.step_loss[:end], idx)
     # An epoch's loss is complete only at its last step (SGD sums it over the epoch).
-    check("epoch_loss", None, other.epoch_loss, ref.epoch_loss, lambda i: (i + 1) * per_epoch - 1, 1)
-    for order, name in enumerate(ref.param_names):
-        check("init", name, other.params[name][:1], ref.params[name][:1], lambda i: 0, 0)
-        check("grad", name, other.grads[name], ref.grads[name], lambda i: i, 2 + order)
-        check("param", name, other.params[name][1:], ref.params[name][1:], lambda i: i, 100 + order)
-    check("pred_train", None, other.pred_train[None], ref.pred_train[None], lambda i: ref.steps, 300)
-    if ref.pred_test.size:
-        check("pred_test", None, other.pred_test[None], ref.pred_test[None], lambda i: ref.steps, 301)
+    check("epoch_loss", None, other.epoch_loss[:epochs], ref.epoch_loss[:epochs],
+          (np.arange(epochs) + 1) * per_epoch - 1)
+    for name in ref.param_names:
+        check("init", name, other.params[name][:1], ref.params[name][:1], np.zeros(1, int))
+        check("grad", name, other.grads[name][:end], ref.grads[name][:end], idx)
+        check("param", name, other.params[name][1:end + 1], ref.params[name][1:end + 1], idx)
+    if complete:
+        last = np.full(1, ref.steps - 1)
+        check("pred_train", None, other.pred_train[None], ref.pred_train[None], last)
+        if ref.pred_test.size:
+            check("pred_test", None, other.pred_test[None], ref.pred_test[None], last)
 
     mask_mismatches = 0
-    for order, name in enumerate(ref.masks):
-        diff = other.masks[name] != ref.masks[name]
+    for name in ref.masks if end else ():
+        diff = other.masks[name][:end] != ref.masks[name][:end]
         mask_mismatches += int(diff.sum())
         steps = np.flatnonzero(diff.reshape(diff.shape[0], -1).any(axis=1))
         if steps.size:
             k = int(steps[0])
             first_steps[("mask", name)] = k
-            candidates.append((k, 200 + order, Divergence(
+            candidates.append((k, QUANTITY_ORDER.index("mask"), Divergence(
                 case, fw, k, "mask", name, float(ref.masks[name][k].ravel()[0]),
-                float(other.masks[name][k].ravel()[0]), math.inf)))
+                float(other.masks[name][k].ravel()[0]), math.inf, "global", 0.0)))
 
     def worst(*quantities):
         return max((v for (q, _), v in per.items() if q in quantities), default=0.0)
 
     groups = {"loss": worst("loss", "epoch_loss"), "grads": worst("grad"),
               "params": worst("init", "param"), "predictions": worst("pred_train", "pred_test")}
-    first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
-    return Comparison(case, fw, tol, groups, per, first_steps, mask_mismatches, first, horizon)
-
-
-def _truncate(t: Trajectory, steps: int) -> Trajectory:
-    per_epoch = max(t.steps // max(t.epochs, 1), 1)
-    epochs = steps // per_epoch
-    return dataclasses.replace(
-        t, step_loss=t.step_loss[:steps], epoch_loss=t.epoch_loss[:epochs],
-        grads={k: v[:steps] for k, v in t.grads.items()},
-        params={k: v[:steps + 1] for k, v in t.params.items()},
-        masks={k: v[:steps] for k, v in t.masks.items()},
-        pred_train=t.pred_train[:0], pred_test=t.pred_test[:0])
-
-
-def horizon(ref: Trajectory, tol: float) -> int | None:
-    """The predictability horizon of a run: the first step at which the reference itself,
-    restarted from initial values moved by one ulp, differs by more than
-    ``tol / OPS_PER_STEP`` (two implementations differ by up to OPS_PER_STEP ulps a step,
-    so their difference grows like that many times the one-ulp sensitivity).
-
-    Past it, rounding-level differences (which every pair of implementations has) are
-    amplified by the dynamics beyond the tolerance, so a step-by-step comparison there
-    cannot tell a wrong gradient from a correct one. None when the run never gets there
-    or the case cannot be restarted from given values (only the class model can).
-    """
-    c = cases.get(ref.case)
-    if "init" not in inspect.signature(c.ref.run).parameters:
-        return None
-    nudged = {k: np.nextafter(v[0], np.inf) for k, v in ref.params.items()}
-    keys = ("lr", "epochs", "sizes", "activations")
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in ref.hyper.items() if k in keys}
-    with np.errstate(all="ignore"):
-        twin = c.ref.run(init=nudged, **kw)
-    per_step = np.zeros(ref.steps)
-    for name in ref.param_names:
-        per_step = np.maximum(per_step, step_errors(twin.params[name][1:], ref.params[name][1:]))
-        per_step = np.maximum(per_step, step_errors(twin.grads[name], ref.grads[name]))
-    beyond = np.flatnonzero(per_step * tolerances.OPS_PER_STEP > tol)
-    return int(beyond[0]) if beyond.size else None
+    global_first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
+    # The earlier step wins; at the same step a wrong gradient is the cause, not the effect.
+    both = [d for d in (local_first, global_first) if d is not None]
+    first = min(both, key=lambda d: (d.step, QUESTIONS.index(d.question))) if both else None
+    return Comparison(
+        case, fw, env.at(max(end - 1, 0)), groups, per, first_steps, mask_mismatches, first,
+        env.horizon, local_first, global_first,
+        local_max={k: float(v.max(initial=0.0)) for k, v in loc.errors.items()},
+        local_tol=float(np.max(loc.allowed, initial=tolerances.local_rtol(other.dtype))),
+        local_steps=loc.steps, local_first_steps=local_first_steps,
+        diverges_at={"numpy": d_ref, fw: d_other})

@@ -154,11 +154,8 @@ def _unflat(vec: np.ndarray, layout) -> dict[str, np.ndarray]:
 
 def manual_gradient(case: str, params: dict[str, np.ndarray]) -> np.ndarray:
     """The document's manual gradient of the batch loss at ``params``, flattened."""
-    from crosscheck.reference._common import backward_at
-
-    mod = cases.get(case).ref
-    tape = backward_at(mod, params)
-    return np.concatenate([np.ravel(tape[g]) for g in mod.GRADS.values()])
+    grads = cases.get(case).ref.gradient(params, {"lr": 0.0})[1]
+    return np.concatenate([np.ravel(g) for g in grads.values()])
 
 
 def hessian(case: str, params: dict[str, np.ndarray], h: float = 1e-5) -> np.ndarray:
@@ -204,7 +201,7 @@ class Stability:
     points: tuple[dict[str, Any], ...]     # per point: name, params, loss, lambda_max, lr*lambda
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lr": self.lr, "lr_bound_at_minimum": self.bound, "points": list(self.points)}
+        return {"lr": self.lr, "lr_bound_at_minimum": _num(self.bound), "points": list(self.points)}
 
 
 def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
@@ -225,7 +222,8 @@ def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
         loss = float(mod.MSE(y, mod.forward(x, *(p[k] for k in mod.GRADS))[-1]))
         points.append({"at": name, "params": {k: np.ravel(v).tolist() for k, v in p.items()},
                        "loss": loss, "lambda_max": lam, "lr_times_lambda": lr * lam})
-    return Stability(lr, 2 / points[-1]["lambda_max"], tuple(points))
+    lam = points[-1]["lambda_max"]   # 0 or below: flat or concave there, no step size is unstable
+    return Stability(lr, 2 / lam if lam > 0 else float("inf"), tuple(points))
 
 
 # ----------------------------------------------------------------------------- dead units
@@ -236,10 +234,17 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
     sample: first step from which the unit stays off on it), always (off on every
     sample at every step: it never learns).
     """
+    from crosscheck.compare import diverges_at
+
     out = []
-    sgd = traj.masks and next(iter(traj.masks.values())).ndim == 1
-    m = traj.steps // traj.epochs if sgd else None
-    for name, mask in traj.masks.items():
+    per_epoch = traj.steps // traj.epochs
+    stop = diverges_at(traj)   # a non-finite activation is neither on nor off: stop before it
+    masks = {k: v[:stop] for k, v in traj.masks.items()} if stop is not None else traj.masks
+    sgd = masks and next(iter(masks.values())).ndim == 1
+    m = per_epoch if sgd else None
+    for name, mask in masks.items():
+        if not len(mask):
+            continue
         if sgd:   # one step per sample: step k sees sample k % m
             per_sample = [mask[i::m] for i in range(m)]
             units = {(_layer(name), _unit(name)): [(i, ~s, i) for i, s in enumerate(per_sample)]}
@@ -249,7 +254,7 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
         for (layer, unit), rows in units.items():
             samples, from_step = [], {}
             for i, off, offset in rows:
-                if off[-1]:
+                if len(off) and off[-1]:
                     on = np.flatnonzero(~off)
                     first = int(on[-1] + 1) if on.size else 0
                     samples.append(i)

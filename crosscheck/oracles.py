@@ -140,6 +140,11 @@ def backward_lines(case: str) -> list[tuple[str, str]]:
 
 def chain(traj: Trajectory, step: int, frameworks: tuple[str, ...] = ("torch", "jax")) -> list[Line]:
     """The document's backward at ``step`` beside autograd and finite differences."""
+    with np.errstate(all="ignore"):   # a diverging run's overflows are data, not warnings
+        return _chain(traj, step, frameworks)
+
+
+def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Line]:
     from crosscheck import frameworks as fw_registry
     from crosscheck.reference._common import locals_at
 

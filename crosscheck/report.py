@@ -29,6 +29,8 @@ class CaseResult:
     dead: dict[str, list[dict[str, Any]]]
     stability: diagnostics.Stability | None
     drift: dict[str, dict[str, Any]]                  # float32 only
+    envelope: compare.Envelope | None = None
+    transcript: dict[str, Any] | None = None          # document runs only: see check_transcript
     diagnosis: str = ""
 
     @property
@@ -63,8 +65,13 @@ class CaseResult:
         return c.agree and (c.horizon is not None or self.same_behaviour(fw))
 
     @property
+    def transcript_ok(self) -> bool:
+        return self.transcript is None or self.transcript["status"] != "MISMATCH"
+
+    @property
     def ok(self) -> bool:
-        return not self.diverging and all(self.agree(fw) for fw in self.comparisons)
+        return (not self.diverging and self.transcript_ok
+                and all(self.agree(fw) for fw in self.comparisons))
 
 
 def _run(task: tuple[str, str, str, dict[str, Any]]) -> Trajectory:
@@ -152,14 +159,12 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     """Compare every framework with the reference, and diagnose the run."""
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
-    comparisons = {fw: compare.compare(ref, trajs[fw]) for fw in frameworks}
-    failing = [fw for fw, c in comparisons.items() if not c.agree]
-    if failing and np.all(np.isfinite(ref.step_loss)):
-        # A chaotic run amplifies every rounding difference: judge it up to its horizon.
-        h = compare.horizon(ref, comparisons[failing[0]].tol)
-        if h is not None:
-            for fw in failing:
-                comparisons[fw] = compare.compare(ref, trajs[fw], horizon=h)
+    progress(f"{case} [envelope]")
+    env = compare.envelope(ref, dtype)
+    comparisons = {}
+    for fw in frameworks:
+        progress(f"{case} [{fw}: local and global]")
+        comparisons[fw] = compare.compare(ref, trajs[fw], env)
     dyn = {k: diagnostics.dynamics(t) for k, t in trajs.items()}
     dead = {k: diagnostics.dead_units(t) for k, t in trajs.items()}
     stab = None
@@ -167,9 +172,22 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
         progress(f"{case} [curvature]")
         stab = diagnostics.stability(ref, dyn["numpy"])
     drift = {fw: _drift(ref, trajs[fw]) for fw in frameworks} if dtype != "float64" else {}
-    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift)
+    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift, env, check_transcript(case, ref))
     result.diagnosis = diagnose(result)
     return result
+
+
+def check_transcript(case: str, ref: Trajectory) -> dict[str, Any] | None:
+    """The run printed in the document's format against what the document printed; None
+    for a run with other hyper-parameters than the document's (nothing was printed)."""
+    if dict(ref.hyper) != dict(cases.get(case).ref.problem().hyper):
+        return None
+    diffs = transcript.compare(case, cases.get(case).transcript(ref))
+    bad = transcript.mismatches(diffs)
+    lines = len(transcript.printed(case).splitlines())
+    status = "MISMATCH" if bad else "match"
+    return {"status": status, "lines": lines, "rounding_only": len(diffs) - len(bad),
+            "differences": [str(d) for d in diffs]}
 
 
 def _drift(ref: Trajectory, other: Trajectory) -> dict[str, Any]:
@@ -193,8 +211,8 @@ def diagnose(r: CaseResult) -> str:
     d, ref = r.dynamics["numpy"], r.reference
     per_epoch = ref.steps // ref.epochs
     if d.kind == "diverging":
-        bad = np.flatnonzero(~np.isfinite(ref.step_loss))
-        where = f"; non-finite from step {int(bad[0])}" if bad.size else ""
+        bad = compare.diverges_at(ref)
+        where = f"; non-finite from step {bad}" if bad is not None else ""
         line = f"diverging from step {d.start_step}{where}"
     elif d.kind == "stalled":
         zero = all(np.all(g[-per_epoch:] == 0) for g in ref.grads.values())
@@ -217,8 +235,12 @@ def diagnose(r: CaseResult) -> str:
     if r.stability is not None:
         m = r.stability.points[-1]
         verdict = "> 2: unstable" if m["lr_times_lambda"] > 2 else "< 2"
-        line += (f"; lr*lambda_max = {m['lr_times_lambda']:.3g} at the nearest minimum"
-                 f" ({verdict}; GD needs lr < {r.stability.bound:.3g})")
+        need = (f"GD needs lr < {r.stability.bound:.3g}" if np.isfinite(r.stability.bound)
+                else "no curvature there, so no lr is too large")
+        line += f"; lr*lambda_max = {m['lr_times_lambda']:.3g} at the nearest minimum ({verdict}; {need})"
+    if r.envelope is not None and r.envelope.horizon is not None:
+        line += (f"; predictable up to step {r.envelope.horizon}: there a 1-ulp change of the initial "
+                 f"values has grown past {tolerances.PREDICTABLE:g} (chaotic)")
     for u in r.dead["numpy"]:
         if u["always"]:
             line += f"; {u['layer']} unit {u['name']} off on every sample at every step (never learns)"
@@ -237,10 +259,19 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
         for fw, c in r.comparisons.items():
             frameworks[fw] = {
                 "agree": r.agree(fw),
+                "failed": c.question,
+                "local": {
+                    "agree": c.local_first is None,
+                    "max_rel_err": c.local_max,
+                    "tolerance": c.local_tol,
+                    "steps": c.local_steps,
+                    "first_divergence": c.local_first.as_dict() if c.local_first else None,
+                },
                 "max_rel_err": {k: float(v) for k, v in c.max_rel_err.items()},
                 "tolerance": c.tol,
                 "first_divergence": c.first.as_dict() if c.first else None,
                 "horizon": c.horizon,
+                "diverges_at": c.diverges_at.get(fw),
                 "same_dynamics": r.same_behaviour(fw),
                 "dynamics": r.dynamics[fw].as_dict(),
                 "mask_mismatches": c.mask_mismatches,
@@ -248,6 +279,7 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
             if fw in r.drift:
                 frameworks[fw]["drift"] = r.drift[fw]
         d = r.dynamics["numpy"]
+        env = r.envelope
         out["cases"][r.case] = {
             "document": cases.get(r.case).document,
             "hyper": dict(ref.hyper),
@@ -256,24 +288,52 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
             "dynamics": d.as_dict(),
             "dead_units": r.dead["numpy"],
             "stability": r.stability.as_dict() if r.stability else None,
+            "envelope": None if env is None else {
+                "horizon": env.horizon, "diverges_at": env.diverges_at,
+                "final": _finite_or_str(env.at(ref.steps - 1))},
+            "transcript": r.transcript,
             "diagnosis": r.diagnosis,
         }
     return out
 
 
+def _finite_or_str(v: float) -> float | str:
+    return float(v) if np.isfinite(v) else str(float(v))
+
+
+#: What the table's columns are, printed under it.
+TABLE_LEGEND = ("local: the manual backward against autograd at the framework's own parameters, every "
+                "step; loss/grads/params: the trajectories against the reference; envelope: what "
+                "rounding alone may move them by (measured). All are normwise relative errors, the "
+                "worst over the steps compared.")
+
+
+def verdict(r: CaseResult, fw: str) -> str:
+    c = r.comparisons[fw]
+    if r.agree(fw):
+        if r.diverging:
+            return f"DIVERGING, the same in all (non-finite from step {r.envelope.diverges_at})" \
+                if r.envelope and r.envelope.diverges_at is not None else "DIVERGING, the same in all"
+        if c.horizon is not None:
+            return (f"agree (manual gradients at all {c.local_steps} steps; trajectories up to step "
+                    f"{c.horizon}, the predictability horizon)")
+        return "agree"
+    if c.first is not None:
+        what = ("manual backward" if c.first.question == "local" else "trajectories")
+        return f"MISMATCH ({what}): {c.first}"
+    return "MISMATCH (behaviour): different dynamics or dead units"
+
+
 def table(results: Sequence[CaseResult]) -> str:
-    head = f"{'case':<14} {'framework':<9} {'loss':>9} {'grads':>9} {'params':>9} {'tol':>8}  verdict"
+    head = (f"{'case':<14} {'framework':<9} {'local':>9} {'loss':>9} {'grads':>9} {'params':>9} "
+            f"{'envelope':>8}  verdict")
     lines = [head, "-" * len(head)]
     for r in results:
         for fw, c in r.comparisons.items():
             e = c.max_rel_err
-            chaotic = (f" up to step {c.horizon}: beyond it a 1-ulp change of the initial values "
-                       "alone exceeds the tolerance (chaotic)") if c.horizon is not None else ""
-            verdict = ("DIVERGING (same in all)" if r.diverging and r.agree(fw) else
-                       f"agree{chaotic}" if r.agree(fw) else
-                       f"MISMATCH: {c.first}" if c.first else "MISMATCH: different dynamics/dead units")
-            lines.append(f"{r.case:<14} {fw:<9} {e['loss']:>9.2e} {e['grads']:>9.2e} {e['params']:>9.2e} "
-                         f"{c.tol:>8.1e}  {verdict}")
+            local = max(c.local_max.values(), default=0.0)
+            lines.append(f"{r.case:<14} {fw:<9} {local:>9.2e} {e['loss']:>9.2e} {e['grads']:>9.2e} "
+                         f"{e['params']:>9.2e} {c.tol:>8.1e}  {verdict(r, fw)}")
             if fw in r.drift:
                 dr = r.drift[fw]
                 above = dr["first_step_above_1e-3"]
@@ -283,4 +343,13 @@ def table(results: Sequence[CaseResult]) -> str:
                              + "; behaviour " + ("survives (same dynamics, cycle, dead units)"
                                                  if r.same_behaviour(fw) else "CHANGES"))
         lines.append(f"{'':<14} -> {r.diagnosis}")
+        if r.transcript is not None:
+            t = r.transcript
+            note = (f"transcript: matches the document's {t['lines']} printed lines"
+                    + (f" ({t['rounding_only']} differ by BLAS rounding only)" if t["rounding_only"] else "")
+                    if t["status"] == "match" else
+                    f"transcript: MISMATCH with the document: {t['differences'][0]}")
+            lines.append(f"{'':<14} -> {note}")
+    lines.append("")
+    lines.append(TABLE_LEGEND)
     return "\n".join(lines)

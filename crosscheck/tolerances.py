@@ -78,6 +78,75 @@ def rtol(steps: int, dtype: str = "float64", conditioning: float = 1.0) -> float
 STEP_RTOL = OPS_PER_STEP * UNIT_ROUNDOFF["float64"]
 
 
+def local_rtol(dtype: str = "float64", sensitivity: float = 0.0) -> float:
+    """Tolerance of the local question: the manual backward against autograd *at the same
+    parameters*, normwise per tensor with the causal scale, loss included.
+
+    Nothing accumulates across steps, so the plain bound is one step's chain of roundings,
+    OPS_PER_STEP * u (3.6e-15 in float64; times the step's conditioning, applied by the
+    caller). That bound assumes the result is not much more sensitive to rounding than its
+    own size. Near a fit it is: the residual O - y cancels, and rounding of O of size
+    u * |O| becomes a large *relative* error of a small gradient (or loss). Where the plain
+    bound is exceeded, the caller therefore measures that ``sensitivity``: how far the
+    manual values move, normwise, when every parameter moves by u relative (twice, with
+    alternating signs). Each implementation's rounding acts like a perturbation of at most
+    OPS_PER_STEP * u, so the two can differ by OPS_PER_STEP * (u + sensitivity).
+
+    A wrong gradient line is wrong by far more: a relative error of 1e-13 at step 0 is 30
+    times the plain bound, and the sensitivity at a document's step 0 is about u.
+    """
+    return OPS_PER_STEP * (UNIT_ROUNDOFF[dtype] + sensitivity)
+
+
+# --------------------------------------------------------------------------- whole runs
+#: The envelope below is a linearisation: it holds while the differences stay small. Where
+#: it passes 1% the trajectories can no longer be compared step by step, because rounding
+#: alone moves them by that much: that step is the run's *predictability horizon*.
+PREDICTABLE = 1e-2
+
+
+#: Window (steps) over which the shadow's difference is maximised: a difference that
+#: oscillates passes through 0 at some phase, and two runs need not share that phase. It is
+#: the longest period the dynamics diagnosis looks for.
+ENVELOPE_WINDOW = 64
+
+
+def envelope(shadow: np.ndarray, dtype: str = "float64",
+             conditioning: np.ndarray | None = None) -> np.ndarray:
+    """Per step, how far a correct implementation's trajectory may be from the reference's.
+
+    ``shadow[k]`` is the measured normwise difference, at step k, between the reference's
+    run and the same run with every parameter moved by u (random signs) after every step:
+    what rounding-level differences made at every step grow to under these dynamics. A
+    second implementation makes differences of up to OPS_PER_STEP * u * c_j at step j (c_j
+    the step's conditioning, 1 for the documents' cases). Two regimes bound what they add
+    up to, and the envelope is their sum:
+
+    * without amplification, they add up at most linearly: OPS_PER_STEP * u * sum c_j,
+      which is ``rtol(k + 1)`` for the documents' cases;
+    * where the dynamics amplify (an unstable learning rate, a chaotic run), the earliest
+      differences dominate and grow along the same directions as the shadow's, so the
+      difference is OPS_PER_STEP times the shadow's (maximised over ENVELOPE_WINDOW steps).
+
+        envelope_k = OPS_PER_STEP * (u * sum_{j <= k} c_j + max_{k - W < j <= k} shadow_j)
+
+    A single nudge of the initial values is not enough: a contracting phase can round the
+    difference away to exactly 0, after which the shadow cannot show a later instability
+    (found with ``relu --lr 0.015``, whose shadow rejoined the reference bitwise at step 150
+    and whose implementations then parted at step 248).
+    """
+    d = np.asarray(shadow, np.float64)
+    c = np.ones(len(d)) if conditioning is None else np.asarray(conditioning, np.float64)
+    u = UNIT_ROUNDOFF[dtype]
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    padded = np.concatenate([np.zeros(ENVELOPE_WINDOW - 1), d])
+    recent = sliding_window_view(padded, ENVELOPE_WINDOW).max(axis=1) if len(d) else d
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = OPS_PER_STEP * (u * np.cumsum(c) + recent * (u / UNIT_ROUNDOFF["float64"]))
+    return np.where(np.isnan(out), np.inf, out)
+
+
 # --------------------------------------------------------------------------- finite differences
 #: Central differences of the loss, f'(t) ~ (L(t + h) - L(t - h)) / 2h, have two errors:
 #: truncation h^2 |L'''| / 6 and rounding 2 * delta / 2h, where delta bounds the error of one

@@ -15,19 +15,28 @@ from crosscheck.record import Recorder, Trajectory
 __all__ = ["Recorder", "Trajectory", "epoch_lines", "print_line"]
 
 
-def backward_at(module, params: dict, lr: float = 0.0) -> dict:
-    """One call of the document's ``forward`` then ``backward`` at ``params`` (copied),
-    returning every named intermediate gradient (``dL_dO``, ``dL_dz``, ...).
+def given(drawn: tuple, init, names) -> tuple:
+    """The drawn initial values, or ``init``'s (name -> value) in their place, with the types
+    the document draws: arrays stay arrays (copied), scalars become Python floats."""
+    if init is None:
+        return drawn
+    return tuple(np.array(init[k], np.float64) if np.ndim(init[k]) else float(init[k]) for k in names)
 
-    For the full-batch function-style cells, whose ``backward`` takes the parameters and
-    then exactly what ``forward`` returned.
+
+def manual_step(data, forward, loss, backward, grads: dict, params: dict, lr: float):
+    """One call of a function-style cell's ``forward``, loss and manual ``backward`` at
+    ``params`` (copied): the loss and every parameter's gradient as the backward computes
+    them. ``lr`` is the run's, so an update that leaks into a later gradient line shows.
+
+    For the full-batch cells, whose ``backward`` takes the parameters, then exactly what
+    ``forward`` returned, then ``lr``.
     """
-    x, y = module.data()
-    p = [np.array(params[k], np.float64) if np.ndim(params[k]) else float(params[k])
-         for k in module.GRADS]
+    x, y = data()
+    p = given((), params, grads)
+    out = forward(x, *p)
     tape: dict = {}
-    module.backward(x, y, *p, *module.forward(x, *p), lr, tape=tape)
-    return tape
+    backward(x, y, *p, *out, lr, tape=tape)
+    return loss(y, out[-1]), {k: tape[g] for k, g in grads.items()}
 
 
 class _Found(Exception):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block
+from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given, manual_step
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "third cell (In [65])"
@@ -123,13 +123,19 @@ def loss_at(params, hyper=None, sample=None):
     return MSE(y, O), (tuple((a > 0).ravel()), tuple((z > 0).ravel()))
 
 
-def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
-    """The document's training loop, every epoch recorded."""
+def gradient(params, hyper, sample=None):
+    """The loss and the manual gradients at ``params``, by the document's own functions."""
+    return manual_step(data, forward, MSE, backward, GRADS, params, hyper["lr"])
+
+
+def run(lr: float = LR, epochs: int = EPOCHS, init=None) -> Trajectory:
+    """The document's training loop, every epoch recorded; ``init`` replaces the drawn
+    initial values (name -> value), after the draw."""
     np.random.seed(SEED)
     x, y = data()
 
     # Training loop
-    W1, b1, W2, b2 = init_params(1, 1)
+    W1, b1, W2, b2 = given(init_params(1, 1), init, GRADS)
     rec = Recorder({"W1": W1, "b1": b1, "W2": W2, "b2": b2}, steps=epochs, epochs=epochs,
                    masks={"a": (x.shape[0], 1), "z": (x.shape[0], 1)})
     for epoch in range(epochs):

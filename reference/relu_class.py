@@ -25,10 +25,12 @@ follow the document's ``f``/``fp`` style, for the property tests over the class.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block
+from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "ReLU/MSE classes (In [20]) and LinearRegressionNN"
@@ -251,13 +253,29 @@ def run(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIVATIO
                       pred_train=model.forward(x)[3])
 
 
-def conditioning(traj: Trajectory) -> float:
-    """How much this run's steps amplify rounding, relative to the plain chain of ops (>= 1).
+@functools.cache
+def _built(sizes, activations):
+    return build(sizes, activations)
+
+
+def gradient(params, hyper, sample=None):
+    """The loss and the manual gradients at ``params``: ``forward``, ``loss_fn.f`` and
+    ``backward`` of a model built once per shape, its parameters set to copies of ``params``."""
+    model, x, y = _built(tuple(hyper.get("sizes", SIZES)), tuple(hyper.get("activations", ACTIVATIONS)))
+    model.W1, model.b1, model.W2, model.b2 = given((), params, GRADS)
+    a, A, z, O = model.forward(x)
+    tape: dict = {}
+    model.backward(x, y, a, A, z, O, hyper["lr"], tape=tape)
+    return model.loss_fn.f(y, O), {p: tape[g] for p, g in GRADS.items()}
+
+
+def conditioning(traj: Trajectory) -> np.ndarray | float:
+    """How much each step of this run amplifies rounding, relative to the plain chain of ops.
 
     Only ``Tanh`` and ``Sigmoid`` need it: ``1 - tanh**2`` and ``s * (1 - s)`` cancel as a
     unit saturates. Every step's running error bound (``tolerances.class_gradient_bound``,
-    the whole run at once) is divided by each gradient's causal scale; their sum over the
-    steps is the run's bound, returned as a multiple of OPS_PER_STEP * u * steps.
+    the whole run at once) is divided by each gradient's causal scale: per step, a multiple
+    of OPS_PER_STEP * u (1 where there is nothing to allow for).
     """
     from crosscheck import compare, tolerances
 
@@ -274,8 +292,7 @@ def conditioning(traj: Trajectory) -> float:
     for k, b in bound.items():
         scale = compare.causal_scale(traj.grads[k])
         per_step = np.maximum(per_step, b.reshape(traj.steps, -1).max(axis=1) / scale)
-    plain = tolerances.OPS_PER_STEP * tolerances.UNIT_ROUNDOFF["float64"] * traj.steps
-    return max(1.0, float(per_step.sum()) / plain)
+    return np.maximum(per_step / (tolerances.OPS_PER_STEP * tolerances.UNIT_ROUNDOFF["float64"]), 1.0)
 
 
 def transcript(traj: Trajectory) -> str:

@@ -14,7 +14,7 @@ Quirks of the document, kept as they are:
 from __future__ import annotations
 
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory
+from crosscheck.reference._common import Recorder, Trajectory, given
 
 DOCUMENT = "002_864d8709852ec334.txt"
 CELL = "first program (In [1] to In [4])"
@@ -53,12 +53,8 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
                 {"lr": lr, "epochs": epochs, "test_input": TEST_DATA}, x_test=[TEST_DATA])
 
 
-def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
-    """The document's two nested loops, every sample's update recorded."""
-    input, output = data()
-    w, b = init_params()
-    rec = Recorder({"w": w, "b": b}, steps=epochs * len(input), epochs=epochs)
-
+def train(w, b, input, output, lr, epochs, rec):
+    """The document's two nested loops from ``w, b``, every sample's update recorded."""
     for epoch in range(epochs):
         total_loss = 0
         for x, y in zip(input, output):
@@ -77,6 +73,24 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
             b = b - lr * db
             rec.step(loss, {"w": dw, "b": db}, {"w": w, "b": b})
         rec.epoch_loss[epoch] = total_loss
+    return w, b
+
+
+def gradient(params, hyper, sample=0):
+    """Sample ``sample``'s loss and manual gradients at ``params``: one pass of the loops."""
+    input, output = data()
+    rec = Recorder(params, steps=1, epochs=1)
+    train(float(params["w"]), float(params["b"]), input[sample:sample + 1], output[sample:sample + 1],
+          hyper["lr"], 1, rec)
+    return rec.step_loss[0], {k: rec.grads[k][0] for k in GRADS}
+
+
+def run(lr: float = LR, epochs: int = EPOCHS, init=None) -> Trajectory:
+    """The document's run; ``init`` replaces the initial values (name -> value)."""
+    input, output = data()
+    w, b = given(init_params(), init, GRADS)
+    rec = Recorder({"w": w, "b": b}, steps=epochs * len(input), epochs=epochs)
+    w, b = train(w, b, input, output, lr, epochs, rec)
 
     test_data = TEST_DATA
     predicted = w * test_data + b
@@ -85,7 +99,7 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
                       pred_train=[w * x + b for x in input], pred_test=[predicted])
 
 
-BACKWARD = (run, "w = w - lr * dw")
+BACKWARD = (train, "w = w - lr * dw")
 INTERMEDIATES: dict[str, str] = {}
 
 

@@ -156,10 +156,20 @@ def problem(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Problem:
                 x_test=[TEST_DATA], masks=("z1", "z2"), activations=("relu", "relu"))
 
 
-def run(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Trajectory:
-    """``In [6]`` once, then the training cell ``In [10]`` executed ``runs`` times."""
+def gradient(params, hyper, sample=0):
+    """Sample ``sample``'s loss and manual gradients at ``params``: one pass of ``In [10]``."""
     input, output = data()
-    p = init_params()
+    rec = Recorder(params, steps=1, epochs=1, masks={"z1": (), "z2": ()})
+    train_cell({k: float(params[k]) for k in GRADS}, input[sample:sample + 1],
+               output[sample:sample + 1], hyper["lr"], 1, rec)
+    return rec.step_loss[0], {k: rec.grads[k][0] for k in GRADS}
+
+
+def run(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS, init=None) -> Trajectory:
+    """``In [6]`` once, then the training cell ``In [10]`` executed ``runs`` times; ``init``
+    replaces the hand-set initial values (name -> value)."""
+    input, output = data()
+    p = init_params() if init is None else {k: float(init[k]) for k in GRADS}
     rec = Recorder(p, steps=runs * epochs * len(input), epochs=runs * epochs,
                    masks={"z1": (), "z2": ()})
     for _ in range(runs):

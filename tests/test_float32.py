@@ -33,7 +33,10 @@ def test_float32_really_runs_in_float32(case, fw, f32):
 @pytest.mark.parametrize("case", CASES)
 def test_float32_stays_within_its_derived_bound(case, fw, f32, runs):
     c = compare.compare(runs(case), f32(case, fw))
-    assert c.tol == tolerances.rtol(runs(case).steps, "float32")
+    # The envelope is measured in float64 and scaled to float32's unit roundoff: it holds at
+    # least the linear bound rtol(S, "float32") of a run without amplification.
+    linear = tolerances.rtol(runs(case).steps, "float32")
+    assert c.tol >= linear, f"[{case}/{fw}] float32 envelope {c.tol:.3g} below the linear bound {linear:.3g}"
     assert c.agree, f"[{case}/{fw}] float32: {c.first}"
 
 
