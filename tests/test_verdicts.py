@@ -1,0 +1,114 @@
+"""Verdicts that the dynamics cannot fool: no false mismatch at any learning rate, and a
+rounding-sized mistake in a manual gradient still caught at the step and parameter.
+
+The sweep is the issue's acceptance test: learning rates {0.001, ..., 0.1} x every case x
+both frameworks, all correct implementations, so every pair must agree (or agree on a
+divergence). The runs are shared through one module-scoped fixture.
+"""
+
+import dataclasses
+import types
+
+import numpy as np
+import pytest
+from conftest import CASES, FRAMEWORKS
+
+from crosscheck import cases, compare, diagnostics, report, runner
+
+LEARNING_RATES = [0.001, 0.003, 0.005, 0.007, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1]
+#: A relative error this small in one gradient, at step 0, must be caught there.
+PLANTED = 1e-13
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    results = {}
+    with report.Workers(2) as workers:
+        for lr in LEARNING_RATES:
+            for case, trajs in report.run_trajectories(CASES, FRAMEWORKS, workers=workers, lr=lr):
+                results[lr, case] = report.analyse(case, trajs)
+    return results
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("lr", LEARNING_RATES)
+def test_no_false_mismatch_at_any_learning_rate(lr, case, fw, sweep):
+    r = sweep[lr, case]
+    c = r.comparisons[fw]
+    assert r.agree(fw), (f"[{case}/{fw}] lr {lr}: a correct implementation called wrong: "
+                         f"{c.first or 'behaviour'}; horizon {c.horizon}, dynamics "
+                         f"{r.dynamics[fw].kind} vs {r.dynamics['numpy'].kind}")
+    assert c.local_first is None, f"[{case}/{fw}] lr {lr}: local {c.local_first}"
+
+
+@pytest.mark.parametrize("lr", LEARNING_RATES)
+def test_relu_and_its_class_twin_get_the_same_verdict(lr, sweep):
+    # The same function on the same inputs: one may not be chaotic while the other mismatches.
+    a, b = sweep[lr, "relu"], sweep[lr, "relu_class"]
+    for fw in FRAMEWORKS:
+        assert (a.agree(fw), a.comparisons[fw].horizon) == (b.agree(fw), b.comparisons[fw].horizon), (
+            f"[relu vs relu_class/{fw}] lr {lr}: {a.agree(fw)}/{a.comparisons[fw].horizon} vs "
+            f"{b.agree(fw)}/{b.comparisons[fw].horizon}")
+
+
+def _nonzero_at_start(case):
+    ref = runner.run(case)
+    return [(case, p) for p in ref.param_names if np.any(ref.grads[p][0] != 0)]
+
+
+PLANTABLE = [cp for case in CASES for cp in _nonzero_at_start(case)]
+
+
+def _planted(case: str, param: str, ref):
+    """The case's reference with ``param``'s manual gradient off by PLANTED (relative), and
+    the trajectory such a reference would record."""
+    mod = cases.get(case).ref
+    proxy = types.ModuleType(f"{mod.__name__}_planted")
+    proxy.__dict__.update(mod.__dict__)
+
+    def gradient(params, hyper, sample=None):
+        loss, grads = mod.gradient(params, hyper, sample)
+        return loss, {**grads, param: np.asarray(grads[param], np.float64) * (1 + PLANTED)}
+
+    proxy.gradient = gradient
+    traj = dataclasses.replace(ref, grads={**ref.grads, param: ref.grads[param] * (1 + PLANTED)})
+    return proxy, traj
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.parametrize("case,param", PLANTABLE, ids=[f"{c}-{p}" for c, p in PLANTABLE])
+def test_a_1e_13_gradient_error_is_caught_at_step_0(case, param, fw, runs):
+    proxy, traj = _planted(case, param, runs(case))
+    c = compare.compare(traj, runs(case, fw), reference=proxy)
+    first = c.local_first
+    assert first is not None, f"[{case}/{fw}] a {PLANTED:g} error in grad[{param}] went unnoticed"
+    assert (first.step, first.quantity, first.parameter) == (0, "grad", param), (
+        f"[{case}/{fw}] planted in grad[{param}] at step 0, blamed {first}")
+    assert c.first.question == "local", f"[{case}/{fw}] {c.first}"
+
+
+def test_runs_that_all_overflow_agree_on_a_divergence():
+    trajs = {impl: runner.run("relu", impl, lr=1e308) for impl in ("numpy", *FRAMEWORKS)}
+    r = report.analyse("relu", trajs)
+    assert r.diverging, f"[relu] lr 1e308: {r.dynamics['numpy']}"
+    for fw in FRAMEWORKS:
+        c = r.comparisons[fw]
+        assert r.agree(fw), f"[relu/{fw}] lr 1e308: NaN vs inf vs 0 after the overflow called {c.first}"
+        assert c.diverges_at[fw] == c.diverges_at["numpy"], f"[relu/{fw}] {c.diverges_at}"
+
+
+def test_no_dead_units_are_inferred_from_non_finite_activations():
+    t = runner.run("relu", lr=1e308)
+    stop = compare.diverges_at(t)
+    assert stop is not None and stop <= 1, f"[relu] lr 1e308 leaves the numbers at step {stop}"
+    assert diagnostics.dead_units(t) == [], f"[relu] lr 1e308: {diagnostics.dead_units(t)}"
+
+
+def test_the_local_question_holds_past_the_predictability_horizon(sweep):
+    r = sweep[0.02, "relu"]
+    for fw in FRAMEWORKS:
+        c = r.comparisons[fw]
+        assert c.horizon is not None, f"[relu/{fw}] lr 0.02 should be chaotic; envelope {c.tol:.3g}"
+        assert c.local_steps == r.reference.steps > c.horizon, (
+            f"[relu/{fw}] the local check compared {c.local_steps} steps, horizon {c.horizon}")
