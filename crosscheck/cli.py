@@ -195,8 +195,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         with report.Workers(args.jobs) as workers:
             runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers,
                                            progress=progress, **overrides)
+            envs: dict = {}
             for i, (name, trajs) in enumerate(runs):
-                r = report.analyse(name, trajs, args.dtype, progress=progress)
+                if i == 0 and workers.pool:   # queued behind the helper's share of the runs
+                    envs = report.envelopes(names, args.dtype, workers, **overrides)
+                env = envs[name].result() if name in envs else None
+                r = report.analyse(name, trajs, args.dtype, progress=progress, env=env)
                 results.append(r)
                 progress.step()
                 if args.plots:   # half for the helper now, half for this process afterwards

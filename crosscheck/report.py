@@ -154,13 +154,26 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
         yield case, trajs
 
 
+def _envelope(task: tuple[str, str, dict[str, Any]]) -> compare.Envelope:
+    case, dtype, overrides = task
+    return compare.envelope(runner.run(case, **overrides), dtype)
+
+
+def envelopes(names: Sequence[str], dtype: str, workers: Workers, **overrides: Any) -> dict[str, Future]:
+    """Each case's envelope (a shadow run of the reference), queued on the helper process
+    behind the trajectories, so that it overlaps this process's torch runs."""
+    return {case: workers.submit(_envelope, (case, dtype, overrides)) for case in names}
+
+
 def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
-            progress: Callable[[str], None] = lambda s: None) -> CaseResult:
+            progress: Callable[[str], None] = lambda s: None,
+            env: compare.Envelope | None = None) -> CaseResult:
     """Compare every framework with the reference, and diagnose the run."""
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
-    progress(f"{case} [envelope]")
-    env = compare.envelope(ref, dtype)
+    if env is None:
+        progress(f"{case} [envelope]")
+        env = compare.envelope(ref, dtype)
     comparisons = {}
     for fw in frameworks:
         progress(f"{case} [{fw}: local and global]")
