@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
                                     ".pytest_cache", ".ruff_cache", ".hypothesis", "report")
 
+PIP = [sys.executable, "-m", "pip", "-q", "--no-cache-dir", "--disable-pip-version-check"]
+
 
 def _run(args, **kwargs):
     r = subprocess.run(args, capture_output=True, text=True, timeout=300, **kwargs)
@@ -34,8 +36,7 @@ def wheel(tmp_path_factory):
     """The wheel built by pip from a copy of the repository (the checkout stays untouched)."""
     tmp = tmp_path_factory.mktemp("packaging")
     source = shutil.copytree(ROOT, tmp / "source", ignore=NOT_SOURCE)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir",
-          "-q", "-w", str(tmp / "dist"), str(source)], cwd=tmp)
+    _run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(source)], cwd=tmp)
     (built,) = (tmp / "dist").glob("backprop_crosscheck-*.whl")
     return built
 
@@ -56,8 +57,7 @@ def test_wheel_holds_the_package_data_and_no_generic_top_level_names(wheel):
 def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     target, elsewhere = tmp_path / "target", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "-q",
-          "--target", str(target), str(wheel)])
+    _run([*PIP, "install", "--no-deps", "--target", str(target), str(wheel)])
     # -S: no site, so no .pth: the wheel's crosscheck and the venv's numpy, torch, jax only.
     env = {"PYTHONPATH": f"{target}:{sysconfig.get_paths()['purelib']}", "PATH": "/usr/bin:/bin",
            "HOME": str(Path.home())}
