@@ -2,15 +2,24 @@
 ``versions.json`` naming the versions that produced them.
 
 The npz layout is :meth:`Trajectory.to_arrays`; ``tests/test_baselines.py`` writes and
-checks them with pytest-regressions' ``ndarrays_regression``. Loading goes through
-:func:`load`, which turns a missing or unreadable file into one clear
-:class:`BaselineError` instead of a traceback.
+checks them with pytest-regressions' ``ndarrays_regression``. Every problem a baseline can
+have becomes one :class:`BaselineError` or one message from :func:`verify`, worded for
+its cause and naming the exact command that fixes it:
+
+* missing, unreadable or wrongly laid out file: rewrite it from the reference;
+* the reference no longer reproduces it: a regression, or a deliberate change that
+  rewrites it from the reference;
+* a framework disagrees with it: a framework mismatch, never a reason to regenerate
+  (only the reference writes baselines).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +28,66 @@ from crosscheck import tolerances
 from crosscheck.compare import causal_scale
 from crosscheck.versions import versions
 
-DIR = Path(__file__).resolve().parent.parent / "tests" / "test_baselines"
+ROOT = Path(__file__).resolve().parent.parent
+DIR = ROOT / "tests" / "test_baselines"
+TESTS = ROOT / "tests" / "test_baselines.py"
+TEST = "test_matches_baseline"
 SIDECAR = "versions.json"
-REGEN_HINT = "regenerate from the reference: pytest tests/test_baselines.py -k numpy --force-regen"
+REQUIRED = ("epoch_loss", "step_loss", "pred_train", "pred_test")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip
 
 
 class BaselineError(Exception):
-    """A baseline that is missing, unreadable or of the wrong layout."""
+    """A baseline that is missing, unreadable or of the wrong layout; the message says
+    what is wrong and the command that rewrites it."""
 
 
 def path(case: str, directory: Path = DIR) -> Path:
     return Path(directory) / f"{case}.npz"
 
 
+def regen_command(case: str | None = None, directory: Path = DIR) -> str:
+    """The exact shell command that rewrites ``case``'s baseline from the reference (every
+    case's and ``versions.json`` when ``case`` is None). It starts in the repository root,
+    so ``python -m`` imports this checkout's code whatever is installed."""
+    tests = TESTS.relative_to(ROOT).as_posix()
+    if case is None:
+        args = [tests, "-k", "numpy"]
+    else:
+        args = [f"{tests}::{TEST}[{case}-numpy]"]
+    args.append("--regen-all")
+    if Path(directory).resolve() != DIR:
+        args += ["--baseline-dir", str(Path(directory).resolve())]
+    return f"cd {shlex.quote(str(ROOT))} && {shlex.join([sys.executable, '-m', 'pytest', *args])}"
+
+
+def _unusable(case: str, p: Path, what: str, directory: Path) -> BaselineError:
+    return BaselineError(f"baseline {p} {what}; rewrite it from the reference: "
+                         f"{regen_command(case, directory)}")
+
+
 def load(case: str, directory: Path = DIR) -> dict[str, np.ndarray]:
     """The baseline arrays of ``case``; :class:`BaselineError` if missing or corrupt."""
     p = path(case, directory)
     if not p.is_file():
-        raise BaselineError(f"baseline for {case!r} is missing: {p}; {REGEN_HINT}")
+        raise _unusable(case, p, "is missing", directory)
+    with open(p, "rb") as fh:
+        head = fh.read(64)
+    if not head:
+        raise _unusable(case, p, "is empty (0 bytes)", directory)
+    if head[:4] not in _ZIP_MAGIC:
+        raise _unusable(case, p, f"is not an npz (zip) archive: it starts with {head[:16]!r}", directory)
     try:
         with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # np.load(path) leaks
             arrays = {k: f[k] for k in f.files}                          # its handle on bad zips
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise BaselineError(f"baseline for {case!r} is corrupt ({type(e).__name__}: {e}): {p}; "
-                            f"{REGEN_HINT}") from None
-    missing = {"epoch_loss", "step_loss", "pred_train", "pred_test"} - set(arrays)
+    except ValueError as e:  # a valid zip whose members are object arrays, or not .npy at all
+        raise _unusable(case, p, f"holds data that is not a plain array ({e})", directory) from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise _unusable(case, p, f"is a damaged npz archive ({type(e).__name__}: {e})",
+                        directory) from None
+    missing = sorted(set(REQUIRED) - set(arrays))
     if missing:
-        raise BaselineError(f"baseline for {case!r} lacks {sorted(missing)}: {p}; {REGEN_HINT}")
+        raise _unusable(case, p, f"lacks the arrays {missing}", directory)
     return arrays
 
 
@@ -67,14 +109,79 @@ def normwise_tolerances(arrays: dict[str, np.ndarray], steps: int,
     return out
 
 
-def read_versions(directory: Path = DIR) -> dict | None:
-    try:
-        return json.loads((Path(directory) / SIDECAR).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def read_versions(directory: Path = DIR) -> dict:
+    """The versions that produced the baselines; :class:`BaselineError` if the sidecar is
+    missing or unreadable."""
+    p = Path(directory) / SIDECAR
+    if not p.is_file():
+        problem = "is missing"
+    else:
+        try:
+            made_with = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            problem = f"is unreadable ({type(e).__name__}: {e})"
+        else:
+            if isinstance(made_with, dict):
+                return made_with
+            problem = f"holds a {type(made_with).__name__}, not a mapping of versions"
+    raise BaselineError(f"{p} {problem}: it names the versions that produced the baselines; "
+                        f"rewrite it with them from the reference: {regen_command(None, directory)}")
 
 
 def write_versions(directory: Path = DIR) -> None:
     p = Path(directory) / SIDECAR
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _drift(directory: Path) -> str:
+    try:
+        made_with = read_versions(directory)
+    except BaselineError:
+        return f"the versions that made it are unknown ({SIDECAR} unusable)"
+    drift = [f"{k} {made_with.get(k)} -> {v}" for k, v in versions().items() if made_with.get(k) != v]
+    return "made with the installed versions" if not drift else "versions since: " + ", ".join(drift)
+
+
+def _detail(assertion: str) -> str:
+    # pytest-regressions ends its first line with advice to --force-regen, right only for the reference.
+    return "\n".join(line for line in assertion.splitlines() if "--force-regen" not in line).strip()
+
+
+def mismatch_message(case: str, implementation: str, detail: str, directory: Path = DIR) -> str:
+    """The one message for a trajectory that differs from its baseline."""
+    p = path(case, directory)
+    if implementation == "numpy":
+        head = (f"[{case}/numpy] the reference no longer reproduces its baseline {p} "
+                f"({_drift(directory)}). If the change is deliberate (a case was changed, or new "
+                f"pinned versions), rewrite it from the reference: {regen_command(case, directory)}; "
+                f"otherwise the reference has regressed.")
+    else:
+        see = f"cd {shlex.quote(str(ROOT))} && " + shlex.join(
+            [sys.executable, "-m", "crosscheck", "run", case, "--framework", implementation])
+        head = (f"[{case}/{implementation}] {implementation} disagrees with the reference's baseline {p}: "
+                f"a framework mismatch, not a stale baseline, so the baseline stays as it is (only the "
+                f"reference writes it). If [{case}-numpy] fails as well, the reference changed: see its "
+                f"message first. Where {implementation} parts from the reference: {see}")
+    return f"{head}\n{_detail(detail)}"
+
+
+def verify(case: str, implementation: str, arrays: dict[str, np.ndarray], steps: int,
+           check: Callable[..., None], directory: Path = DIR) -> str | None:
+    """None if ``arrays`` match ``case``'s baseline; otherwise the one message to report.
+
+    ``check`` is ``ndarrays_regression.check``: it compares against the baseline file
+    (``fullpath``) and raises ``AssertionError`` with the differing values.
+    """
+    try:
+        expected = load(case, directory)
+    except BaselineError as e:
+        return f"[{case}/{implementation}] {e}"
+    scale_from = arrays if implementation == "numpy" else expected
+    try:
+        check(arrays, fullpath=path(case, directory), tolerances=normwise_tolerances(scale_from, steps))
+    except AssertionError as e:
+        detail = str(e)
+    else:
+        return None
+    return mismatch_message(case, implementation, detail, directory)

@@ -5,18 +5,30 @@ import crosscheck  # noqa: F401  (must come before numpy: selects the BLAS kerne
 
 # isort: split
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from crosscheck import cases, runner
+from crosscheck import baseline, cases, runner
 
 # Hypothesis: a fast, reproducible profile for `make test`, a thorough one for development.
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--baseline-dir", type=Path, default=baseline.DIR,
+                     help="folder of the regression baselines (default: tests/test_baselines)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
+    config.addinivalue_line("markers", "readme: runs a command shown in README.md")
+
 
 CASES = list(cases.CASES)
 FRAMEWORKS = list(runner.IMPLEMENTATIONS[1:])
@@ -25,13 +37,14 @@ IMPLEMENTATIONS = list(runner.IMPLEMENTATIONS)
 
 @pytest.fixture(scope="session")
 def runs():
-    """``runs(case, framework)``: each document run, computed once per test session."""
+    """``runs(case, framework, **overrides)``: each run, computed once per test session."""
     cache = {}
 
-    def get(case, framework="numpy"):
-        if (case, framework) not in cache:
-            cache[case, framework] = runner.run(case, framework)
-        return cache[case, framework]
+    def get(case, framework="numpy", **overrides):
+        key = (case, framework, tuple(sorted(overrides.items())))
+        if key not in cache:
+            cache[key] = runner.run(case, framework, **overrides)
+        return cache[key]
 
     return get
 

@@ -6,8 +6,19 @@ normwise tolerance of ``crosscheck.tolerances``. ``versions.json`` beside them r
 what produced them. Only the reference ever writes a baseline: under ``--force-regen``
 or ``--regen-all`` the framework checks skip, so torch or JAX numbers can never become
 the baseline.
+
+Every baseline problem is reported once, by one test, with the command that fixes it
+(``crosscheck.baseline``); the tests below plant each problem in a copy of the folder.
 """
 
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 from conftest import CASES, IMPLEMENTATIONS
 
@@ -21,48 +32,195 @@ def _regenerating(request):
     return request.config.getoption("force_regen") or request.config.getoption("regen_all")
 
 
+def _reported_by_the_reference_check(request, case):
+    """Whether this session also runs ``[case-numpy]``, which reports an unusable file."""
+    node = request.node.nodeid.rsplit("[", 1)[0] + f"[{case}-numpy]"
+    return any(item.nodeid == node for item in request.session.items)
+
+
 @pytest.mark.parametrize("case,fw", PAIRS, ids=[f"{c}-{f}" for c, f in PAIRS])
 def test_matches_baseline(case, fw, runs, ndarrays_regression, request):
-    traj = runs(case, fw)
-    if fw != "numpy" and _regenerating(request):
-        pytest.skip("baselines are written from the reference only")
-    if fw == "numpy" and _regenerating(request):
-        baseline.write_versions()
-        if baseline.path(case).exists():
-            try:
-                baseline.load(case)
-            except baseline.BaselineError:
-                baseline.path(case).unlink()  # asked to regenerate: replace the unreadable file
-    else:
+    directory = request.config.getoption("baseline_dir")
+    if _regenerating(request):
+        if fw != "numpy":
+            pytest.skip("baselines are written from the reference only")
+        baseline.write_versions(directory)
         try:
-            expected = baseline.load(case)
-        except baseline.BaselineError as e:
-            pytest.fail(f"[{case}/{fw}] {e}", pytrace=False)
-        made_with = baseline.read_versions() or {}
-        now = versions()
-        drift = {k: (made_with.get(k), v) for k, v in now.items() if made_with.get(k) != v}
-        request.node.user_properties.append(("version_drift", drift))
-    ndarrays_regression.check(
-        traj.to_arrays(), basename=case,
-        tolerances=baseline.normwise_tolerances(traj.to_arrays() if fw == "numpy" else expected,
-                                                traj.steps))
+            baseline.load(case, directory)
+        except baseline.BaselineError:
+            baseline.path(case, directory).unlink(missing_ok=True)  # asked to rewrite an unusable file
+        traj = runs(case)
+        ndarrays_regression.check(traj.to_arrays(), fullpath=baseline.path(case, directory),
+                                  tolerances=baseline.normwise_tolerances(traj.to_arrays(), traj.steps))
+        return
+    try:
+        baseline.load(case, directory)
+        unusable = None
+    except baseline.BaselineError as e:
+        unusable = str(e)
+    if unusable and fw != "numpy" and _reported_by_the_reference_check(request, case):
+        pytest.skip(f"{baseline.path(case, directory)} is unusable: reported once, by [{case}-numpy]")
+    traj = runs(case, fw)
+    failure = baseline.verify(case, fw, traj.to_arrays(), traj.steps, ndarrays_regression.check, directory)
+    if failure:  # outside any except block: the message is reported once, without a chained copy
+        pytest.fail(failure, pytrace=False)
 
 
-def test_versions_sidecar_names_the_producing_versions():
-    made_with = baseline.read_versions()
-    assert made_with is not None, f"{baseline.DIR / baseline.SIDECAR} missing or unreadable"
+def test_versions_sidecar_names_the_producing_versions(request):
+    try:
+        made_with = baseline.read_versions(request.config.getoption("baseline_dir"))
+        problem = None
+    except baseline.BaselineError as e:
+        problem = str(e)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     for key in ("python", "numpy", "torch", "jax"):
         assert made_with.get(key), f"versions.json lacks {key}: {made_with}"
 
 
-def test_missing_baseline_is_a_clear_error(tmp_path):
-    with pytest.raises(baseline.BaselineError, match="missing"):
-        baseline.load("relu", tmp_path)
+# --- each problem's message, planted in a copy of the baselines -----------------------------
+
+@pytest.fixture
+def copy(tmp_path, request):
+    """A writable copy of the baselines folder."""
+    return shutil.copytree(request.config.getoption("baseline_dir"), tmp_path / "baselines")
 
 
-@pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04garbage"],
-                         ids=["empty", "text", "truncated-zip"])
-def test_corrupt_baseline_is_a_clear_error(tmp_path, content):
-    baseline.path("relu", tmp_path).write_bytes(content)
-    with pytest.raises(baseline.BaselineError, match="corrupt"):
-        baseline.load("relu", tmp_path)
+@pytest.fixture
+def comparing(request):
+    """ndarrays_regression compares only when no regen flag is given (with one, it writes)."""
+    if _regenerating(request):
+        pytest.skip("--force-regen/--regen-all make ndarrays_regression write instead of compare")
+
+
+def _load_error(case, directory):
+    with pytest.raises(baseline.BaselineError) as info:
+        baseline.load(case, directory)
+    return str(info.value)
+
+
+def test_missing_baseline_names_the_command_that_writes_it(copy):
+    baseline.path("relu", copy).unlink()
+    msg = _load_error("relu", copy)
+    assert f"{baseline.path('relu', copy)} is missing" in msg, msg
+    assert msg.endswith(baseline.regen_command("relu", copy)), msg
+
+
+def _npz(**arrays):
+    def write(p):
+        np.savez(p, **arrays)
+    return write
+
+
+CORRUPT = {
+    "empty": (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+    "text": (lambda p: p.write_bytes(b"not a zip\n"),
+             "is not an npz (zip) archive: it starts with b'not a zip"),
+    "truncated-zip": (lambda p: p.write_bytes(p.read_bytes()[:300]), "is a damaged npz archive"),
+    "object-array": (_npz(epoch_loss=np.array([{}], dtype=object)), "holds data that is not a plain array"),
+    "arrays-missing": (_npz(epoch_loss=np.zeros(3)),
+                       "lacks the arrays ['pred_test', 'pred_train', 'step_loss']"),
+}
+
+
+@pytest.mark.parametrize("plant,expected", CORRUPT.values(), ids=CORRUPT.keys())
+def test_corrupt_baseline_says_what_is_wrong_and_how_to_fix_it(copy, plant, expected):
+    p = baseline.path("relu", copy)
+    plant(p)
+    msg = _load_error("relu", copy)
+    assert f"baseline {p} {expected}" in msg, f"message {msg!r} should contain {expected!r}"
+    assert msg.endswith(f"rewrite it from the reference: {baseline.regen_command('relu', copy)}"), msg
+    if expected != CORRUPT["object-array"][1]:
+        assert "pickle" not in msg, f"plain garbage blamed on pickled data: {msg!r}"
+
+
+@pytest.mark.parametrize("content,expected", [(None, "is missing"), ("{", "is unreadable (JSONDecodeError"),
+                                              ("[1, 2]", "holds a list, not a mapping")],
+                         ids=["missing", "not-json", "not-a-mapping"])
+def test_unusable_versions_sidecar_is_one_clear_message(copy, content, expected):
+    sidecar = copy / baseline.SIDECAR
+    if content is None:
+        sidecar.unlink()
+    else:
+        sidecar.write_text(content, encoding="utf-8")
+    with pytest.raises(baseline.BaselineError) as info:
+        baseline.read_versions(copy)
+    msg = str(info.value)
+    want = f"{sidecar} {expected}"
+    assert msg.startswith(want), f"message {msg!r} should start with {want!r}"
+    assert msg.endswith(baseline.regen_command(None, copy)), msg
+
+
+def _perturbed(traj, name, step, factor):
+    arrays = traj.to_arrays()
+    arrays[name] = arrays[name].copy()
+    arrays[name][step] *= factor
+    return arrays
+
+
+def test_framework_mismatch_never_suggests_regenerating(copy, runs, ndarrays_regression, comparing):
+    traj = runs("sgd_linear", "torch")
+    msg = baseline.verify("sgd_linear", "torch", _perturbed(traj, "grad.b", 7, 1 + 1e-6), traj.steps,
+                          ndarrays_regression.check, copy)
+    assert msg is not None, "a gradient off by 1e-6 at step 7 passed the baseline check"
+    assert msg.startswith("[sgd_linear/torch] torch disagrees with the reference's baseline"), msg
+    assert "a framework mismatch, not a stale baseline" in msg, msg
+    see = shlex.join([sys.executable, "-m", "crosscheck", "run", "sgd_linear", "--framework", "torch"])
+    see = f"cd {shlex.quote(str(baseline.ROOT))} && {see}"
+    assert see in msg, f"message should name {see!r}: {msg!r}"
+    for advice in ("--force-regen", "--regen-all", "regenerate", baseline.regen_command("sgd_linear", copy)):
+        assert advice not in msg, f"a framework mismatch suggests {advice!r}: {msg!r}"
+    assert "grad.b" in msg, f"message should name the differing array grad.b: {msg!r}"
+
+
+def test_reference_mismatch_names_the_command_that_rewrites_it(copy, runs, ndarrays_regression, comparing):
+    traj = runs("sgd_linear")
+    msg = baseline.verify("sgd_linear", "numpy", _perturbed(traj, "grad.b", 7, 1 + 1e-6), traj.steps,
+                          ndarrays_regression.check, copy)
+    assert msg is not None, "a gradient off by 1e-6 at step 7 passed the baseline check"
+    assert msg.startswith("[sgd_linear/numpy] the reference no longer reproduces its baseline"), msg
+    assert f"rewrite it from the reference: {baseline.regen_command('sgd_linear', copy)};" in msg, msg
+    assert msg.count("--force-regen") == 0 and msg.count("--regen-all") == 1, msg
+    assert baseline.load("sgd_linear", copy)["grad.b"][7] == traj.grads["b"][7], "the check rewrote the file"
+
+
+def test_reference_mismatch_names_the_version_drift(copy, runs, ndarrays_regression, comparing):
+    made_with = {**versions(), "numpy": "0.0-planted"}
+    (copy / baseline.SIDECAR).write_text(json.dumps(made_with), encoding="utf-8")
+    traj = runs("sgd_linear")
+    msg = baseline.verify("sgd_linear", "numpy", _perturbed(traj, "step_loss", 3, 2.0), traj.steps,
+                          ndarrays_regression.check, copy)
+    want = f"versions since: numpy 0.0-planted -> {versions()['numpy']}"
+    assert msg is not None and want in msg, f"message should contain {want!r}: {msg!r}"
+
+
+def test_problems_are_reported_once_in_a_real_session_and_the_command_fixes_them(tmp_path):
+    # A real pytest session over a copy with a garbage file: one failure that prints the
+    # message once (no chained copy), the framework checks of that case skip with a pointer,
+    # and the command in the message, run as printed, rewrites the file.
+    copy = shutil.copytree(baseline.DIR, tmp_path / "baselines")
+    garbage = baseline.path("sgd_linear", copy)
+    garbage.write_bytes(b"garbage\n")
+    nodes = [f"{baseline.TESTS}::{baseline.TEST}[sgd_linear-{fw}]" for fw in IMPLEMENTATIONS]
+    r = subprocess.run([sys.executable, "-m", "pytest", *nodes, "--baseline-dir", str(copy),
+                        "-p", "no:cacheprovider", "-q", "-o", "addopts=", "-rs"],
+                       capture_output=True, text=True, timeout=300, cwd=baseline.ROOT)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, f"exit {r.returncode}, expected 1 (one failure):\n{out}"
+    expected = baseline.BaselineError(f"baseline {garbage} is not an npz (zip) archive")
+    assert out.count(str(expected)) == 1, f"{str(expected)!r} should appear once:\n{out}"
+    for wrong in ("During handling", "pickle", "Traceback"):
+        assert wrong not in out, f"{wrong!r} in the report:\n{out}"
+    assert "1 failed, 2 skipped" in out.splitlines()[-1], f"expected 1 failed, 2 skipped:\n{out}"
+    pointer = f"{garbage} is unusable: reported once, by [sgd_linear-numpy]"
+    assert re.search(r"^SKIPPED \[2\] \S+: " + re.escape(pointer), out, re.M), (
+        f"both framework checks should skip with {pointer!r}:\n{out}")
+    command = baseline.regen_command("sgd_linear", copy)
+    assert command in out, f"the exact command {command!r} is not in the report:\n{out}"
+
+    fix = subprocess.run(f"{command} -p no:cacheprovider -q", shell=True,
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert fix.returncode == 0, f"{command} exited {fix.returncode}:\n{fix.stdout}{fix.stderr}"
+    rewritten, committed = baseline.load("sgd_linear", copy), baseline.load("sgd_linear")
+    for k, v in committed.items():
+        np.testing.assert_array_equal(rewritten[k], v, err_msg=f"rewritten sgd_linear baseline, {k}")

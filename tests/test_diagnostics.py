@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import CASES, IMPLEMENTATIONS
+from conftest import CASES, FRAMEWORKS, IMPLEMENTATIONS
 
 from crosscheck import diagnostics, runner
 
@@ -25,9 +25,13 @@ def test_dynamics(case, impl, runs):
     assert got == EXPECTED[case], f"[{case}/{impl}] dynamics {d}"
 
 
-@pytest.mark.parametrize("case,impl", PAIRS, ids=[f"{c}-{i}" for c, i in PAIRS])
-def test_dead_units_are_the_same_in_every_implementation(case, impl, runs):
-    assert diagnostics.dead_units(runs(case, impl)) == diagnostics.dead_units(runs(case)), f"[{case}/{impl}]"
+FRAMEWORK_PAIRS = [(c, f) for c in CASES for f in FRAMEWORKS]   # the reference against itself checks nothing
+
+
+@pytest.mark.parametrize("case,fw", FRAMEWORK_PAIRS, ids=[f"{c}-{f}" for c, f in FRAMEWORK_PAIRS])
+def test_dead_units_are_the_same_in_every_framework(case, fw, runs):
+    got, want = diagnostics.dead_units(runs(case, fw)), diagnostics.dead_units(runs(case))
+    assert got == want, f"[{case}/{fw}] dead units {got}, reference {want}"
 
 
 def test_relu_hidden_unit_dies_on_sample_0_from_step_255(runs):

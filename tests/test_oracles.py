@@ -17,7 +17,11 @@ def steps_of(traj):
 def test_finite_differences_agree_with_manual_gradients(case, runs):
     traj = runs(case)
     for step in steps_of(traj):
-        for f in oracles.finite_differences(traj, step):
+        fds = oracles.finite_differences(traj, step)
+        assert {f.parameter for f in fds} == set(traj.param_names), (
+            f"[{case}] step {step}: finite differences for {[f.parameter for f in fds]}, "
+            f"parameters {traj.param_names}")
+        for f in fds:
             assert f.exists, f"[{case}] step {step} {f.parameter}: no finite difference"
             assert f.agree, (f"[{case}] step {step} {f.parameter}: manual {f.manual!r} vs fd {f.fd!r}, "
                              f"|diff| {f.error!r} > tol {f.tol!r}")
@@ -43,6 +47,7 @@ def test_finite_difference_skips_a_kink_in_reach():
 def test_every_named_intermediate_gradient_matches_autograd(case, fw, runs):
     traj = runs(case)
     doc_names = set(cases.get(case).ref.INTERMEDIATES) | set(cases.get(case).ref.GRADS.values())
+    assert doc_names, f"[{case}] the reference names no gradient line"
     for step in steps_of(traj)[:4]:
         lines = oracles.chain(traj, step, frameworks=(fw,))
         checked = {line.name for line in lines if line.kind == "gradient"}

@@ -52,6 +52,12 @@ def train_reference(acts, x, y, init):
     return model, rec
 
 
+class GradientMismatch(AssertionError):
+    """A manual gradient outside the bound of autograd's: the only failure the strict xfail
+    below accepts, so a crash (an import error, a broken framework) is never taken for the
+    document's finding."""
+
+
 def check_steps(acts, x, y, init, factor=1.0):
     model, rec = train_reference(acts, x, y, init)
     problem = make("relu_class", "batch", x, y, init, {"lr": LR, "epochs": STEPS}, activations=acts)
@@ -65,10 +71,11 @@ def check_steps(acts, x, y, init, factor=1.0):
             for name in params:
                 manual = rec.grads[name][k]
                 err = np.abs(manual - factor * auto[name])
-                assert np.all(err <= bound[name]), (
-                    f"[relu_class {x.shape[1]},{init['W1'].shape[1]},{y.shape[1]} {acts}/{fw}] "
-                    f"step {k} {name}: manual {manual!r} vs autograd {auto[name]!r} "
-                    f"(|diff| {err.max():.3g} > bound {np.max(bound[name]):.3g})")
+                if not np.all(err <= bound[name]):
+                    raise GradientMismatch(
+                        f"[relu_class {x.shape[1]},{init['W1'].shape[1]},{y.shape[1]} {acts}/{fw}] "
+                        f"step {k} {name}: manual {manual!r} vs {factor:g} x autograd {auto[name]!r} "
+                        f"(|diff| {err.max():.3g} > bound {np.max(bound[name]):.3g})")
 
 
 @given(class_models())
@@ -76,7 +83,7 @@ def test_manual_gradients_match_autograd(model):
     check_steps(*model)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=GradientMismatch, reason=(
     "document finding: MSE.fp divides by m, MSE.f by m*o, so for o > 1 outputs every "
     "manual gradient is o times the gradient of the printed loss"))
 @given(class_models(outputs=st.integers(2, 4)))
@@ -96,7 +103,7 @@ def test_property_check_catches_a_wrong_activation_derivative(monkeypatch):
     monkeypatch.setattr(rc.Tanh, "fp", lambda self, x: 1 - np.tanh(x))
     rng = np.random.default_rng(3)
     init = {"W1": rng.normal(size=(2, 3)), "b1": 0.1, "W2": rng.normal(size=(3, 1)), "b2": -0.2}
-    with pytest.raises(AssertionError, match="tanh"):
+    with pytest.raises(GradientMismatch, match="tanh"):
         check_steps(("tanh", "identity"), rng.normal(size=(4, 2)), rng.normal(size=(4, 1)), init)
 
 

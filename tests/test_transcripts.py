@@ -1,13 +1,21 @@
-"""The reference reproduces every line the documents printed."""
+"""The reference reproduces every line the documents printed, and the printed data is
+verbatim: ``reference/printed/documents.sha256`` records each document's sha256 and where
+each block lies in it, so a clean clone checks the blocks without the documents."""
 
+import os
 from pathlib import Path
 
 import pytest
+from helpers import block_problems, read_provenance, sha256
 
 from crosscheck import blas, cases, transcript
 
 CASES = list(cases.CASES)
-DOCUMENTS = Path(__file__).resolve().parents[2] / "shared" / "documents"
+PROVENANCE = transcript.PRINTED / "documents.sha256"
+# The source documents live outside the repository; where they are present the
+# provenance is also checked against them. CROSSCHECK_DOCUMENTS names another folder.
+DOCUMENTS = Path(os.environ.get("CROSSCHECK_DOCUMENTS",
+                                Path(__file__).resolve().parents[2] / "shared" / "documents"))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -26,14 +34,44 @@ def test_transcript_is_exact_under_document_kernel(case, reference_runs):
     assert not diffs, f"[{case}] not character-exact:\n" + "\n".join(map(str, diffs))
 
 
+def test_every_printed_block_has_a_recorded_provenance():
+    documents, blocks = read_provenance(PROVENANCE)
+    assert set(blocks) == {f"{c}.txt" for c in CASES}, (
+        f"{PROVENANCE.name} records {sorted(blocks)}, cases {sorted(CASES)}")
+    for case in CASES:
+        block, document = blocks[f"{case}.txt"], cases.get(case).document
+        assert block.document == document, f"[{case}] recorded from {block.document}, case says {document}"
+        assert document in documents, f"[{case}] no sha256 recorded for {document}"
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_transcript_data_is_verbatim(case):
-    doc_path = DOCUMENTS / cases.get(case).document
-    if not doc_path.exists():
-        pytest.skip(f"documents not beside the checkout ({DOCUMENTS})")
-    printed = transcript.printed(case)
-    assert printed in doc_path.read_text(encoding="utf-8"), (
-        f"[{case}] reference/printed/{case}.txt is not a verbatim block of {doc_path.name}")
+def test_transcript_data_is_verbatim(case, record_property):
+    # In the repository alone: the printed block is the bytes recorded from the document
+    # (length and sha256). Where the documents are present, also: the document is the one
+    # recorded, and the block is its bytes [offset, offset + length).
+    documents, blocks = read_provenance(PROVENANCE)
+    block, data = blocks[f"{case}.txt"], (transcript.PRINTED / f"{case}.txt").read_bytes()
+    problems = block_problems(f"reference/printed/{case}.txt", data, block)
+    assert not problems, f"[{case}] printed block differs from what was recorded: {problems}"
+    doc_path = DOCUMENTS / block.document
+    record_property("document_checked", doc_path.is_file())
+    if doc_path.is_file():
+        doc = doc_path.read_bytes()
+        assert sha256(doc) == documents[block.document], (
+            f"[{case}] {doc_path} has sha256 {sha256(doc)}, recorded {documents[block.document]}")
+        cut = doc[block.offset:block.offset + block.length]
+        assert cut == data, (f"[{case}] {doc_path.name}[{block.offset}:{block.offset + block.length}] "
+                             f"is {cut[:60]!r}..., reference/printed/{case}.txt is {data[:60]!r}...")
+
+
+def test_provenance_check_catches_a_changed_digit():
+    # The in-repository check can fail: one changed digit of a printed block.
+    _, blocks = read_provenance(PROVENANCE)
+    data = (transcript.PRINTED / "sgd_linear.txt").read_bytes()
+    assert b"0.2317" in data
+    changed = data.replace(b"0.2317", b"0.2318", 1)
+    problems = block_problems("sgd_linear.txt", changed, blocks["sgd_linear.txt"])
+    assert len(problems) == 1 and "sha256" in problems[0], problems
 
 
 @pytest.mark.parametrize("case", CASES)

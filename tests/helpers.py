@@ -1,0 +1,51 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """Where a printed block comes from: ``document[offset:offset + length]``, hashed."""
+
+    sha256: str
+    document: str
+    offset: int
+    length: int
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_provenance(path: Path) -> tuple[dict[str, str], dict[str, Block]]:
+    """``reference/printed/documents.sha256``: document -> its sha256, and block file -> Block.
+
+    Lines are ``<sha256>  <document>`` or ``<sha256>  <case>.txt  <document>  <offset>
+    <length>``; ``#`` starts a comment.
+    """
+    documents: dict[str, str] = {}
+    blocks: dict[str, Block] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if len(fields) == 2:
+            documents[fields[1]] = fields[0]
+        elif len(fields) == 5:
+            digest, name, document, offset, length = fields
+            blocks[name] = Block(digest, document, int(offset), int(length))
+        elif fields:
+            raise ValueError(f"{path}:{number}: expected 2 or 5 fields, got {line!r}")
+    return documents, blocks
+
+
+def block_problems(name: str, data: bytes, block: Block) -> list[str]:
+    """What differs between a printed block's bytes and its recorded provenance."""
+    problems = []
+    if len(data) != block.length:
+        problems.append(f"{name} is {len(data)} bytes, recorded {block.length}")
+    if sha256(data) != block.sha256:
+        problems.append(f"{name} has sha256 {sha256(data)}, recorded {block.sha256}")
+    return problems
