@@ -1,28 +1,33 @@
 """The ``crosscheck`` command line.
 
-Exit codes (documented in the README):
+Exit codes, one meaning each (documented in the README):
 
 * 0: success; every check agrees.
 * 1: a mismatch between implementations, a transcript that differs from the document,
   or a run that diverges.
 * 2: a usage error: an unknown case, framework or option, or a bad value. One line on
   stderr, no traceback.
+* 3: an environment or internal error: a framework that cannot be imported, or any
+  unexpected exception. One line on stderr; the traceback only with ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from crosscheck import cases
+from crosscheck.frameworks import FrameworkUnavailable
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -226,13 +231,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="crosscheck", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true",
+                   help="on an environment or internal error, show the full traceback")
+    # --debug is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an environment or internal error, show the full traceback")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the cases").set_defaults(func=cmd_list)
-    t = sub.add_parser("transcript", help="print a case's run in its document's format")
+    parser = functools.partial(sub.add_parser, parents=[debug])
+    parser("list", help="list the cases").set_defaults(func=cmd_list)
+    t = parser("transcript", help="print a case's run in its document's format")
     t.add_argument("case", help="case name (see 'crosscheck list')")
     t.set_defaults(func=cmd_transcript)
 
-    r = sub.add_parser("run", help="run, cross-check and diagnose the cases (the main job)")
+    r = parser("run", help="run, cross-check and diagnose the cases (the main job)")
     r.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
     r.add_argument("--framework", action="append", choices=["torch", "jax"],
                    help="framework to check against the reference (repeatable; default: both)")
@@ -247,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")
     r.set_defaults(func=cmd_run)
 
-    e = sub.add_parser("explain", help="the manual backward line by line beside autograd and "
+    e = parser("explain", help="the manual backward line by line beside autograd and "
                                        "finite differences")
     e.add_argument("case", help="case name (see 'crosscheck list')")
     e.add_argument("--step", type=int, default=0, help="update step to explain (default 0)")
@@ -256,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _class_options(e)
     e.set_defaults(func=cmd_explain)
 
-    k = sub.add_parser("kinks", help="each ReLU spelling's derivative at exactly 0")
+    k = parser("kinks", help="each ReLU spelling's derivative at exactly 0")
     k.set_defaults(func=cmd_kinks)
     return p
 
@@ -269,13 +281,32 @@ def _class_options(p: argparse.ArgumentParser) -> None:
                         "leakyrelu)")
 
 
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, FrameworkUnavailable):
+        text = str(e)
+    elif isinstance(e, OSError):
+        text = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    else:
+        text = f"internal error: {type(e).__name__}: {e}"
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = False
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        debug = args.debug
         return args.func(args)
     except UsageError as e:
         print(f"crosscheck: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (--debug shows the traceback)"
+        print(f"crosscheck: error: {_one_line(e)}{hint}", file=sys.stderr)
+        return EXIT_ENV
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
-"""The command line: listing, transcripts and bad input."""
+"""The command line: listing, transcripts, help, bad input, environment errors."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from crosscheck import cases
-from crosscheck.cli import EXIT_USAGE, main
+from crosscheck import cases, runner
+from crosscheck.cli import EXIT_ENV, EXIT_USAGE, main
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "crosscheck", *args],
-                          capture_output=True, text=True, timeout=300)
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "crosscheck", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
 
 
 def test_list_names_every_case(capsys):
@@ -39,3 +40,46 @@ def test_bad_input_is_one_line_exit_2(argv):
 def test_unknown_case_names_the_known_cases():
     r = run_cli("transcript", "nope")
     assert all(name in r.stderr for name in cases.CASES), r.stderr
+
+
+def _broken(tmp_path, module):
+    (tmp_path / module).mkdir()
+    (tmp_path / module / "__init__.py").write_text(
+        f"raise ImportError('{module} is broken on purpose (test)')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+# torch is imported in this process, JAX in the helper: both paths end in one line and exit 3.
+@pytest.mark.parametrize("module", ["torch", "jax"])
+def test_a_framework_that_cannot_be_imported_exits_3_in_one_line(module, tmp_path):
+    r = run_cli("run", "sgd_linear", env=_broken(tmp_path, module))
+    assert r.returncode == EXIT_ENV, f"broken {module}: exit {r.returncode}, expected {EXIT_ENV}: {r.stderr}"
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, f"broken {module}: stderr {r.stderr!r}"
+    assert lines[0].startswith(f"crosscheck: error: cannot import {module}: ImportError: "
+                               f"{module} is broken on purpose"), lines[0]
+    assert r.stdout == "", f"broken {module}: stdout {r.stdout!r}"
+
+
+@pytest.mark.parametrize("where", [["--debug", "run"], ["run", "--debug"]], ids=["before", "after"])
+def test_debug_shows_the_traceback(where, tmp_path):
+    r = run_cli(*where, "sgd_linear", "--jobs", "1", env=_broken(tmp_path, "torch"))
+    assert r.returncode == EXIT_ENV, f"{where}: exit {r.returncode}: {r.stderr}"
+    assert "Traceback (most recent call last)" in r.stderr and "torch is broken on purpose" in r.stderr, \
+        f"{where}: no traceback in {r.stderr!r}"
+    assert r.stderr.strip().splitlines()[-1].startswith("crosscheck: error: cannot import torch"), r.stderr
+
+
+def test_an_unexpected_exception_exits_3_in_one_line(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setattr(runner, "run", broken)
+    assert main(["run", "sgd_linear", "--jobs", "1"]) == EXIT_ENV
+    err = capsys.readouterr().err
+    assert err == ("crosscheck: error: internal error: ZeroDivisionError: planted "
+                   "(--debug shows the traceback)\n"), repr(err)
+    assert main(["--debug", "run", "sgd_linear", "--jobs", "1"]) == EXIT_ENV
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and 'raise ZeroDivisionError("planted")' in err, err
+
