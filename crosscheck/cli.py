@@ -5,8 +5,8 @@ Exit codes, one meaning each (documented in the README):
 * 0: success; every check agrees.
 * 1: a mismatch between implementations, a transcript that differs from the document,
   or a run that diverges.
-* 2: a usage error: an unknown case, framework or option, or a bad value. One line on
-  stderr, no traceback.
+* 2: a usage error: an unknown case, framework or option, a bad value, or an output path
+  that cannot be written. One line on stderr, no traceback, nothing written.
 * 3: an environment or internal error: a framework that cannot be imported, or any
   unexpected exception. One line on stderr; the traceback only with ``--debug``.
 """
@@ -113,14 +113,38 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _check_output_path(path: str | None, what: str) -> None:
-    if path in (None, "-"):
-        return
-    p = Path(path)
-    if what == "file" and p.is_dir():
-        raise UsageError(f"--json {path}: is a directory")
-    if what == "dir" and p.exists() and not p.is_dir():
-        raise UsageError(f"--plots {path}: exists and is not a directory")
+def _check_writable(option: str, text: str, kind: str, files: Sequence[str] = ()) -> None:
+    """Raise :class:`UsageError` unless ``text`` can be written as a ``kind`` ("file" or
+    "dir", with ``files`` inside it). Creates nothing: missing folders are made only when
+    the output is written. Writability is tried, not inferred from mode bits (root, ACLs,
+    read-only mounts): a nameless temporary file in the nearest existing folder."""
+    where = f"{option} {text}"
+    if not text:
+        raise UsageError(f"{option}: empty path")
+    path = Path(text)
+    try:
+        if path.is_dir() and kind == "file":
+            raise UsageError(f"{where}: is a directory")
+        if text.endswith(os.sep) and kind == "file":
+            raise UsageError(f"{where}: names a directory, not a file")
+        if path.exists() and not (path.is_dir() if kind == "dir" else path.is_file()):
+            raise UsageError(f"{where}: exists and is not a "
+                             + ("directory" if kind == "dir" else "regular file (use - for stdout)"))
+        for name in files:
+            if (path / name).exists() and not (path / name).is_file():
+                raise UsageError(f"{where}: {path / name} exists and is not a regular file")
+        folder = path if kind == "dir" else path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise UsageError(f"{where}: {folder} is not a directory")
+    except OSError as e:    # e.g. a folder on the way that may not be searched
+        raise UsageError(f"{where}: {e.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(f"{where}: cannot write in {folder}: {e.strerror}") from None
 
 
 def _sizes(text: str) -> tuple[int, int, int]:
@@ -184,15 +208,18 @@ def cmd_kinks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from crosscheck import report  # imports the frameworks lazily
-
     names = args.cases or list(cases.CASES)
     for name in names:
         _case(name)
     frameworks = args.framework or ["torch", "jax"]
-    _check_output_path(args.json, "file")
-    _check_output_path(args.plots, "dir")
     overrides = _overrides(args, names)
+    if args.json not in (None, "-"):
+        _check_writable("--json", args.json, "file")
+    if args.plots is not None:
+        from crosscheck.plots import filenames
+        _check_writable("--plots", args.plots, "dir", [f for n in names for f in filenames(n)])
+
+    from crosscheck import report  # imports the frameworks lazily
 
     progress = _Progress(len(names))
     results, pictures, mine = [], [], []

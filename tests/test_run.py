@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from crosscheck import frameworks
+from crosscheck import frameworks, report
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
 
 
@@ -94,6 +94,75 @@ def test_usage_error_has_no_traceback_in_a_real_process():
 
 def test_json_to_a_directory_is_a_usage_error(tmp_path, capsys):
     assert main(["run", "sgd_linear", "--json", str(tmp_path)]) == EXIT_USAGE
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _unwritable(tmp_path):
+    """A folder this process cannot create files in: mode 0o500, or for root (who ignores
+    mode bits) sysfs, where no one can."""
+    if os.geteuid() == 0:
+        return "/sys"
+    d = tmp_path / "read-only"
+    d.mkdir(mode=0o500)
+    return str(d)
+
+
+# (option, path given, what the one line must name); {t} is the test's folder, which holds
+# `afile` (a regular file), `fifo` (a named pipe) and `dir` (a folder).
+BAD_PATHS = {
+    "json-is-a-directory": ("--json", "{t}/dir", "is a directory"),
+    "json-ends-in-a-slash": ("--json", "{t}/new/", "names a directory"),
+    "json-parent-is-a-file": ("--json", "{t}/afile/x.json", "afile is not a directory"),
+    "json-grandparent-is-a-file": ("--json", "{t}/afile/sub/x.json", "afile is not a directory"),
+    "json-is-a-named-pipe": ("--json", "{t}/fifo", "not a regular file"),
+    "json-empty": ("--json", "", "empty path"),
+    "json-unwritable": ("--json", "{ro}/sub/x.json", "cannot write in"),
+    "plots-is-a-file": ("--plots", "{t}/afile", "not a directory"),
+    "plots-under-a-file": ("--plots", "{t}/afile/sub", "afile is not a directory"),
+    "plots-unwritable": ("--plots", "{ro}/plots", "cannot write in"),
+    "plots-file-is-a-directory": ("--plots", "{t}", "sgd_linear_loss.png exists and is not a regular file"),
+}
+
+
+@pytest.mark.parametrize("option,path,why", BAD_PATHS.values(), ids=BAD_PATHS.keys())
+def test_unusable_output_path_exits_2_before_any_work(option, path, why, tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "sgd_linear_loss.png").mkdir()
+    path = path.format(t=tmp_path, ro=_unwritable(tmp_path))
+    before = _tree(tmp_path)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the run started before the output path was checked")
+
+    monkeypatch.setattr(report, "Workers", no_work)
+    code = main(["run", "sgd_linear", option, path, "--jobs", "1"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_USAGE, f"{option} {path!r}: exit {code}, expected {EXIT_USAGE}; stderr {err!r}"
+    assert out == "" and len(err.strip().splitlines()) == 1, f"{option} {path!r}: {out!r} {err!r}"
+    assert err.startswith(f"crosscheck: error: {option}") and why in err, \
+        f"{option} {path!r}: {err!r} should name the option and say {why!r}"
+    assert _tree(tmp_path) == before, f"{option} {path!r}: wrote {set(_tree(tmp_path)) - set(before)}"
+
+
+def test_unusable_plots_path_in_a_real_process_is_one_line(tmp_path):
+    # The helper used to fail on it after the whole run, with three tracebacks.
+    (tmp_path / "afile").write_text("x")
+    r = run_cli("run", "sgd_linear", "--plots", str(tmp_path / "afile" / "sub"))
+    assert r.returncode == EXIT_USAGE, f"exit {r.returncode}: {r.stderr}"
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert _tree(tmp_path) == ["afile"], _tree(tmp_path)
+
+
+def test_missing_output_folders_are_created(tmp_path, capsys):
+    out, pictures = tmp_path / "a" / "b" / "report.json", tmp_path / "c" / "d"
+    assert main(["run", "sgd_linear", "--json", str(out), "--plots", str(pictures), "--jobs", "1"]) == EXIT_OK
+    assert json.loads(out.read_text())["cases"]["sgd_linear"], "report not written"
+    assert sorted(p.name for p in pictures.iterdir()) == ["sgd_linear_loss.png", "sgd_linear_params.png"]
 
 
 def test_json_contract(capsys):
