@@ -9,6 +9,8 @@ Exit codes, one meaning each (documented in the README):
   that cannot be written. One line on stderr, no traceback, nothing written.
 * 3: an environment or internal error: a framework that cannot be imported, or any
   unexpected exception. One line on stderr; the traceback only with ``--debug``.
+* 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): interrupted. The helper process ends too, within
+  a second or so; no traceback, no report written.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import argparse
 import functools
 import json
 import math
+import multiprocessing
 import os
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -308,6 +314,77 @@ def _class_options(p: argparse.ArgumentParser) -> None:
                         "leakyrelu)")
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, as KeyboardInterrupt is: no ``except
+    Exception`` swallows it, and every ``finally`` and ``with`` on the way out runs (the
+    helper process is ended in ``report.Workers.__exit__``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _OnSignals:
+    """While active, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
+
+    Python runs a signal handler only between bytecodes: should the main thread be inside
+    one long compiled call (a JAX run with ``--jobs 1``), or a cleanup that hangs, a
+    watchdog thread ends the process ``GRACE_S`` after the signal, killing the helper
+    first. A second signal while the first unwinds is not raised again.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    GRACE_S = 1.0
+
+    def __enter__(self) -> _OnSignals:
+        self.active = threading.current_thread() is threading.main_thread()
+        if not self.active:
+            return self
+        self.fired = False
+        self.finished = threading.Event()
+        self._read, self._write = socket.socketpair()
+        self._write.setblocking(False)
+        self._old_handlers = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        self._old_wakeup = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._watchdog = threading.Thread(target=self._watch, name="crosscheck-signals", daemon=True)
+        self._watchdog.start()
+        return self
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if not self.fired:
+            self.fired = True
+            raise Interrupted(signum)
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                data = self._read.recv(1)
+            except OSError:
+                return
+            if not data:          # __exit__ closed the other end
+                return
+            if data[0] in self.SIGNALS:
+                break
+        if self.finished.wait(self.GRACE_S):
+            return
+        for child in multiprocessing.active_children():
+            child.kill()
+        name = signal.Signals(data[0]).name
+        os.write(2, f"crosscheck: interrupted ({name}); stopped inside a long call\n".encode())
+        os._exit(128 + data[0])
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        self.finished.set()
+        signal.set_wakeup_fd(self._old_wakeup)
+        for s, handler in self._old_handlers.items():
+            signal.signal(s, handler)
+        self._write.close()
+        self._watchdog.join()
+        self._read.close()
+
+
 def _one_line(e: BaseException) -> str:
     if isinstance(e, FrameworkUnavailable):
         text = str(e)
@@ -321,19 +398,23 @@ def _one_line(e: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     debug = False
-    try:
-        args = parser.parse_args(argv)
-        debug = args.debug
-        return args.func(args)
-    except UsageError as e:
-        print(f"crosscheck: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as e:
-        if debug:
-            traceback.print_exc()
-        hint = "" if debug else " (--debug shows the traceback)"
-        print(f"crosscheck: error: {_one_line(e)}{hint}", file=sys.stderr)
-        return EXIT_ENV
+    with _OnSignals():
+        try:
+            args = parser.parse_args(argv)
+            debug = args.debug
+            return args.func(args)
+        except UsageError as e:
+            print(f"crosscheck: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except Interrupted as e:
+            print(f"crosscheck: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
+            return 128 + e.signum
+        except Exception as e:
+            if debug:
+                traceback.print_exc()
+            hint = "" if debug else " (--debug shows the traceback)"
+            print(f"crosscheck: error: {_one_line(e)}{hint}", file=sys.stderr)
+            return EXIT_ENV
 
 
 if __name__ == "__main__":
