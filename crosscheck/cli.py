@@ -35,6 +35,16 @@ from crosscheck.frameworks import FrameworkUnavailable
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
+DESCRIPTION = """\
+Cross-check the hand-written NumPy backpropagation of two teaching documents against
+PyTorch and JAX autograd, step by step: every loss, gradient and parameter of every
+update, then a diagnosis of what each training run really does."""
+
+EPILOG = """\
+exit codes: 0 every check agrees, 1 a mismatch (or a diverging run), 2 a usage error,
+3 an environment or internal error (--debug shows the traceback), 130/143 interrupted.
+Start with 'crosscheck list', then 'crosscheck run'."""
+
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit code 2."""
@@ -263,14 +273,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="crosscheck", description=__doc__.splitlines()[0])
+    p = _Parser(prog="crosscheck", description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true",
                    help="on an environment or internal error, show the full traceback")
     # --debug is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="on an environment or internal error, show the full traceback")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
     parser = functools.partial(sub.add_parser, parents=[debug])
     parser("list", help="list the cases").set_defaults(func=cmd_list)
     t = parser("transcript", help="print a case's run in its document's format")
@@ -402,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args = parser.parse_args(argv)
             debug = args.debug
+            if args.command is None:   # plain `crosscheck`: a usage error, with the help
+                parser.print_help(sys.stderr)
+                return EXIT_USAGE
             return args.func(args)
         except UsageError as e:
             print(f"crosscheck: error: {e}", file=sys.stderr)

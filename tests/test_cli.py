@@ -27,8 +27,8 @@ def test_transcript_prints_the_document_format(capsys):
     assert "Predicted value for input 7 is 13.786374872617987" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["transcript", "nope"], ["frob"], ["list", "--bogus"], []],
-                         ids=["unknown-case", "unknown-command", "unknown-option", "no-command"])
+@pytest.mark.parametrize("argv", [["transcript", "nope"], ["frob"], ["list", "--bogus"]],
+                         ids=["unknown-case", "unknown-command", "unknown-option"])
 def test_bad_input_is_one_line_exit_2(argv):
     r = run_cli(*argv)
     assert r.returncode == EXIT_USAGE, f"{argv}: exit {r.returncode}"
@@ -40,6 +40,30 @@ def test_bad_input_is_one_line_exit_2(argv):
 def test_unknown_case_names_the_known_cases():
     r = run_cli("transcript", "nope")
     assert all(name in r.stderr for name in cases.CASES), r.stderr
+
+
+COMMANDS = ["list", "transcript", "run", "explain", "kinks"]
+
+
+def test_no_arguments_prints_the_help_and_exits_2():
+    # A missing command is a usage error (exit 2, as Click >= 8.2 does); the help goes to
+    # stderr with it, so that stdout stays empty.
+    r = run_cli()
+    assert r.returncode == EXIT_USAGE, f"plain crosscheck: exit {r.returncode}, expected {EXIT_USAGE}"
+    assert r.stdout == "", f"plain crosscheck wrote to stdout: {r.stdout!r}"
+    assert r.stderr.startswith("usage: crosscheck"), r.stderr
+    missing = [c for c in COMMANDS if f"\n    {c} " not in r.stderr and f"\n    {c}\n" not in r.stderr]
+    assert not missing, f"commands missing from the help: {missing}\n{r.stderr}"
+
+
+def test_help_says_what_the_tool_does(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0, f"--help: exit {exit_.value.code}"
+    for words in ("Cross-check the hand-written NumPy backpropagation", "PyTorch and JAX autograd",
+                  "exit codes: 0", "3 an environment or internal error"):
+        assert words in " ".join(out.split()), f"{words!r} not in the help:\n{out}"
 
 
 def _broken(tmp_path, module):
