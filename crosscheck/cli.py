@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -117,15 +118,17 @@ class _Progress:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` only once it is complete: never a truncated report."""
+    """Write ``text`` to ``path`` only once it is complete: never a truncated report. The
+    file is created like any other (mode 0o666 less the umask), not mkstemp's 0o600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -224,10 +227,10 @@ def cmd_kinks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    names = args.cases or list(cases.CASES)
+    names = list(dict.fromkeys(args.cases)) or list(cases.CASES)   # each named case once
     for name in names:
         _case(name)
-    frameworks = args.framework or ["torch", "jax"]
+    frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
     if args.json not in (None, "-"):
         _check_writable("--json", args.json, "file")

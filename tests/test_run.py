@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -163,6 +164,31 @@ def test_missing_output_folders_are_created(tmp_path, capsys):
     assert main(["run", "sgd_linear", "--json", str(out), "--plots", str(pictures), "--jobs", "1"]) == EXIT_OK
     assert json.loads(out.read_text())["cases"]["sgd_linear"], "report not written"
     assert sorted(p.name for p in pictures.iterdir()) == ["sgd_linear_loss.png", "sgd_linear_params.png"]
+
+
+@pytest.mark.parametrize("umask", [0o027, 0o002], ids=["027", "002"])
+def test_report_and_plot_modes_follow_the_umask(umask, tmp_path, capsys):
+    old = os.umask(umask)
+    try:
+        code = main(["run", "sgd_linear", "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path),
+                     "--jobs", "1"])
+    finally:
+        os.umask(old)
+    assert code == EXIT_OK
+    want = 0o666 & ~umask
+    for f in ("r.json", "sgd_linear_loss.png", "sgd_linear_params.png"):
+        mode = stat.S_IMODE((tmp_path / f).stat().st_mode)
+        assert mode == want, f"{f}: mode {mode:o} under umask {umask:03o}, expected {want:o}"
+
+
+def test_a_case_named_twice_runs_once(capsys):
+    code = main(["run", "sgd_linear", "linear_nobias", "sgd_linear", "--json", "-", "--jobs", "1"])
+    out = capsys.readouterr()
+    assert code == EXIT_OK
+    rows = [line.split()[:2] for line in out.err.splitlines() if line.startswith(("sgd_linear", "linear"))]
+    assert rows == [["sgd_linear", "torch"], ["sgd_linear", "jax"], ["linear_nobias", "torch"],
+                    ["linear_nobias", "jax"]], f"table rows {rows}"
+    assert list(json.loads(out.out)["cases"]) == ["sgd_linear", "linear_nobias"]
 
 
 def test_json_contract(capsys):
