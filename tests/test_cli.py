@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from crosscheck import cases, runner
-from crosscheck.cli import EXIT_ENV, EXIT_USAGE, main
+from crosscheck.cli import EXIT_ENV, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
 
 
 def run_cli(*args, env=None):
@@ -107,3 +107,28 @@ def test_an_unexpected_exception_exits_3_in_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and 'raise ZeroDivisionError("planted")' in err, err
 
+
+def _explain(capsys, *args):
+    code = main(["explain", *args])
+    lines = capsys.readouterr().out.splitlines()
+    verdicts = [line.split()[1] for line in lines if line.startswith("      verdict  ")]
+    header = [line for line in lines if line.startswith("verdict: ")]
+    return code, lines, verdicts, header
+
+
+def test_explain_header_and_summary_count_the_lines_that_agree(capsys):
+    code, lines, verdicts, header = _explain(capsys, "sgd_two_relu", "--step", "7")
+    n = len(verdicts)
+    assert code == EXIT_OK and n > 0 and set(verdicts) == {"agree"}, (code, verdicts)
+    assert header == [f"verdict: {n} of {n} checked lines agree"], header
+    assert lines[-1] == f"{n} of {n} checked lines agree", f"summary line {lines[-1]!r}"
+
+
+def test_explain_header_and_summary_say_mismatch_when_the_lines_do(capsys):
+    # Two outputs: MSE.fp divides by m, MSE.f by m*o, so every manual gradient is twice autograd's.
+    code, lines, verdicts, header = _explain(capsys, "relu_class", "--sizes", "1,2,2", "--epochs", "5")
+    n, bad = len(verdicts), verdicts.count("MISMATCH")
+    assert code == EXIT_MISMATCH and bad > 0, (code, verdicts)
+    summary = f"{bad} of {n} checked lines MISMATCH: first dL_dO"
+    assert header == [f"verdict: {summary}"], f"header {header}, lines say {verdicts}"
+    assert lines[-1] == summary, f"summary line {lines[-1]!r}, expected {summary!r}"
