@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crosscheck import cases
@@ -97,24 +97,53 @@ def _positive_int(text: str) -> int:
 
 
 class _Progress:
-    """One updating line on a terminal; silent when stderr is piped or redirected."""
+    """Progress on a terminal, one line (tqdm): which case and implementation runs, and
+    inside a run its steps done, rate and time left. Nothing at all, not even a control
+    code, when stderr is piped or redirected."""
 
-    def __init__(self, total: int) -> None:
-        self.on = sys.stderr.isatty()
-        self.total, self.done = total, 0
+    def __init__(self, cases: int) -> None:
+        self.cases, self.done = cases, 0
+        self.on, self.bar = sys.stderr.isatty(), None
 
-    def __call__(self, what: str) -> None:
-        if self.on:
-            sys.stderr.write(f"\r\033[K[{self.done}/{self.total}] {what}")
-            sys.stderr.flush()
+    def __call__(self, what: str, steps: int | None = None) -> Callable[[int], None] | None:
+        """A new phase ``what``, of ``steps`` steps if known; returns ``advance(steps_done)``."""
+        if not self.on:
+            return None
+        desc = f"[{min(self.done + 1, self.cases)}/{self.cases}] {what}"
+        total, bar_format = (steps, None) if steps else (float("inf"), "{desc} [{elapsed}]")
+        if self.bar is None:
+            # miniters=1: redraw on any update once 0.1 s have passed (tqdm's adaptive
+            # default would learn from a run that jumps to its end, then stay silent).
+            self.bar = _tqdm()(desc=desc, total=total, bar_format=bar_format, file=sys.stderr,
+                               leave=False, unit="step", miniters=1, dynamic_ncols=True)
+        else:
+            self.bar.set_description_str(desc, refresh=False)
+            self.bar.bar_format = bar_format
+            self.bar.reset(total=total)
+        return self._advance
+
+    def _advance(self, done: int) -> None:
+        self.bar.update(done - self.bar.n)
 
     def step(self) -> None:
         self.done += 1
 
     def close(self) -> None:
-        if self.on:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.close()
+
+
+@functools.cache
+def _tqdm() -> type:
+    """tqdm, imported when first needed, without its extras: a monitor thread, and a
+    multiprocessing lock (which would start multiprocessing's resource tracker process)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0
+
+    Bar.set_lock(threading.RLock())
+    return Bar
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -69,9 +69,10 @@ class CaseResult:
         return not self.diverging and all(self.agree(fw) for fw in self.comparisons)
 
 
-def _run(task: tuple[str, str, str, dict[str, Any]]) -> Trajectory:
+def _run(task: tuple[str, str, str, dict[str, Any]],
+         progress: Callable[[int], None] | None = None) -> Trajectory:
     case, impl, dtype, overrides = task
-    return runner.run(case, impl, dtype=dtype, **overrides)
+    return runner.run(case, impl, dtype=dtype, progress=progress, **overrides)
 
 
 class Workers:
@@ -139,10 +140,17 @@ def _stop_resource_tracker() -> None:
     resource_tracker._resource_tracker._stop()
 
 
+def _no_progress(what: str, steps: int | None = None) -> None:
+    return None
+
+
 def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
-                     workers: Workers | None = None, progress: Callable[[str], None] = lambda s: None,
+                     workers: Workers | None = None, progress: Callable[..., Any] = _no_progress,
                      **overrides: Any) -> Iterator[tuple[str, dict[str, Trajectory]]]:
     """Every case's trajectories, case by case in order.
+
+    ``progress(what, steps)`` is told of each run as it starts here; it may return a
+    callback ``advance(steps_done)`` for the run (a run in the helper reports at its end).
 
     With a helper process (:class:`Workers`) it runs the reference and JAX while this
     process runs torch; the runs are independent. A framework run is keyed by
@@ -170,9 +178,14 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
         trajs = {}
         for impl, key in plan[case].items():
             if key not in done:
-                progress(f"{case} [{impl}]")
-                done[key] = (futures.pop(key).result() if key in futures
-                             else _run((owner[key], impl, dtype, overrides)))
+                steps = problems[case].steps
+                advance = progress(f"{case} [{impl}]", steps)
+                if key in futures:
+                    done[key] = futures.pop(key).result()
+                    if advance is not None:
+                        advance(steps)
+                else:
+                    done[key] = _run((owner[key], impl, dtype, overrides), advance)
             traj = done[key]
             if owner[key] != case:
                 traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))

@@ -1,14 +1,15 @@
 """The cases in PyTorch and in JAX: forward passes only, gradients from autograd.
 
-Each framework module exposes ``train(problem, dtype) -> Trajectory``. The framework
-is imported only when it is asked for, so the reference runs without torch or JAX; one
-that cannot be imported raises :class:`FrameworkUnavailable`, naming it.
+Each framework module exposes ``train(problem, dtype, progress=None) -> Trajectory``.
+The framework is imported only when it is asked for, so the reference runs without torch
+or JAX; one that cannot be imported raises :class:`FrameworkUnavailable`, naming it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -50,8 +51,14 @@ def gradients(framework: str, problem: Problem, params: dict, sample: int | None
     return _module(framework).gradients(problem, params, sample, dtype)
 
 
-def train(framework: str, problem: Problem, dtype: str = "float64") -> Trajectory:
-    """Run ``problem`` in ``framework`` and return its trajectory (dtype checked)."""
-    traj = _module(framework).train(problem, dtype)
+def train(framework: str, problem: Problem, dtype: str = "float64",
+          progress: Callable[[int], None] | None = None) -> Trajectory:
+    """Run ``problem`` in ``framework`` and return its trajectory (dtype checked).
+
+    ``progress``, if given, is called with the number of update steps done: every
+    ``torch_models.PROGRESS_EVERY`` epochs in torch, once at the end in JAX (one compiled
+    call).
+    """
+    traj = _module(framework).train(problem, dtype, progress)
     traj.check_dtype()
     return traj

@@ -1,14 +1,21 @@
 """``crosscheck run``: exit codes, the JSON contract, plots, determinism, progress."""
 
+import fcntl
 import json
 import os
+import pty
+import re
 import stat
+import struct
 import subprocess
 import sys
+import termios
+import threading
 
 import numpy as np
 import pytest
 
+from crosscheck import cases as case_registry
 from crosscheck import frameworks, report
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
 
@@ -35,8 +42,8 @@ def test_agreement_exits_0(capsys):
 def test_mismatch_exits_1_and_names_the_place(capsys, monkeypatch):
     real = frameworks.train
 
-    def perturbed(framework, problem, dtype="float64"):
-        traj = real(framework, problem, dtype)
+    def perturbed(framework, problem, dtype="float64", progress=None):
+        traj = real(framework, problem, dtype, progress)
         if framework == "torch":
             traj.grads["b"][7] *= 1 + 1e-6                 # one gradient, one step, off by 1e-6
         return traj
@@ -232,6 +239,50 @@ def test_piped_output_has_no_progress_codes():
     assert r.returncode == EXIT_OK, r.stderr
     assert "\r" not in r.stdout + r.stderr and "\x1b" not in r.stdout + r.stderr
     assert "sgd_linear" in r.stdout and r.stderr == ""
+
+
+def test_progress_on_a_terminal_shows_steps_rate_and_time_left():
+    # stderr on a pseudo-terminal, stdout a pipe: the bar goes to the terminal only.
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    p = subprocess.Popen([sys.executable, "-m", "crosscheck", "run", "relu", "--framework", "torch",
+                          "--jobs", "1", "--epochs", "3000"], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:        # the terminal closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    out, _ = p.communicate(timeout=300)
+    reader.join(timeout=10)
+    os.close(master)
+    shown = b"".join(chunks).decode()
+    assert p.returncode == EXIT_OK, shown
+    torch = [f for f in shown.split("\r") if "relu [torch]" in f]
+    inside = [f for f in torch if re.search(r" [1-9]\d*/3000 \[\d\d:\d\d<\d\d:\d\d, [\d.]+step/s\]", f)]
+    assert inside, f"no frame with steps done, time left and rate inside the torch run: {torch}"
+    assert shown.endswith("\r"), f"the bar is not cleared at the end: {shown[-200:]!r}"
+    assert b"\r" not in out and b"\x1b" not in out and b"relu" in out, f"stdout (a pipe): {out!r}"
+
+
+def test_torch_reports_progress_every_100_epochs_and_jax_once():
+    problem = case_registry.get("sgd_two_relu").ref.problem(epochs=125)   # twice: 250, a partial last 100
+    per_epoch = problem.steps // problem.epochs
+    calls = {fw: [] for fw in frameworks.FRAMEWORKS}
+    for fw in frameworks.FRAMEWORKS:
+        frameworks.train(fw, problem, progress=calls[fw].append)
+    want = [min(e, problem.epochs) * per_epoch for e in range(100, problem.epochs + 100, 100)]
+    assert calls["torch"] == want, f"torch progress {calls['torch']}, expected {want}"
+    assert calls["jax"] == [problem.steps], f"jax progress {calls['jax']}, expected [{problem.steps}]"
 
 
 @pytest.mark.parametrize("cases", [["linear_nobias", "relu", "sgd_two_relu"]], ids=["3-cases"])
