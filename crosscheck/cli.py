@@ -1,28 +1,50 @@
 """The ``crosscheck`` command line.
 
-Exit codes (documented in the README):
+Exit codes, one meaning each (documented in the README):
 
 * 0: success; every check agrees.
 * 1: a mismatch between implementations, a transcript that differs from the document,
   or a run that diverges.
-* 2: a usage error: an unknown case, framework or option, or a bad value. One line on
-  stderr, no traceback.
+* 2: a usage error: an unknown case, framework or option, a bad value, or an output path
+  that cannot be written. One line on stderr, no traceback, nothing written.
+* 3: an environment or internal error: a framework that cannot be imported, or any
+  unexpected exception. One line on stderr; the traceback only with ``--debug``.
+* 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): interrupted. The helper process ends too, within
+  a second or so; no traceback, no report written.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import multiprocessing
 import os
+import secrets
+import signal
+import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crosscheck import cases
+from crosscheck.frameworks import FrameworkUnavailable
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
+
+DESCRIPTION = """\
+Cross-check the hand-written NumPy backpropagation of two teaching documents against
+PyTorch and JAX autograd, step by step: every loss, gradient and parameter of every
+update, then a diagnosis of what each training run really does."""
+
+EPILOG = """\
+exit codes: 0 every check agrees, 1 a mismatch (or a diverging run), 2 a usage error,
+3 an environment or internal error (--debug shows the traceback), 130/143 interrupted.
+Start with 'crosscheck list', then 'crosscheck run'."""
 
 
 class UsageError(Exception):
@@ -75,47 +97,102 @@ def _positive_int(text: str) -> int:
 
 
 class _Progress:
-    """One updating line on a terminal; silent when stderr is piped or redirected."""
+    """Progress on a terminal, one line (tqdm): which case and implementation runs, and
+    inside a run its steps done, rate and time left. Nothing at all, not even a control
+    code, when stderr is piped or redirected."""
 
-    def __init__(self, total: int) -> None:
-        self.on = sys.stderr.isatty()
-        self.total, self.done = total, 0
+    def __init__(self, cases: int) -> None:
+        self.cases, self.done = cases, 0
+        self.on, self.bar = sys.stderr.isatty(), None
 
-    def __call__(self, what: str) -> None:
-        if self.on:
-            sys.stderr.write(f"\r\033[K[{self.done}/{self.total}] {what}")
-            sys.stderr.flush()
+    def __call__(self, what: str, steps: int | None = None) -> Callable[[int], None] | None:
+        """A new phase ``what``, of ``steps`` steps if known; returns ``advance(steps_done)``."""
+        if not self.on:
+            return None
+        desc = f"[{min(self.done + 1, self.cases)}/{self.cases}] {what}"
+        total, bar_format = (steps, None) if steps else (float("inf"), "{desc} [{elapsed}]")
+        if self.bar is None:
+            # miniters=1: redraw on any update once 0.1 s have passed (tqdm's adaptive
+            # default would learn from a run that jumps to its end, then stay silent).
+            self.bar = _tqdm()(desc=desc, total=total, bar_format=bar_format, file=sys.stderr,
+                               leave=False, unit="step", miniters=1, dynamic_ncols=True)
+        else:
+            self.bar.set_description_str(desc, refresh=False)
+            self.bar.bar_format = bar_format
+            self.bar.reset(total=total)
+        return self._advance
+
+    def _advance(self, done: int) -> None:
+        self.bar.update(done - self.bar.n)
 
     def step(self) -> None:
         self.done += 1
 
     def close(self) -> None:
-        if self.on:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.close()
+
+
+@functools.cache
+def _tqdm() -> type:
+    """tqdm, imported when first needed, without its extras: a monitor thread, and a
+    multiprocessing lock (which would start multiprocessing's resource tracker process)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0
+
+    Bar.set_lock(threading.RLock())
+    return Bar
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` only once it is complete: never a truncated report."""
+    """Write ``text`` to ``path`` only once it is complete: never a truncated report. The
+    file is created like any other (mode 0o666 less the umask), not mkstemp's 0o600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def _check_output_path(path: str | None, what: str) -> None:
-    if path in (None, "-"):
-        return
-    p = Path(path)
-    if what == "file" and p.is_dir():
-        raise UsageError(f"--json {path}: is a directory")
-    if what == "dir" and p.exists() and not p.is_dir():
-        raise UsageError(f"--plots {path}: exists and is not a directory")
+def _check_writable(option: str, text: str, kind: str, files: Sequence[str] = ()) -> None:
+    """Raise :class:`UsageError` unless ``text`` can be written as a ``kind`` ("file" or
+    "dir", with ``files`` inside it). Creates nothing: missing folders are made only when
+    the output is written. Writability is tried, not inferred from mode bits (root, ACLs,
+    read-only mounts): a nameless temporary file in the nearest existing folder."""
+    where = f"{option} {text}"
+    if not text:
+        raise UsageError(f"{option}: empty path")
+    path = Path(text)
+    try:
+        if path.is_dir() and kind == "file":
+            raise UsageError(f"{where}: is a directory")
+        if text.endswith(os.sep) and kind == "file":
+            raise UsageError(f"{where}: names a directory, not a file")
+        if path.exists() and not (path.is_dir() if kind == "dir" else path.is_file()):
+            raise UsageError(f"{where}: exists and is not a "
+                             + ("directory" if kind == "dir" else "regular file (use - for stdout)"))
+        for name in files:
+            if (path / name).exists() and not (path / name).is_file():
+                raise UsageError(f"{where}: {path / name} exists and is not a regular file")
+        folder = path if kind == "dir" else path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise UsageError(f"{where}: {folder} is not a directory")
+    except OSError as e:    # e.g. a folder on the way that may not be searched
+        raise UsageError(f"{where}: {e.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(f"{where}: cannot write in {folder}: {e.strerror}") from None
 
 
 def _sizes(text: str) -> tuple[int, int, int]:
@@ -179,15 +256,18 @@ def cmd_kinks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from crosscheck import report  # imports the frameworks lazily
-
-    names = args.cases or list(cases.CASES)
+    names = list(dict.fromkeys(args.cases)) or list(cases.CASES)   # each named case once
     for name in names:
         _case(name)
-    frameworks = args.framework or ["torch", "jax"]
-    _check_output_path(args.json, "file")
-    _check_output_path(args.plots, "dir")
+    frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
+    if args.json not in (None, "-"):
+        _check_writable("--json", args.json, "file")
+    if args.plots is not None:
+        from crosscheck.plots import filenames
+        _check_writable("--plots", args.plots, "dir", [f for n in names for f in filenames(n)])
+
+    from crosscheck import report  # imports the frameworks lazily
 
     progress = _Progress(len(names))
     results, pictures, mine = [], [], []
@@ -229,14 +309,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="crosscheck", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the cases").set_defaults(func=cmd_list)
-    t = sub.add_parser("transcript", help="print a case's run in its document's format")
+    p = _Parser(prog="crosscheck", description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true",
+                   help="on an environment or internal error, show the full traceback")
+    # --debug is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an environment or internal error, show the full traceback")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
+    parser = functools.partial(sub.add_parser, parents=[debug])
+    parser("list", help="list the cases").set_defaults(func=cmd_list)
+    t = parser("transcript", help="print a case's run in its document's format")
     t.add_argument("case", help="case name (see 'crosscheck list')")
     t.set_defaults(func=cmd_transcript)
 
-    r = sub.add_parser("run", help="run, cross-check and diagnose the cases (the main job)")
+    r = parser("run", help="run, cross-check and diagnose the cases (the main job)")
     r.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
     r.add_argument("--framework", action="append", choices=["torch", "jax"],
                    help="framework to check against the reference (repeatable; default: both)")
@@ -251,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")
     r.set_defaults(func=cmd_run)
 
-    e = sub.add_parser("explain", help="the manual backward line by line beside autograd and "
+    e = parser("explain", help="the manual backward line by line beside autograd and "
                                        "finite differences")
     e.add_argument("case", help="case name (see 'crosscheck list')")
     e.add_argument("--step", type=int, default=0, help="update step to explain (default 0)")
@@ -260,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _class_options(e)
     e.set_defaults(func=cmd_explain)
 
-    k = sub.add_parser("kinks", help="each ReLU spelling's derivative at exactly 0")
+    k = parser("kinks", help="each ReLU spelling's derivative at exactly 0")
     k.set_defaults(func=cmd_kinks)
     return p
 
@@ -273,13 +361,110 @@ def _class_options(p: argparse.ArgumentParser) -> None:
                         "leakyrelu)")
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, as KeyboardInterrupt is: no ``except
+    Exception`` swallows it, and every ``finally`` and ``with`` on the way out runs (the
+    helper process is ended in ``report.Workers.__exit__``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _OnSignals:
+    """While active, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
+
+    Python runs a signal handler only between bytecodes: should the main thread be inside
+    one long compiled call (a JAX run with ``--jobs 1``), or a cleanup that hangs, a
+    watchdog thread ends the process ``GRACE_S`` after the signal, killing the helper
+    first. A second signal while the first unwinds is not raised again.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    GRACE_S = 1.0
+
+    def __enter__(self) -> _OnSignals:
+        self.active = threading.current_thread() is threading.main_thread()
+        if not self.active:
+            return self
+        self.fired = False
+        self.finished = threading.Event()
+        self._read, self._write = socket.socketpair()
+        self._write.setblocking(False)
+        self._old_handlers = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        self._old_wakeup = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._watchdog = threading.Thread(target=self._watch, name="crosscheck-signals", daemon=True)
+        self._watchdog.start()
+        return self
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if not self.fired:
+            self.fired = True
+            raise Interrupted(signum)
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                data = self._read.recv(1)
+            except OSError:
+                return
+            if not data:          # __exit__ closed the other end
+                return
+            if data[0] in self.SIGNALS:
+                break
+        if self.finished.wait(self.GRACE_S):
+            return
+        for child in multiprocessing.active_children():
+            child.kill()
+        name = signal.Signals(data[0]).name
+        os.write(2, f"crosscheck: interrupted ({name}); stopped inside a long call\n".encode())
+        os._exit(128 + data[0])
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        self.finished.set()
+        signal.set_wakeup_fd(self._old_wakeup)
+        for s, handler in self._old_handlers.items():
+            signal.signal(s, handler)
+        self._write.close()
+        self._watchdog.join()
+        self._read.close()
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, FrameworkUnavailable):
+        text = str(e)
+    elif isinstance(e, OSError):
+        text = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    else:
+        text = f"internal error: {type(e).__name__}: {e}"
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-    except UsageError as e:
-        print(f"crosscheck: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    parser = build_parser()
+    debug = False
+    with _OnSignals():
+        try:
+            args = parser.parse_args(argv)
+            debug = args.debug
+            if args.command is None:   # plain `crosscheck`: a usage error, with the help
+                parser.print_help(sys.stderr)
+                return EXIT_USAGE
+            return args.func(args)
+        except UsageError as e:
+            print(f"crosscheck: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except Interrupted as e:
+            print(f"crosscheck: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
+            return 128 + e.signum
+        except Exception as e:
+            if debug:
+                traceback.print_exc()
+            hint = "" if debug else " (--debug shows the traceback)"
+            print(f"crosscheck: error: {_one_line(e)}{hint}", file=sys.stderr)
+            return EXIT_ENV
 
 
 if __name__ == "__main__":

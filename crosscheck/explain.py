@@ -22,40 +22,54 @@ def _short(v: np.ndarray, n: int = 4) -> str:
 
 
 def render(traj: Trajectory, step: int) -> tuple[str, bool]:
-    """The teaching view of ``traj`` at ``step``, and whether every line agrees."""
+    """The teaching view of ``traj`` at ``step``, and whether every line agrees.
+
+    The header's verdict and the closing summary are counted from the lines below them.
+    """
     c = cases.get(traj.case)
     sample = oracles.sample_of(traj, step)
     per_epoch = traj.steps // traj.epochs
     where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
-    lines = oracles.chain(traj, step)
-    out = [f"{traj.case}: the manual backward of {c.document} ({c.cell}), step {step} ({where})",
-           "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
-           f"loss at this step: {traj.step_loss[step]:.10g}",
-           f"verdict: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step); "
-           "finite differences within their derived tolerance", ""]
-    ok = True
-    for line in lines:
-        out.append(f"  {line.text}")
-        out.append(f"      manual   {_short(line.manual)}")
+    body, verdicts = [], {}
+    for line in oracles.chain(traj, step):
+        body.append(f"  {line.text}")
+        body.append(f"      manual   {_short(line.manual)}")
         if line.kind == "local":
-            out.append("      (a local derivative, not a gradient of the loss: autograd has no "
-                       "value for it; it enters the lines below)")
+            body.append("      (a local derivative, not a gradient of the loss: autograd has no "
+                        "value for it; it enters the lines below)")
             continue
         for fw, err in line.errors().items():
-            out.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}")
+            body.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}")
         good = line.verdict == "agree"
         f = line.fd
         if f is not None:
             if f.exists:
-                out.append(f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
-                           f"<= tol {float(np.nanmax(f.tol)):.1e}" if f.agree else
-                           f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
-                           "exceeds its tolerance")
+                body.append(f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
+                            f"<= tol {float(np.nanmax(f.tol)):.1e}" if f.agree else
+                            f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
+                            "exceeds its tolerance")
                 good &= f.agree
             else:
-                out.append("      fd       none: a ReLU kink lies within reach of the step")
+                body.append("      fd       none: a ReLU kink lies within reach of the step")
         else:
-            out.append("      fd       - (an intermediate, not a parameter)")
-        out.append(f"      verdict  {'agree' if good else 'MISMATCH'}")
-        ok &= good
-    return "\n".join(out), ok
+            body.append("      fd       - (an intermediate, not a parameter)")
+        body.append(f"      verdict  {'agree' if good else 'MISMATCH'}")
+        verdicts[line.name] = good
+    summary = _summary(verdicts)
+    out = [f"{traj.case}: the manual backward of {c.document} ({c.cell}), step {step} ({where})",
+           "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
+           f"loss at this step: {traj.step_loss[step]:.10g}",
+           f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step); "
+           "finite differences within their derived tolerance",
+           f"verdict: {summary}", "", *body, "", summary]
+    return "\n".join(out), all(verdicts.values())
+
+
+def _summary(verdicts: dict[str, bool]) -> str:
+    """``8 of 8 checked lines agree``, or ``2 of 8 checked lines MISMATCH: first dL_dW1``
+    (a local derivative has no autograd value: it is shown, not checked)."""
+    bad = [name for name, good in verdicts.items() if not good]
+    n = len(verdicts)
+    if not bad:
+        return f"{n} of {n} checked lines agree"
+    return f"{len(bad)} of {n} checked lines MISMATCH: first {bad[0]}"

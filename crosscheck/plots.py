@@ -7,6 +7,7 @@ parameter at every step.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -83,9 +84,26 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     return path
 
 
+def filenames(case: str) -> tuple[str, str]:
+    """The files :func:`write` makes for ``case``: the loss plot, the parameter plot."""
+    return f"{case}_loss.png", f"{case}_params.png"
+
+
 def write(trajs: dict[str, Trajectory], printed: dict[int, str], directory: Path,
           diagnosis: str = "") -> list[Path]:
+    """Both plots of a case, each written aside and renamed, so never seen half-written."""
     directory.mkdir(parents=True, exist_ok=True)
-    case = trajs["numpy"].case
-    return [loss_plot(trajs, printed, directory / f"{case}_loss.png", diagnosis),
-            params_plot(trajs, directory / f"{case}_params.png")]
+    loss, params = (directory / name for name in filenames(trajs["numpy"].case))
+    return [_atomic(lambda tmp: loss_plot(trajs, printed, tmp, diagnosis), loss),
+            _atomic(lambda tmp: params_plot(trajs, tmp), params)]
+
+
+def _atomic(draw, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    try:
+        draw(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

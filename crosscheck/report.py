@@ -8,6 +8,8 @@ documented in the README; keep it stable.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -74,9 +76,10 @@ class CaseResult:
                 and all(self.agree(fw) for fw in self.comparisons))
 
 
-def _run(task: tuple[str, str, str, dict[str, Any]]) -> Trajectory:
+def _run(task: tuple[str, str, str, dict[str, Any]],
+         progress: Callable[[int], None] | None = None) -> Trajectory:
     case, impl, dtype, overrides = task
-    return runner.run(case, impl, dtype=dtype, **overrides)
+    return runner.run(case, impl, dtype=dtype, progress=progress, **overrides)
 
 
 class Workers:
@@ -85,6 +88,12 @@ class Workers:
     The helper is started fresh (spawn), before torch or JAX is imported here, and takes
     work that does not need this process: the reference and JAX runs, then the plots.
     Two processes do not share an interpreter lock, so on two cores they overlap.
+
+    The helper ends with this process: it starts with SIGINT blocked, so a Ctrl-C on the
+    terminal (sent to the whole process group) is this process's alone to handle; leaving
+    the ``with`` block on an exception or a signal kills it at once instead of waiting for
+    its current run. On any exit, multiprocessing's resource tracker is stopped and
+    waited for, so that no process outlives the run.
     """
 
     def __init__(self, jobs: int = 2) -> None:
@@ -94,6 +103,13 @@ class Workers:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            # The first submit starts the helper now; a signal mask is inherited, and Python
+            # leaves a blocked SIGINT blocked (as multiprocessing does for its resource tracker).
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                self.pool.submit(int)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         if self.pool:
@@ -108,15 +124,40 @@ class Workers:
     def __enter__(self) -> Workers:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.pool:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if exc_type is not None:
+            # Interrupted or failed: the helper's work is no longer wanted. (Python 3.14 has
+            # pool.kill_workers(); before it, the processes are only reachable this way.)
+            for process in list((pool._processes or {}).values()):
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        del pool
+        _stop_resource_tracker()
+
+
+def _stop_resource_tracker() -> None:
+    """End multiprocessing's resource tracker and wait for it. Left alone, it exits only
+    once this process has exited, and so outlives it; the next pool starts a new one."""
+    from multiprocessing import resource_tracker
+
+    gc.collect()   # the pool's queues unregister their semaphores when collected
+    resource_tracker._resource_tracker._stop()
+
+
+def _no_progress(what: str, steps: int | None = None) -> None:
+    return None
 
 
 def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
-                     workers: Workers | None = None, progress: Callable[[str], None] = lambda s: None,
+                     workers: Workers | None = None, progress: Callable[..., Any] = _no_progress,
                      **overrides: Any) -> Iterator[tuple[str, dict[str, Trajectory]]]:
     """Every case's trajectories, case by case in order.
+
+    ``progress(what, steps)`` is told of each run as it starts here; it may return a
+    callback ``advance(steps_done)`` for the run (a run in the helper reports at its end).
 
     With a helper process (:class:`Workers`) it runs the reference and JAX while this
     process runs torch; the runs are independent. A framework run is keyed by
@@ -144,9 +185,14 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
         trajs = {}
         for impl, key in plan[case].items():
             if key not in done:
-                progress(f"{case} [{impl}]")
-                done[key] = (futures.pop(key).result() if key in futures
-                             else _run((owner[key], impl, dtype, overrides)))
+                steps = problems[case].steps
+                advance = progress(f"{case} [{impl}]", steps)
+                if key in futures:
+                    done[key] = futures.pop(key).result()
+                    if advance is not None:
+                        advance(steps)
+                else:
+                    done[key] = _run((owner[key], impl, dtype, overrides), advance)
             traj = done[key]
             if owner[key] != case:
                 traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))

@@ -1,13 +1,16 @@
 """The cases in PyTorch and in JAX: forward passes only, gradients from autograd.
 
-Each framework module exposes ``train(problem, dtype) -> Trajectory``. The framework
-is imported only when it is asked for, so the reference runs without torch or JAX.
+Each framework module exposes ``train(problem, dtype, progress=None) -> Trajectory``.
+The framework is imported only when it is asked for, so the reference runs without torch
+or JAX; one that cannot be imported raises :class:`FrameworkUnavailable`, naming it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
@@ -16,6 +19,18 @@ from crosscheck.record import Trajectory
 
 FRAMEWORKS = ("torch", "jax")
 _MODULES = {"torch": "crosscheck.frameworks.torch_models", "jax": "crosscheck.frameworks.jax_models"}
+
+
+class FrameworkUnavailable(RuntimeError):
+    """A framework that cannot be imported: an environment problem, not a mismatch."""
+
+
+def _module(framework: str) -> ModuleType:
+    try:
+        return importlib.import_module(_MODULES[framework])
+    except Exception as e:   # ImportError, or whatever a broken install raises on import
+        message = " ".join(f"{type(e).__name__}: {e}".split())
+        raise FrameworkUnavailable(f"cannot import {framework}: {message}") from e
 
 
 def model_key(problem: Problem) -> str:
@@ -33,11 +48,17 @@ def model_key(problem: Problem) -> str:
 def gradients(framework: str, problem: Problem, params: dict, sample: int | None = None,
               dtype: str = "float64") -> dict:
     """Autograd's gradients at ``params``, for one step: ``{"loss", "params", "intermediates"}``."""
-    return importlib.import_module(_MODULES[framework]).gradients(problem, params, sample, dtype)
+    return _module(framework).gradients(problem, params, sample, dtype)
 
 
-def train(framework: str, problem: Problem, dtype: str = "float64") -> Trajectory:
-    """Run ``problem`` in ``framework`` and return its trajectory (dtype checked)."""
-    traj = importlib.import_module(_MODULES[framework]).train(problem, dtype)
+def train(framework: str, problem: Problem, dtype: str = "float64",
+          progress: Callable[[int], None] | None = None) -> Trajectory:
+    """Run ``problem`` in ``framework`` and return its trajectory (dtype checked).
+
+    ``progress``, if given, is called with the number of update steps done: every
+    ``torch_models.PROGRESS_EVERY`` epochs in torch, once at the end in JAX (one compiled
+    call).
+    """
+    traj = _module(framework).train(problem, dtype, progress)
     traj.check_dtype()
     return traj

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 
 import jax
 
@@ -167,8 +168,12 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
             "intermediates": {n: np.asarray(v) for n, v in g_named.items()}}
 
 
-def train(problem: Problem, dtype: str = "float64") -> Trajectory:
-    """The document's training loop, compiled, with JAX autograd gradients."""
+def train(problem: Problem, dtype: str = "float64",
+          progress: Callable[[int], None] | None = None) -> Trajectory:
+    """The document's training loop, compiled, with JAX autograd gradients.
+
+    The whole run is one compiled call: ``progress``, if given, hears of it once, at the end.
+    """
     jdtype = jnp.dtype(dtype)
     forward = forward_of(problem)
     params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
@@ -180,9 +185,12 @@ def train(problem: Problem, dtype: str = "float64") -> Trajectory:
     seq = {k: np.concatenate([np.asarray(params[k])[None], np.asarray(seq[k])]) for k in problem.init}
     pred_train = forward(final, x)
     pred_test = forward(final, jnp.asarray(problem.x_test, jdtype)) if problem.x_test.size else ()
-    return Trajectory(
+    traj = Trajectory(
         case=problem.case, framework="jax", dtype=jdtype.name, hyper=dict(problem.hyper),
         epoch_loss=np.asarray(epoch_loss), step_loss=np.asarray(loss),
         grads={k: np.asarray(grads[k]) for k in problem.init}, params=seq,
         pred_train=np.asarray(pred_train), pred_test=np.asarray(pred_test, jdtype).reshape(-1),
         masks={k: np.asarray(mask[k]) for k in problem.masks})
+    if progress is not None:
+        progress(problem.steps)
+    return traj

@@ -16,6 +16,7 @@ Where the document and torch's habits differ, the document wins:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,6 +24,10 @@ import torch.nn.functional as F
 
 from crosscheck.problem import Problem
 from crosscheck.record import Recorder, Trajectory
+
+#: Epochs between two calls of ``train``'s ``progress``: often enough for a display that
+#: refreshes every 0.1 s, rare enough to cost nothing (one call per 100+ updates).
+PROGRESS_EVERY = 100
 
 ACTIVATIONS = {
     "relu": torch.relu,
@@ -117,8 +122,12 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
             "intermediates": {n: t.grad.numpy() for n, t in named.items() if t.grad is not None}}
 
 
-def train(problem: Problem, dtype: str = "float64") -> Trajectory:
-    """The document's training loop with torch autograd gradients, every step recorded."""
+def train(problem: Problem, dtype: str = "float64",
+          progress: Callable[[int], None] | None = None) -> Trajectory:
+    """The document's training loop with torch autograd gradients, every step recorded.
+
+    ``progress(steps_done)``, if given, is called every ``PROGRESS_EVERY`` epochs and at the end.
+    """
     tdtype = getattr(torch, dtype)
     forward = forward_of(problem)
     params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
@@ -151,6 +160,8 @@ def train(problem: Problem, dtype: str = "float64") -> Trajectory:
                 total_loss += loss.item()
                 update(loss, pre)
             rec.epoch_loss[epoch] = total_loss
+        if progress is not None and ((epoch + 1) % PROGRESS_EVERY == 0 or epoch + 1 == problem.epochs):
+            progress((epoch + 1) * problem.steps // problem.epochs)
 
     with torch.no_grad():
         pred_train = forward(params, x).numpy()

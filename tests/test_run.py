@@ -1,14 +1,22 @@
 """``crosscheck run``: exit codes, the JSON contract, plots, determinism, progress."""
 
+import fcntl
 import json
 import os
+import pty
+import re
+import stat
+import struct
 import subprocess
 import sys
+import termios
+import threading
 
 import numpy as np
 import pytest
 
-from crosscheck import frameworks
+from crosscheck import cases as case_registry
+from crosscheck import frameworks, report
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
 
 
@@ -34,8 +42,8 @@ def test_agreement_exits_0(capsys):
 def test_mismatch_exits_1_and_names_the_place(capsys, monkeypatch):
     real = frameworks.train
 
-    def perturbed(framework, problem, dtype="float64"):
-        traj = real(framework, problem, dtype)
+    def perturbed(framework, problem, dtype="float64", progress=None):
+        traj = real(framework, problem, dtype, progress)
         if framework == "torch":
             traj.grads["b"][7] *= 1 + 1e-6                 # one gradient, one step, off by 1e-6
         return traj
@@ -96,6 +104,100 @@ def test_json_to_a_directory_is_a_usage_error(tmp_path, capsys):
     assert main(["run", "sgd_linear", "--json", str(tmp_path)]) == EXIT_USAGE
 
 
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _unwritable(tmp_path):
+    """A folder this process cannot create files in: mode 0o500, or for root (who ignores
+    mode bits) sysfs, where no one can."""
+    if os.geteuid() == 0:
+        return "/sys"
+    d = tmp_path / "read-only"
+    d.mkdir(mode=0o500)
+    return str(d)
+
+
+# (option, path given, what the one line must name); {t} is the test's folder, which holds
+# `afile` (a regular file), `fifo` (a named pipe) and `dir` (a folder).
+BAD_PATHS = {
+    "json-is-a-directory": ("--json", "{t}/dir", "is a directory"),
+    "json-ends-in-a-slash": ("--json", "{t}/new/", "names a directory"),
+    "json-parent-is-a-file": ("--json", "{t}/afile/x.json", "afile is not a directory"),
+    "json-grandparent-is-a-file": ("--json", "{t}/afile/sub/x.json", "afile is not a directory"),
+    "json-is-a-named-pipe": ("--json", "{t}/fifo", "not a regular file"),
+    "json-empty": ("--json", "", "empty path"),
+    "json-unwritable": ("--json", "{ro}/sub/x.json", "cannot write in"),
+    "plots-is-a-file": ("--plots", "{t}/afile", "not a directory"),
+    "plots-under-a-file": ("--plots", "{t}/afile/sub", "afile is not a directory"),
+    "plots-unwritable": ("--plots", "{ro}/plots", "cannot write in"),
+    "plots-file-is-a-directory": ("--plots", "{t}", "sgd_linear_loss.png exists and is not a regular file"),
+}
+
+
+@pytest.mark.parametrize("option,path,why", BAD_PATHS.values(), ids=BAD_PATHS.keys())
+def test_unusable_output_path_exits_2_before_any_work(option, path, why, tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "sgd_linear_loss.png").mkdir()
+    path = path.format(t=tmp_path, ro=_unwritable(tmp_path))
+    before = _tree(tmp_path)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the run started before the output path was checked")
+
+    monkeypatch.setattr(report, "Workers", no_work)
+    code = main(["run", "sgd_linear", option, path, "--jobs", "1"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_USAGE, f"{option} {path!r}: exit {code}, expected {EXIT_USAGE}; stderr {err!r}"
+    assert out == "" and len(err.strip().splitlines()) == 1, f"{option} {path!r}: {out!r} {err!r}"
+    assert err.startswith(f"crosscheck: error: {option}") and why in err, \
+        f"{option} {path!r}: {err!r} should name the option and say {why!r}"
+    assert _tree(tmp_path) == before, f"{option} {path!r}: wrote {set(_tree(tmp_path)) - set(before)}"
+
+
+def test_unusable_plots_path_in_a_real_process_is_one_line(tmp_path):
+    # The helper used to fail on it after the whole run, with three tracebacks.
+    (tmp_path / "afile").write_text("x")
+    r = run_cli("run", "sgd_linear", "--plots", str(tmp_path / "afile" / "sub"))
+    assert r.returncode == EXIT_USAGE, f"exit {r.returncode}: {r.stderr}"
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert _tree(tmp_path) == ["afile"], _tree(tmp_path)
+
+
+def test_missing_output_folders_are_created(tmp_path, capsys):
+    out, pictures = tmp_path / "a" / "b" / "report.json", tmp_path / "c" / "d"
+    assert main(["run", "sgd_linear", "--json", str(out), "--plots", str(pictures), "--jobs", "1"]) == EXIT_OK
+    assert json.loads(out.read_text())["cases"]["sgd_linear"], "report not written"
+    assert sorted(p.name for p in pictures.iterdir()) == ["sgd_linear_loss.png", "sgd_linear_params.png"]
+
+
+@pytest.mark.parametrize("umask", [0o027, 0o002], ids=["027", "002"])
+def test_report_and_plot_modes_follow_the_umask(umask, tmp_path, capsys):
+    old = os.umask(umask)
+    try:
+        code = main(["run", "sgd_linear", "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path),
+                     "--jobs", "1"])
+    finally:
+        os.umask(old)
+    assert code == EXIT_OK
+    want = 0o666 & ~umask
+    for f in ("r.json", "sgd_linear_loss.png", "sgd_linear_params.png"):
+        mode = stat.S_IMODE((tmp_path / f).stat().st_mode)
+        assert mode == want, f"{f}: mode {mode:o} under umask {umask:03o}, expected {want:o}"
+
+
+def test_a_case_named_twice_runs_once(capsys):
+    code = main(["run", "sgd_linear", "linear_nobias", "sgd_linear", "--json", "-", "--jobs", "1"])
+    out = capsys.readouterr()
+    assert code == EXIT_OK
+    rows = [line.split()[:2] for line in out.err.splitlines() if line.startswith(("sgd_linear", "linear"))]
+    assert rows == [["sgd_linear", "torch"], ["sgd_linear", "jax"], ["linear_nobias", "torch"],
+                    ["linear_nobias", "jax"]], f"table rows {rows}"
+    assert list(json.loads(out.out)["cases"]) == ["sgd_linear", "linear_nobias"]
+
+
 def test_json_contract(capsys):
     code, report, _ = run_json(capsys, "relu", "sgd_two_relu", jobs="2")
     assert set(report) >= {"versions", "dtype", "cases"}
@@ -137,6 +239,50 @@ def test_piped_output_has_no_progress_codes():
     assert r.returncode == EXIT_OK, r.stderr
     assert "\r" not in r.stdout + r.stderr and "\x1b" not in r.stdout + r.stderr
     assert "sgd_linear" in r.stdout and r.stderr == ""
+
+
+def test_progress_on_a_terminal_shows_steps_rate_and_time_left():
+    # stderr on a pseudo-terminal, stdout a pipe: the bar goes to the terminal only.
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    p = subprocess.Popen([sys.executable, "-m", "crosscheck", "run", "relu", "--framework", "torch",
+                          "--jobs", "1", "--epochs", "3000"], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:        # the terminal closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    out, _ = p.communicate(timeout=300)
+    reader.join(timeout=10)
+    os.close(master)
+    shown = b"".join(chunks).decode()
+    assert p.returncode == EXIT_OK, shown
+    torch = [f for f in shown.split("\r") if "relu [torch]" in f]
+    inside = [f for f in torch if re.search(r" [1-9]\d*/3000 \[\d\d:\d\d<\d\d:\d\d, [\d.]+step/s\]", f)]
+    assert inside, f"no frame with steps done, time left and rate inside the torch run: {torch}"
+    assert shown.endswith("\r"), f"the bar is not cleared at the end: {shown[-200:]!r}"
+    assert b"\r" not in out and b"\x1b" not in out and b"relu" in out, f"stdout (a pipe): {out!r}"
+
+
+def test_torch_reports_progress_every_100_epochs_and_jax_once():
+    problem = case_registry.get("sgd_two_relu").ref.problem(epochs=125)   # twice: 250, a partial last 100
+    per_epoch = problem.steps // problem.epochs
+    calls = {fw: [] for fw in frameworks.FRAMEWORKS}
+    for fw in frameworks.FRAMEWORKS:
+        frameworks.train(fw, problem, progress=calls[fw].append)
+    want = [min(e, problem.epochs) * per_epoch for e in range(100, problem.epochs + 100, 100)]
+    assert calls["torch"] == want, f"torch progress {calls['torch']}, expected {want}"
+    assert calls["jax"] == [problem.steps], f"jax progress {calls['jax']}, expected [{problem.steps}]"
 
 
 @pytest.mark.parametrize("cases", [["linear_nobias", "relu", "sgd_two_relu"]], ids=["3-cases"])
