@@ -69,7 +69,7 @@ def test_dtype_guard_catches_a_float32_array_in_a_float64_run(array, runs, monke
     arrays = {**ref.to_arrays(), array: ref.to_arrays()[array].astype(np.float32)}
     planted = Trajectory.from_arrays(arrays, case="relu", framework="torch", dtype="float64", hyper=ref.hyper)
     module = importlib.import_module("crosscheck.frameworks.torch_models")
-    monkeypatch.setattr(module, "train", lambda problem, dtype: planted)
+    monkeypatch.setattr(module, "train", lambda problem, dtype, *args, **kwargs: planted)
     want = f"[relu/torch] {array} is float32, but the run declares float64"
     with pytest.raises(TypeError, match=re.escape(want)):
         frameworks.train("torch", cases.get("relu").ref.problem())
