@@ -196,7 +196,7 @@ def diverges_at(t: Trajectory) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
-def _overrides(traj: Trajectory) -> dict[str, Any]:
+def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
     """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
     keys = ("lr", "epochs", "runs", "sizes", "activations")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck import cases, tolerances
+from crosscheck.compare import rerun_overrides, sample_of
 from crosscheck.record import Trajectory
 
 
@@ -41,18 +42,6 @@ class FiniteDifference:
         return bool(np.any(~np.isnan(self.fd)))
 
 
-def _overrides(traj: Trajectory) -> dict[str, Any]:
-    """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
-    keys = ("lr", "epochs", "runs", "sizes", "activations")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}
-
-
-def sample_of(traj: Trajectory, step: int) -> int | None:
-    """The SGD sample an update step sees (None for full batch)."""
-    per_epoch = traj.steps // traj.epochs
-    return step % per_epoch if per_epoch > 1 else None
-
-
 def finite_differences(traj: Trajectory, step: int) -> list[FiniteDifference]:
     """Central differences of the loss at ``params[step]`` for every parameter component."""
     mod = cases.get(traj.case).ref
@@ -63,7 +52,7 @@ def finite_differences(traj: Trajectory, step: int) -> list[FiniteDifference]:
         return mod.loss_at(p, traj.hyper, sample) if sample is not None else mod.loss_at(p, traj.hyper)
 
     base, sides = loss(params)
-    target_scale = float(np.max(np.abs(mod.problem(**_overrides(traj)).y)))
+    target_scale = float(np.max(np.abs(mod.problem(**rerun_overrides(traj)).y)))
     out = []
     for name, value in params.items():
         flat = value.reshape(-1)
@@ -150,7 +139,7 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
 
     c = cases.get(traj.case)
     mod = c.ref
-    overrides = _overrides(traj)
+    overrides = rerun_overrides(traj)
     fn, update = mod.BACKWARD
     manual = locals_at(fn.__code__, update, step, lambda: mod.run(**overrides))
     problem = mod.problem(**overrides)
