@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given, manual_step
+from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, manual_step
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "first cell"
@@ -102,14 +102,13 @@ def gradient(params, hyper, sample=None):
     return manual_step(data, forward, MSE, backward, GRADS, params, hyper["lr"])
 
 
-def run(lr: float = LR, epochs: int = EPOCHS, init=None) -> Trajectory:
-    """The document's training loop, every epoch recorded; ``init`` replaces the drawn
-    initial values (name -> value), after the draw."""
+def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
+    """The document's training loop, every epoch recorded."""
     np.random.seed(SEED)
     z, y = data()
 
     # Training loop
-    W1, W2 = given(init_params(1, 1), init, GRADS)
+    W1, W2 = init_params(1, 1)
     rec = Recorder({"W1": W1, "W2": W2}, steps=epochs, epochs=epochs)
     for epoch in range(epochs):
         A, O = forward(z, W1, W2)

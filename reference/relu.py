@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given, manual_step
+from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, manual_step
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "third cell (In [65])"
@@ -128,14 +128,13 @@ def gradient(params, hyper, sample=None):
     return manual_step(data, forward, MSE, backward, GRADS, params, hyper["lr"])
 
 
-def run(lr: float = LR, epochs: int = EPOCHS, init=None) -> Trajectory:
-    """The document's training loop, every epoch recorded; ``init`` replaces the drawn
-    initial values (name -> value), after the draw."""
+def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
+    """The document's training loop, every epoch recorded."""
     np.random.seed(SEED)
     x, y = data()
 
     # Training loop
-    W1, b1, W2, b2 = given(init_params(1, 1), init, GRADS)
+    W1, b1, W2, b2 = init_params(1, 1)
     rec = Recorder({"W1": W1, "b1": b1, "W2": W2, "b2": b2}, steps=epochs, epochs=epochs,
                    masks={"a": (x.shape[0], 1), "z": (x.shape[0], 1)})
     for epoch in range(epochs):

@@ -14,7 +14,7 @@ Quirks of the document, kept as they are:
 from __future__ import annotations
 
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, given
+from crosscheck.reference._common import Recorder, Trajectory
 
 DOCUMENT = "002_864d8709852ec334.txt"
 CELL = "first program (In [1] to In [4])"
@@ -85,10 +85,10 @@ def gradient(params, hyper, sample=0):
     return rec.step_loss[0], {k: rec.grads[k][0] for k in GRADS}
 
 
-def run(lr: float = LR, epochs: int = EPOCHS, init=None) -> Trajectory:
-    """The document's run; ``init`` replaces the initial values (name -> value)."""
+def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
+    """The document's two nested loops, every sample's update recorded."""
     input, output = data()
-    w, b = given(init_params(), init, GRADS)
+    w, b = init_params()
     rec = Recorder({"w": w, "b": b}, steps=epochs * len(input), epochs=epochs)
     w, b = train(w, b, input, output, lr, epochs, rec)
 

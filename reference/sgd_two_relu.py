@@ -165,11 +165,10 @@ def gradient(params, hyper, sample=0):
     return rec.step_loss[0], {k: rec.grads[k][0] for k in GRADS}
 
 
-def run(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS, init=None) -> Trajectory:
-    """``In [6]`` once, then the training cell ``In [10]`` executed ``runs`` times; ``init``
-    replaces the hand-set initial values (name -> value)."""
+def run(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Trajectory:
+    """``In [6]`` once, then the training cell ``In [10]`` executed ``runs`` times."""
     input, output = data()
-    p = init_params() if init is None else {k: float(init[k]) for k in GRADS}
+    p = init_params()
     rec = Recorder(p, steps=runs * epochs * len(input), epochs=runs * epochs,
                    masks={"z1": (), "z2": ()})
     for _ in range(runs):
