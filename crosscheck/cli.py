@@ -42,8 +42,9 @@ PyTorch and JAX autograd, step by step: every loss, gradient and parameter of ev
 update, then a diagnosis of what each training run really does."""
 
 EPILOG = """\
-exit codes: 0 every check agrees, 1 a mismatch (or a diverging run), 2 a usage error,
-3 an environment or internal error (--debug shows the traceback), 130/143 interrupted.
+exit codes: 0 every check agrees, 1 a mismatch (implementations or transcript) or a
+diverging run, 2 a usage error, 3 an environment or internal error (--debug shows the
+traceback), 130/143 interrupted.
 Start with 'crosscheck list', then 'crosscheck run'."""
 
 
