@@ -240,6 +240,14 @@ def _train(ref: Trajectory, gradient: Gradient, perturb: bool) -> Trajectory:
     return dataclasses.replace(ref, framework="shadow", step_loss=loss, grads=grads, params=params)
 
 
+def _is_plain_descent(t: Trajectory) -> bool:
+    """Every recorded step is params[k + 1] == params[k] - lr * grads[k], bitwise."""
+    lr = float(t.hyper["lr"])
+    with np.errstate(all="ignore"):
+        return all(np.array_equal(v[1:], v[:-1] - lr * t.grads[k], equal_nan=True)
+                   for k, v in t.params.items())
+
+
 def _difference(a: Trajectory, b: Trajectory) -> np.ndarray:
     """Per step, the largest normwise difference of loss, gradients and resulting parameters."""
     per_step = step_errors(a.step_loss, b.step_loss)
@@ -252,7 +260,12 @@ def _difference(a: Trajectory, b: Trajectory) -> np.ndarray:
 def envelope(ref: Trajectory, dtype: str = "float64", reference: ModuleType | None = None) -> Envelope:
     """Measure the reference's sensitivity with a shadow run, and derive the envelope."""
     gradient = _module(ref.case, reference).gradient
-    d = _difference(_train(ref, gradient, True), _train(ref, gradient, False))
+    # The shadow's unperturbed twin is the reference itself wherever the reference's own
+    # record is the update p - lr * grad, bitwise (its gradients are the manual gradient at
+    # its parameters by construction); a reference whose loop does something else gets
+    # the twin computed, so that a loop bug cannot widen the envelope it is judged by.
+    twin = ref if _is_plain_descent(ref) else _train(ref, gradient, False)
+    d = _difference(_train(ref, gradient, True), twin)
     stop = diverges_at(ref)
     if stop is not None:   # beyond it the shadow's difference means nothing
         d[stop:] = d[stop - 1] if stop else 0.0
