@@ -37,7 +37,8 @@ QUESTIONS = ("local", "global")
 QUANTITY_ORDER = ("divergence", "init", "loss", "epoch_loss", "grad", "param", "mask", "pred_train",
                   "pred_test")
 
-#: ``gradient(params, hyper, sample) -> (loss, {name: gradient})``: a manual backward.
+#: ``gradient(params, hyper, sample) -> (loss, {name: gradient})``: a manual backward. It reads
+#: ``params`` (views of a recorded trajectory) and must not write to them.
 Gradient = Callable[[Mapping[str, np.ndarray], Mapping[str, Any], "int | None"], tuple[Any, dict]]
 
 
@@ -326,7 +327,7 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: ModuleTyp
                 for n in names:
                     manual[n][k] = ref.grads[n][k]
                 continue
-            params = {n: np.array(other.params[n][k], np.float64) for n in names}
+            params = {n: other.params[n][k] for n in names}   # gradient() copies what it uses
             manual_loss[k], g = _manual_at(other, gradient, hyper, k, params)
             for n in names:
                 manual[n][k] = _shaped(g, n, other.grads[n].shape[1:], other)
