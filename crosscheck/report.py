@@ -128,11 +128,12 @@ class Workers:
         pool, self.pool = self.pool, None
         if pool is None:
             return
-        if exc_type is not None:
-            # Interrupted or failed: the helper's work is no longer wanted. (Python 3.14 has
-            # pool.kill_workers(); before it, the processes are only reachable this way.)
-            for process in list((pool._processes or {}).values()):
-                process.kill()
+        # Interrupted or failed, the helper's work is no longer wanted; done, it has none
+        # left, and its interpreter's shutdown (JAX's included) would only cost time.
+        # (Python 3.14 has pool.kill_workers(); before it, the processes are reachable
+        # only this way.)
+        for process in list((pool._processes or {}).values()):
+            process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
         del pool
         _stop_resource_tracker()
