@@ -274,14 +274,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     results, pictures, mine = [], [], []
     try:
         with report.Workers(args.jobs) as workers:
-            runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers,
+            checks: dict = {}   # local checks the helper computed beside its runs
+            runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers, checks=checks,
                                            progress=progress, **overrides)
             envs: dict = {}
             for i, (name, trajs) in enumerate(runs):
                 if i == 0 and workers.pool:   # queued behind the helper's share of the runs
                     envs = report.envelopes(names, args.dtype, workers, **overrides)
                 env = envs[name].result() if name in envs else None
-                r = report.analyse(name, trajs, args.dtype, progress=progress, env=env)
+                r = report.analyse(name, trajs, args.dtype, progress=progress, env=env, checks=checks)
                 results.append(r)
                 progress.step()
                 if args.plots:   # half for the helper now, half for this process afterwards

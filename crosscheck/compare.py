@@ -286,7 +286,7 @@ def conditioning(traj: Trajectory, reference: ModuleType | None = None) -> np.nd
 
 # --------------------------------------------------------------------------- the local question
 @dataclasses.dataclass(frozen=True)
-class _Local:
+class Local:
     errors: dict[str, np.ndarray]      # "loss" / param name -> (steps compared,) normwise error
     allowed: np.ndarray                # (steps compared,) tolerance per step
     manual: dict[str, np.ndarray]      # the manual values, (steps compared, *shape)
@@ -300,7 +300,7 @@ def _manual_at(other: Trajectory, gradient: Gradient, hyper: Mapping[str, Any], 
 
 
 def local(other: Trajectory, ref: Trajectory | None = None, reference: ModuleType | None = None,
-          cond: np.ndarray | None = None) -> _Local:
+          cond: np.ndarray | None = None) -> Local:
     """The manual backward at each of ``other``'s own parameters, against its autograd.
 
     Where ``other``'s parameters equal the reference's bitwise, the reference's recorded
@@ -344,7 +344,7 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: ModuleTyp
         allowed[k] = tolerances.local_rtol(other.dtype, _sensitivity(other, gradient, hyper, k, u,
                                                                      manual_loss, manual)) * c[k]
     manual["loss"] = manual_loss
-    return _Local(errors, allowed, manual, steps)
+    return Local(errors, allowed, manual, steps)
 
 
 def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory) -> np.ndarray:
@@ -379,11 +379,12 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
 
 # --------------------------------------------------------------------------- both questions
 def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
-            reference: ModuleType | None = None) -> Comparison:
+            reference: ModuleType | None = None, loc: Local | None = None) -> Comparison:
     """Answer both questions for ``other`` against the reference run ``ref``.
 
     ``reference`` is the module whose ``gradient`` and ``run`` are the manual code under
-    test (default: the case's reference module); ``env`` its envelope, if already measured.
+    test (default: the case's reference module); ``env`` its envelope and ``loc`` the local
+    check of ``other``, if already computed (:func:`local`).
     """
     if env is None:
         env = envelope(ref, other.dtype, reference)
@@ -391,7 +392,8 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     candidates: list[tuple[int, int, Divergence]] = []
 
     # Local: the manual backward at the framework's own parameters.
-    loc = local(other, ref, reference, conditioning(other, reference))
+    if loc is None:
+        loc = local(other, ref, reference, conditioning(other, reference))
     local_first_steps: dict[tuple[str, str | None], int] = {}
     local_cands = []
     for key, err in loc.errors.items():

@@ -154,6 +154,7 @@ def _no_progress(what: str, steps: int | None = None) -> None:
 
 def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
                      workers: Workers | None = None, progress: Callable[..., Any] = _no_progress,
+                     checks: dict[tuple[str, str], compare.Local] | None = None,
                      **overrides: Any) -> Iterator[tuple[str, dict[str, Trajectory]]]:
     """Every case's trajectories, case by case in order.
 
@@ -164,6 +165,10 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     process runs torch; the runs are independent. A framework run is keyed by
     :func:`frameworks.model_key`; a second case with the same key (``relu_class`` at the
     document's sizes is ``relu``) reuses the run instead of repeating it.
+
+    Given ``checks``, a framework run in the helper also gets its local check there (the
+    helper has the time while this process runs torch), stored under (case, framework)
+    for :func:`analyse`.
     """
     impls = ["numpy", *frameworks]
     plan: dict[str, dict[str, tuple]] = {}       # case -> impl -> run key
@@ -179,7 +184,8 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     local = "torch" if "torch" in frameworks else "numpy"
     futures = {}
     if workers is not None and workers.pool:   # queue the helper's whole share up front
-        futures = {key: workers.submit(_run, (case, key[0], dtype, overrides))
+        futures = {key: workers.submit(_run if key[0] == "numpy" or checks is None else _run_checked,
+                                       (case, key[0], dtype, overrides))
                    for key, case in owner.items() if key[0] != local}
     done: dict[tuple, Trajectory] = {}
     for case in names:
@@ -190,6 +196,8 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
                 advance = progress(f"{case} [{impl}]", steps)
                 if key in futures:
                     done[key] = futures.pop(key).result()
+                    if isinstance(done[key], tuple):
+                        done[key], checks[owner[key], impl] = done[key]
                     if advance is not None:
                         advance(steps)
                 else:
@@ -199,6 +207,11 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
                 traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))
             trajs[impl] = traj
         yield case, trajs
+
+
+def _run_checked(task: tuple[str, str, str, dict[str, Any]]) -> tuple[Trajectory, compare.Local]:
+    traj = _run(task)
+    return traj, compare.local(traj, cond=compare.conditioning(traj))
 
 
 def _envelope(task: tuple[str, str, dict[str, Any]]) -> compare.Envelope:
@@ -214,7 +227,8 @@ def envelopes(names: Sequence[str], dtype: str, workers: Workers, **overrides: A
 
 def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
             progress: Callable[[str], None] = lambda s: None,
-            env: compare.Envelope | None = None) -> CaseResult:
+            env: compare.Envelope | None = None,
+            checks: dict[tuple[str, str], compare.Local] | None = None) -> CaseResult:
     """Compare every framework with the reference, and diagnose the run."""
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
@@ -224,7 +238,7 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     comparisons = {}
     for fw in frameworks:
         progress(f"{case} [{fw}: local and global]")
-        comparisons[fw] = compare.compare(ref, trajs[fw], env)
+        comparisons[fw] = compare.compare(ref, trajs[fw], env, loc=(checks or {}).get((case, fw)))
     dyn = {k: diagnostics.dynamics(t) for k, t in trajs.items()}
     dead = {k: diagnostics.dead_units(t) for k, t in trajs.items()}
     stab = None
