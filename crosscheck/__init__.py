@@ -13,3 +13,20 @@ _source_tree = __import__("pathlib").Path(__file__).resolve().parent.parent
 if (_source_tree / "reference" / "__init__.py").is_file() and not (
         __import__("pathlib").Path(__file__).parent / "reference").is_dir():
     __path__.append(str(_source_tree))
+
+
+__all__ = ["Model", "ModelError", "check"]
+
+
+def __getattr__(name: str):
+    """``crosscheck.Model``, ``crosscheck.ModelError`` and ``crosscheck.check``, imported when
+    first asked for (the command line starts without them)."""
+    if name in ("Model", "ModelError"):
+        from crosscheck import model
+
+        return getattr(model, name)
+    if name == "check":
+        from crosscheck.api import check
+
+        return check
+    raise AttributeError(f"module 'crosscheck' has no attribute {name!r}")

@@ -1,95 +1,153 @@
-"""The case registry: each document program declared once.
+"""The case registry: every model the tool checks, declared once as a :class:`Case`.
 
-Everything else (the CLI, the runner, the tests, the baselines) iterates over
-:data:`CASES` and derives what it needs from the case's reference module.
+A document program declares its ``CASE`` at the end of its module in ``reference/``;
+the registry finds them there, so a seventh document case is one new file. A user's
+:class:`crosscheck.Model` becomes a ``Case`` too (:meth:`crosscheck.model.Model.case`)
+and is registered under its name for the run. Everything else (the CLI, the runner,
+the comparison, the diagnostics, the report, the tests) takes what it needs from the
+case's declared fields, never from its name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
-from types import ModuleType
+import pkgutil
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from crosscheck.problem import Forward, Problem
 from crosscheck.record import Trajectory
+
+#: ``gradient(params, hyper, sample) -> (loss, {name: gradient})``: the manual backward at
+#: ``params`` (which it reads and must not write), with the run's hyper-parameters.
+Gradient = Callable[[Mapping[str, np.ndarray], Mapping[str, Any], "int | None"], tuple[Any, dict]]
 
 
 @dataclasses.dataclass(frozen=True)
+class Option:
+    """A run option only some cases take (``--sizes``): its parser and help."""
+
+    parse: Callable[[str], Any]
+    metavar: str
+    help: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where ``crosscheck explain`` reads a document's manual backward: the function, the
+    line where its updates begin, and the document's name of each parameter's gradient
+    and of each intermediate's (the tapped tensor it belongs to)."""
+
+    function: Callable[..., Any]
+    update: str
+    grads: Mapping[str, str]
+    intermediates: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Case:
-    """One document program.
+    """One model under check, and what it can do.
 
     Attributes:
-        name: the case name used everywhere (CLI, test ids, baselines).
-        module: the reference module that *is* the document's code.
+        name: the name used everywhere (CLI, test ids, JSON, plots, baselines).
         summary: one line for ``crosscheck list``.
+        params: parameter names in declared order.
+        problem: ``problem(**overrides) -> Problem`` for the framework models.
+        run_reference: ``run(**overrides) -> Trajectory``: the hand-written training run.
+        gradient: the manual backward at given parameters (see :data:`Gradient`).
+        loss_at: ``loss_at(params, hyper, sample) -> (loss, sides)``: the loss, and which side
+            of each ReLU kink every recorded pre-activation is on (for finite differences).
+        document, cell: where a document case comes from (None for a user's model).
+        position: order within its document.
+        transcript: the run printed in the document's format (document cases only).
+        source: the document's backward for ``explain`` (document cases).
+        intermediates: ``intermediates(params, hyper, sample) -> {tap name: dL/d tap}``, a
+            user model's hand-written gradients of its tapped intermediates, in order.
+        units: ReLU pre-activation name -> (layer label, index of its first unit).
+        unit_params: ReLU pre-activation -> parameters with exactly zero gradient while it
+            is off on every sample.
+        conditioning: per-step amplification of rounding beyond the plain chain of operations.
+        curvature: the loss is full-batch and smooth enough for the curvature diagnostic.
+        options: extra overrides this case takes (``--sizes``).
+        reruns: the recorded hyper-parameters that redo a run when passed back as overrides.
+        kink: (init, forward of a ReLU spelling): a start where pre-activations hit 0 exactly.
+        origin: the file a user model was loaded from (a helper process loads it again).
     """
 
     name: str
-    module: str
     summary: str
+    params: tuple[str, ...]
+    problem: Callable[..., Problem]
+    run_reference: Callable[..., Trajectory]
+    gradient: Gradient
+    loss_at: Callable[..., tuple[Any, tuple]]
+    document: str | None = None
+    cell: str | None = None
+    position: int = 0
+    transcript: Callable[[Trajectory], str] | None = None
+    source: Source | None = None
+    intermediates: Callable[..., Mapping[str, Any]] | None = None
+    units: Mapping[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    unit_params: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    conditioning: Callable[[Trajectory], Any] | None = None
+    curvature: bool = False
+    options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
+    reruns: tuple[str, ...] = ("lr", "epochs")
+    kink: tuple[Mapping[str, Any], Callable[[Callable], Forward]] | None = None
+    origin: str | None = None
 
-    @property
-    def ref(self) -> ModuleType:
-        return importlib.import_module(self.module)
+    def printed_hyper(self) -> dict[str, Any] | None:
+        """The hyper-parameters of the run the document printed (None: nothing printed)."""
+        return dict(self.problem().hyper) if self.transcript is not None else None
 
-    @property
-    def document(self) -> str:
-        return self.ref.DOCUMENT
-
-    @property
-    def cell(self) -> str:
-        return self.ref.CELL
-
-    @property
-    def params(self) -> tuple[str, ...]:
-        """Parameter names in the document's order."""
-        return tuple(self.ref.GRADS)
-
-    @property
-    def unit_params(self) -> dict[str, tuple[str, ...]]:
-        """ReLU pre-activation name -> the parameters that get no gradient while it is
-        off on every sample (empty for cases without ReLU units)."""
-        return dict(getattr(self.ref, "UNIT_PARAMS", {}))
-
-    def conditioning(self, traj: Trajectory) -> float:
-        """Largest amplification of rounding by ill-conditioned activation derivatives over
-        the run's steps (1 if none); per step: :func:`crosscheck.compare.conditioning`."""
-        from crosscheck import compare
-
-        return float(np.max(compare.conditioning(traj, self.ref), initial=1.0))
-
-    def run_reference(self, **overrides: Any) -> Trajectory:
-        """The document's run, with optional overrides (``lr``, ``epochs``, ...)."""
-        return self.ref.run(**overrides)
-
-    def transcript(self, traj: Trajectory) -> str:
-        return self.ref.transcript(traj)
-
-
-CASES: dict[str, Case] = {c.name: c for c in (
-    Case("linear_nobias", "crosscheck.reference.linear_nobias",
-         "y = 2x, 1-1-1 linear without bias, weights rand*0.01, 1000 full-batch epochs"),
-    Case("linear_bias", "crosscheck.reference.linear_bias",
-         "y = 2x + 3, 1-1-1 linear with scalar biases, 1000 full-batch epochs"),
-    Case("relu", "crosscheck.reference.relu",
-         "y = 2x + 3, ReLU on hidden and output, init without *0.01, 3000 epochs"),
-    Case("relu_class", "crosscheck.reference.relu_class",
-         "LinearRegressionNN with pluggable ReLU/MSE objects, sizes (1, 1, 1), 3000 epochs"),
-    Case("sgd_linear", "crosscheck.reference.sgd_linear",
-         "per-sample SGD of w, b from 0 on data 1..4, 100 epochs, prediction at 7"),
-    Case("sgd_two_relu", "crosscheck.reference.sgd_two_relu",
-         "two ReLU hidden units, hand-set init, per-sample SGD on 1..5, cell run twice"),
-)}
+    def max_conditioning(self, traj: Trajectory) -> float:
+        """Largest amplification of rounding over the run's steps (1 if none)."""
+        if self.conditioning is None:
+            return 1.0
+        return float(np.max(self.conditioning(traj), initial=1.0))
 
 
 class UnknownCase(KeyError):
     pass
 
 
+_USER: dict[str, Case] = {}
+
+
+@functools.cache
+def documents() -> dict[str, Case]:
+    """Every document case, found in the reference package, in document order."""
+    import crosscheck.reference as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            found.append(importlib.import_module(f"{package.__name__}.{info.name}").CASE)
+    return {c.name: c for c in sorted(found, key=lambda c: (c.document, c.position))}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CASES":   # module attribute, built on first use (the reference imports this module)
+        return documents()
+    raise AttributeError(name)
+
+
+def register(case: Case) -> Case:
+    """Make a user's model known by its name in this process (the latest one wins)."""
+    if case.name in documents():
+        raise ValueError(f"model name {case.name!r} is taken by a document case; choose another")
+    _USER[case.name] = case
+    return case
+
+
 def get(name: str) -> Case:
-    try:
-        return CASES[name]
-    except KeyError:
-        raise UnknownCase(f"unknown case {name!r}; known cases: {', '.join(CASES)}") from None
+    found = documents().get(name) or _USER.get(name)
+    if found is None:
+        known = ", ".join([*documents(), *_USER])
+        raise UnknownCase(f"unknown case {name!r}; known cases: {known} (or a path to a .py file "
+                          "that defines a crosscheck.Model)")
+    return found

@@ -37,9 +37,10 @@ from crosscheck.frameworks import FrameworkUnavailable
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
 DESCRIPTION = """\
-Cross-check the hand-written NumPy backpropagation of two teaching documents against
-PyTorch and JAX autograd, step by step: every loss, gradient and parameter of every
-update, then a diagnosis of what each training run really does."""
+Cross-check hand-written NumPy backpropagation against PyTorch and JAX autograd, step by
+step: every loss, gradient and parameter of every update, then a diagnosis of what each
+training run really does. The cases are the programs of two teaching documents, or your
+own models (a .py file that defines a crosscheck.Model)."""
 
 EPILOG = """\
 exit codes: 0 every check agrees, 1 a mismatch (implementations or transcript) or a
@@ -64,6 +65,24 @@ def _case(name: str) -> cases.Case:
         raise UsageError(e.args[0]) from None
 
 
+def _resolve(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Case names and model files (``file.py`` or ``file.py:name``) -> the case names, each
+    once, in order, with every model of those files registered; and the files."""
+    from crosscheck import model
+
+    names, files = [], []
+    for arg in args:
+        if model.is_model_file(arg):
+            try:
+                names += model.register_file(arg)
+            except model.ModelError as e:
+                raise UsageError(str(e)) from None
+            files.append(arg)
+        else:
+            names.append(_case(arg).name)
+    return list(dict.fromkeys(names)), files
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     width = max(map(len, cases.CASES))
     for c in cases.CASES.values():
@@ -73,6 +92,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_transcript(args: argparse.Namespace) -> int:
     case = _case(args.case)
+    if case.transcript is None:
+        raise UsageError(f"{case.name} has no document, so no transcript")
     print(case.transcript(case.run_reference()))
     return EXIT_OK
 
@@ -196,39 +217,37 @@ def _check_writable(option: str, text: str, kind: str, files: Sequence[str] = ()
         raise UsageError(f"{where}: cannot write in {folder}: {e.strerror}") from None
 
 
-def _sizes(text: str) -> tuple[int, int, int]:
-    parts = text.split(",")
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r} is not N,H,O (three positive integers)")
-    return tuple(_positive_int(p) for p in parts)  # type: ignore[return-value]
-
-
-def _activations(text: str) -> tuple[str, str]:
-    from crosscheck.reference.relu_class import ACTIVATION_CLASSES
-
-    parts = text.split(",")
-    if len(parts) != 2 or not all(p in ACTIVATION_CLASSES for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not A1,A2 with each one of {', '.join(ACTIVATION_CLASSES)}")
-    return tuple(parts)  # type: ignore[return-value]
-
-
 def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
-    """The per-run overrides; --sizes and --activations belong to the class case alone."""
+    """The per-run overrides; an option that only some cases declare (``--sizes``) needs
+    every case named to take it."""
     overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
-    for opt in ("sizes", "activations"):
+    for opt, takers in _case_options().items():
         value = getattr(args, opt, None)
         if value is not None:
-            if list(names) != ["relu_class"]:
-                raise UsageError(f"--{opt} applies to the class model only: name the case relu_class alone")
+            if not names or not set(names) <= set(takers):
+                raise UsageError(f"--{opt} applies to {' and '.join(takers)} only: name "
+                                 + ("that case alone" if len(takers) == 1 else "only those cases"))
             overrides[opt] = value
     return overrides
+
+
+def _case_options() -> dict[str, list[str]]:
+    """Every option some document case declares -> the cases that take it."""
+    found: dict[str, list[str]] = {}
+    for c in cases.CASES.values():
+        for opt in c.options:
+            found.setdefault(opt, []).append(c.name)
+    return found
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from crosscheck import explain, runner
 
-    case = _case(args.case)
+    names, _ = _resolve([args.case])
+    if len(names) > 1:
+        raise UsageError(f"{args.case} defines {len(names)} models ({', '.join(names)}); explain one: "
+                         f"{args.case}:{names[0]}")
+    case = _case(names[0])
     overrides = _overrides(args, [case.name])
     traj = runner.run(case.name, **overrides)
     if not 0 <= args.step < traj.steps:
@@ -243,7 +262,8 @@ def cmd_kinks(args: argparse.Namespace) -> int:
 
     rows = kinks.table()
     print("ReLU spellings, derivative at exactly 0, installed versions; the reference uses (x > 0).")
-    print(f"Kink case: the class model at the documents' data from {kinks.KINK_INIT},")
+    case = kinks.kink_case()
+    print(f"Kink case: {case.name} at its document's data from {case.kink[0]},")
     print("where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients.\n")
     print(f"{'framework':<9} {'spelling':<36} {'d/dx at 0':>9}  {'= ref':<5}  kink case (max rel. error)")
     for r in rows:
@@ -252,14 +272,12 @@ def cmd_kinks(args: argparse.Namespace) -> int:
         print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {'yes' if r.agrees else 'NO':<5}  {case}")
     from crosscheck.versions import versions
     v = versions()
-    print(f"\ntorch {v['torch']}, jax {v['jax']}. The framework models use torch.relu and jax.nn.relu.")
+    print(f"\ntorch {v['torch']}, jax {v['jax']}. The framework models use xp.where(x > 0, x, 0 * x).")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    names = list(dict.fromkeys(args.cases)) or list(cases.CASES)   # each named case once
-    for name in names:
-        _case(name)
+    names, files = _resolve(args.cases) if args.cases else (list(cases.CASES), [])
     frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
     if args.json not in (None, "-"):
@@ -273,7 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(len(names))
     results, pictures, mine = [], [], []
     try:
-        with report.Workers(args.jobs) as workers:
+        with report.Workers(args.jobs, files) as workers:
             checks: dict = {}   # local checks the helper computed beside its runs
             runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers, checks=checks,
                                            progress=progress, **overrides)
@@ -327,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_transcript)
 
     r = parser("run", help="run, cross-check and diagnose the cases (the main job)")
-    r.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
+    r.add_argument("cases", nargs="*", metavar="CASE|FILE.py[:NAME]",
+                   help="document cases, or files of your own crosscheck.Model definitions (all of a "
+                        "file's models, or the one NAME); default: every document case")
     r.add_argument("--framework", action="append", choices=["torch", "jax"],
                    help="framework to check against the reference (repeatable; default: both)")
     r.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -343,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = parser("explain", help="the manual backward line by line beside autograd and "
                                        "finite differences")
-    e.add_argument("case", help="case name (see 'crosscheck list')")
+    e.add_argument("case", metavar="CASE|FILE.py[:NAME]",
+                   help="a document case (see 'crosscheck list') or one of your models")
     e.add_argument("--step", type=int, default=0, help="update step to explain (default 0)")
     e.add_argument("--lr", type=_positive_float, help="override the learning rate")
     e.add_argument("--epochs", type=_positive_int, help="override the epochs")
@@ -356,11 +377,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _class_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=_sizes, metavar="N,H,O",
-                   help="relu_class only: inputs, hidden units, outputs (data then drawn from the seed)")
-    p.add_argument("--activations", type=_activations, metavar="A1,A2",
-                   help="relu_class only: hidden and output activation (relu, identity, sigmoid, tanh, "
-                        "leakyrelu)")
+    """The options some cases declare (``--sizes``), each naming the cases that take it."""
+    for opt, takers in _case_options().items():
+        option = next(c.options[opt] for c in cases.CASES.values() if opt in c.options)
+        p.add_argument(f"--{opt}", type=_option_type(opt, option.parse), metavar=option.metavar,
+                       help=f"{', '.join(takers)} only: {option.help}")
+
+
+def _option_type(opt: str, parse: Callable[[str], object]) -> Callable[[str], object]:
+    def parsed(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parsed.__name__ = opt
+    return parsed
 
 
 class Interrupted(BaseException):

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
-from types import ModuleType
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from crosscheck import cases, tolerances
+from crosscheck.cases import Case, Gradient
 from crosscheck.record import Trajectory
 
 #: Report groups: the keys of ``max_rel_err`` (the global question).
@@ -36,10 +36,6 @@ QUESTIONS = ("local", "global")
 #: Order of the quantities within one step, for picking the first divergence.
 QUANTITY_ORDER = ("divergence", "init", "loss", "epoch_loss", "grad", "param", "mask", "pred_train",
                   "pred_test")
-
-#: ``gradient(params, hyper, sample) -> (loss, {name: gradient})``: a manual backward. It reads
-#: ``params`` (views of a recorded trajectory) and must not write to them.
-Gradient = Callable[[Mapping[str, np.ndarray], Mapping[str, Any], "int | None"], tuple[Any, dict]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +195,7 @@ def diverges_at(t: Trajectory) -> int | None:
 
 def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
     """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
-    keys = ("lr", "epochs", "runs", "sizes", "activations")
+    keys = cases.get(traj.case).reruns
     return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}
 
 
@@ -209,8 +205,8 @@ def sample_of(traj: Trajectory, step: int) -> int | None:
     return step % per_epoch if per_epoch > 1 else None
 
 
-def _module(case: str, reference: ModuleType | None) -> ModuleType:
-    return reference if reference is not None else cases.get(case).ref
+def _case(name: str, reference: Case | None) -> Case:
+    return reference if reference is not None else cases.get(name)
 
 
 # --------------------------------------------------------------------------- the envelope
@@ -258,9 +254,9 @@ def _difference(a: Trajectory, b: Trajectory) -> np.ndarray:
     return per_step
 
 
-def envelope(ref: Trajectory, dtype: str = "float64", reference: ModuleType | None = None) -> Envelope:
+def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = None) -> Envelope:
     """Measure the reference's sensitivity with a shadow run, and derive the envelope."""
-    gradient = _module(ref.case, reference).gradient
+    gradient = _case(ref.case, reference).gradient
     # The shadow's unperturbed twin is the reference itself wherever the reference's own
     # record is the update p - lr * grad, bitwise (its gradients are the manual gradient at
     # its parameters by construction); a reference whose loop does something else gets
@@ -276,10 +272,10 @@ def envelope(ref: Trajectory, dtype: str = "float64", reference: ModuleType | No
     return Envelope(per_step, d, int(beyond[0]) if beyond.size else None, stop)
 
 
-def conditioning(traj: Trajectory, reference: ModuleType | None = None) -> np.ndarray:
+def conditioning(traj: Trajectory, reference: Case | None = None) -> np.ndarray:
     """Per step, how much that step amplifies rounding beyond the plain chain of operations
-    (>= 1; ones where the reference declares nothing): see :func:`tolerances.rtol`."""
-    fn = getattr(_module(traj.case, reference), "conditioning", None)
+    (>= 1; ones where the case declares nothing): see :func:`tolerances.rtol`."""
+    fn = _case(traj.case, reference).conditioning
     per_step = np.ones(traj.steps) if fn is None else np.asarray(fn(traj), np.float64)
     return np.maximum(np.broadcast_to(per_step, (traj.steps,)), 1.0)
 
@@ -299,7 +295,7 @@ def _manual_at(other: Trajectory, gradient: Gradient, hyper: Mapping[str, Any], 
     return float(loss), grads
 
 
-def local(other: Trajectory, ref: Trajectory | None = None, reference: ModuleType | None = None,
+def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | None = None,
           cond: np.ndarray | None = None) -> Local:
     """The manual backward at each of ``other``'s own parameters, against its autograd.
 
@@ -308,8 +304,7 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: ModuleTyp
     The check stops at the first step where the framework's parameters, loss or gradients
     are not finite: the run has left the numbers (see :func:`diverges_at`).
     """
-    mod = _module(other.case, reference)
-    gradient: Gradient = mod.gradient
+    gradient: Gradient = _case(other.case, reference).gradient
     hyper = dict(ref.hyper if ref is not None else other.hyper)
     names = other.param_names
     stop = diverges_at(other)
@@ -379,11 +374,11 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
 
 # --------------------------------------------------------------------------- both questions
 def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
-            reference: ModuleType | None = None, loc: Local | None = None) -> Comparison:
+            reference: Case | None = None, loc: Local | None = None) -> Comparison:
     """Answer both questions for ``other`` against the reference run ``ref``.
 
-    ``reference`` is the module whose ``gradient`` and ``run`` are the manual code under
-    test (default: the case's reference module); ``env`` its envelope and ``loc`` the local
+    ``reference`` is the case whose ``gradient`` is the manual code under test (default:
+    the registered case of that name); ``env`` its envelope and ``loc`` the local
     check of ``other``, if already computed (:func:`local`).
     """
     if env is None:

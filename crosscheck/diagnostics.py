@@ -153,9 +153,10 @@ def _unflat(vec: np.ndarray, layout) -> dict[str, np.ndarray]:
 
 
 def manual_gradient(case: str, params: dict[str, np.ndarray]) -> np.ndarray:
-    """The document's manual gradient of the batch loss at ``params``, flattened."""
-    grads = cases.get(case).ref.gradient(params, {"lr": 0.0})[1]
-    return np.concatenate([np.ravel(g) for g in grads.values()])
+    """The manual gradient of the batch loss at ``params``, flattened (lr 0, so that no
+    update can leak into it)."""
+    grads = cases.get(case).gradient(params, {"lr": 0.0})[1]
+    return np.concatenate([np.ravel(grads[k]) for k in params])
 
 
 def hessian(case: str, params: dict[str, np.ndarray], h: float = 1e-5) -> np.ndarray:
@@ -206,8 +207,8 @@ class Stability:
 
 def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
     """Curvature against the learning rate where a full-batch run sits (cycle or end)."""
-    mod = cases.get(traj.case).ref
-    if not hasattr(mod, "backward") or "sizes" in traj.hyper or dyn.kind == "diverging":
+    case = cases.get(traj.case)
+    if not case.curvature or dyn.kind == "diverging":
         return None
     lr = float(traj.hyper["lr"])
     period = dyn.period or 1
@@ -218,8 +219,7 @@ def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
     points = []
     for name, p in where.items():
         lam = float(np.max(np.linalg.eigvalsh(hessian(traj.case, p))))
-        x, y = mod.data()
-        loss = float(mod.MSE(y, mod.forward(x, *(p[k] for k in mod.GRADS))[-1]))
+        loss = float(case.loss_at(p, traj.hyper)[0])
         points.append({"at": name, "params": {k: np.ravel(v).tolist() for k, v in p.items()},
                        "loss": loss, "lambda_max": lam, "lr_times_lambda": lr * lam})
     lam = points[-1]["lambda_max"]   # 0 or below: flat or concave there, no step size is unstable
@@ -232,43 +232,40 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
 
     Each entry: layer, unit (0-based), name, samples (0-based indices), from_step (per
     sample: first step from which the unit stays off on it), always (off on every
-    sample at every step: it never learns).
+    sample at every step: it never learns). Layers and unit numbers are the case's
+    declared ``units``; a name it does not declare is its own layer.
     """
     from crosscheck.compare import diverges_at
 
+    case = cases.get(traj.case)
     out = []
-    per_epoch = traj.steps // traj.epochs
+    m = traj.steps // traj.epochs          # samples per epoch when each step sees one sample
+    per_sample = m > 1      # (with one sample, both readings below are the same)
     stop = diverges_at(traj)   # a non-finite activation is neither on nor off: stop before it
-    masks = {k: v[:stop] for k, v in traj.masks.items()} if stop is not None else traj.masks
-    sgd = masks and next(iter(masks.values())).ndim == 1
-    m = per_epoch if sgd else None
-    for name, mask in masks.items():
+    for name, mask in traj.masks.items():
+        mask = mask[:stop] if stop is not None else mask
         if not len(mask):
             continue
-        if sgd:   # one step per sample: step k sees sample k % m
-            per_sample = [mask[i::m] for i in range(m)]
-            units = {(_layer(name), _unit(name)): [(i, ~s, i) for i, s in enumerate(per_sample)]}
-        else:
-            units = {(_layer(name), u): [(i, ~mask[:, i, u], None) for i in range(mask.shape[1])]
-                     for u in range(mask.shape[2])}
-        for (layer, unit), rows in units.items():
+        if per_sample:   # step k sees sample k % m: time is the epoch, within it the sample
+            epochs = len(mask) // m
+            on = mask[:epochs * m].reshape(epochs, m, -1)
+        else:            # every step sees every sample
+            on = mask.reshape(len(mask), mask.shape[1] if mask.ndim > 1 else 1, -1)
+        layer, first_unit = case.units.get(name, (name, 0))
+        scalar = mask[0].size == 1 and per_sample
+        for u in range(on.shape[2]):
             samples, from_step = [], {}
-            for i, off, offset in rows:
+            for i in range(on.shape[1]):
+                off = ~on[:, i, u]
                 if len(off) and off[-1]:
-                    on = np.flatnonzero(~off)
-                    first = int(on[-1] + 1) if on.size else 0
+                    was_on = np.flatnonzero(~off)
+                    first = int(was_on[-1] + 1) if was_on.size else 0
                     samples.append(i)
-                    from_step[str(i)] = first * m + offset if sgd else first
+                    from_step[str(i)] = first * m + i if per_sample else first
             if samples:
-                out.append({"layer": layer, "unit": unit, "name": name if sgd else f"{name}[:, {unit}]",
+                out.append({"layer": layer, "unit": first_unit + u,
+                            "name": name if scalar else f"{name}[:, {u}]",
                             "samples": samples, "from_step": from_step,
-                            "always": bool(not mask.any()) if sgd else bool(not mask[:, :, unit].any())})
+                            "always": bool(not on[:, :, u].any())})
     return out
 
-
-def _layer(name: str) -> str:
-    return {"a": "hidden", "z": "output"}.get(name, "hidden")
-
-
-def _unit(name: str) -> int:
-    return int(name[1:]) - 1 if name[1:].isdigit() else 0

@@ -56,7 +56,8 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
         body.append(f"      verdict  {'agree' if good else 'MISMATCH'}")
         verdicts[line.name] = good
     summary = _summary(verdicts)
-    out = [f"{traj.case}: the manual backward of {c.document} ({c.cell}), step {step} ({where})",
+    origin = f"of {c.document} ({c.cell})" if c.document else f"of the model ({c.origin or 'in Python'})"
+    out = [f"{traj.case}: the manual backward {origin}, step {step} ({where})",
            "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
            f"loss at this step: {traj.step_loss[step]:.10g}",
            f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step); "

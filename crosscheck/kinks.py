@@ -20,10 +20,15 @@ from crosscheck import tolerances
 #: The reference's convention: derivative of ReLU at exactly 0.
 REFERENCE_AT_ZERO = 0.0
 
-#: A hand-set integer start for the class model at the document's sizes and data
-#: (x = 0..9): a = x - 1 is exactly 0 at x = 1, and z = A is exactly 0 at x = 0 and 1,
-#: where dL/dO = 2 (O - y) / m = -0.6 and -1.0: nonzero upstream gradients at both kinks.
-KINK_INIT = {"W1": [[1.0]], "b1": -1.0, "W2": [[1.0]], "b2": 0.0}
+
+
+def kink_case():
+    """The case that declares a kink start (its ``kink``): the class model at the document's
+    sizes and data (x = 0..9), from a hand-set integer start where a = x - 1 is exactly 0 at
+    x = 1 and z = A exactly 0 at x = 0 and 1, with nonzero upstream gradients at both kinks."""
+    from crosscheck import cases
+
+    return next(c for c in cases.CASES.values() if c.kink is not None)
 
 
 def torch_spellings() -> dict[str, Callable]:
@@ -36,6 +41,7 @@ def torch_spellings() -> dict[str, Callable]:
         "x.clamp(min=0)": lambda t: t.clamp(min=0),
         "torch.maximum(x, 0)": lambda t: torch.maximum(t, torch.zeros_like(t)),
         "torch.where(x > 0, x, 0)": lambda t: torch.where(t > 0, t, torch.zeros_like(t)),
+        "xp.where(x > 0, x, 0 * x)  [models]": lambda t: _relu(t),
     }
 
 
@@ -50,7 +56,17 @@ def jax_spellings() -> dict[str, Callable]:
         "jnp.maximum(x, 0)": lambda t: jnp.maximum(t, 0.0),
         "jnp.where(x > 0, x, 0)": lambda t: jnp.where(t > 0, t, 0.0),
         "jnp.clip(x, 0)": lambda t: jnp.clip(t, 0.0),
+        "xp.where(x > 0, x, 0 * x)  [models]": lambda t: _relu(t),
     }
+
+
+def _relu(t):
+    """The spelling the models' forwards use (``reference._common.relu``)."""
+    from array_api_compat import array_namespace
+
+    from crosscheck.reference._common import relu
+
+    return relu(array_namespace(t), t)
 
 
 def _torch_grad(fn, x):
@@ -89,33 +105,21 @@ def derivatives_at_zero() -> list[Row]:
 
 
 def kink_gradients() -> tuple[dict[str, np.ndarray], dict[tuple[str, str], dict[str, np.ndarray]]]:
-    """One step of the class model at :data:`KINK_INIT`: the reference's manual gradients,
-    and autograd's with each spelling used for both ReLUs."""
-    from crosscheck import cases
+    """One step of the kink case from its kink start: the reference's manual gradients, and
+    autograd's with each spelling used for every ReLU of its forward."""
+    from crosscheck import frameworks
 
-    mod = cases.get("relu_class").ref
-    ref = mod.run(epochs=1, init=KINK_INIT)
+    case = kink_case()
+    init, spelled = case.kink
+    ref = case.run_reference(epochs=1, init=init)
     manual = {k: v[0] for k, v in ref.grads.items()}
-    problem = mod.problem(epochs=1, init=KINK_INIT)
+    problem = case.problem(epochs=1, init=init)
     out = {}
-    import jax
-    import jax.numpy as jnp
-    import torch
-
-    import crosscheck.frameworks.jax_models as jm
-    import crosscheck.frameworks.torch_models as tm
-
-    for name, fn in torch_spellings().items():
-        p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in problem.init.items()}
-        x, y = (torch.tensor(a) for a in (problem.x, problem.y))
-        loss = torch.mean(torch.square(y - tm.two_layer(p, x, activations=(fn, fn))))
-        out["torch", name] = dict(zip(p, (g.numpy() for g in torch.autograd.grad(loss, tuple(p.values()))),
-                                      strict=True))
-    for name, fn in jax_spellings().items():
-        p = {k: jnp.asarray(v) for k, v in problem.init.items()}
-        x, y = jnp.asarray(problem.x), jnp.asarray(problem.y)
-        g = jax.grad(lambda q: jnp.mean(jnp.square(y - jm.two_layer(q, x, activations=(fn, fn)))))(p)  # noqa: B023
-        out["jax", name] = {k: np.asarray(g[k]) for k in problem.init}
+    for fw, spellings in (("torch", torch_spellings()), ("jax", jax_spellings())):
+        for name, fn in spellings.items():
+            forward = spelled(lambda xp, t, fn=fn: fn(t))
+            g = frameworks.gradients(fw, dataclasses.replace(problem, forward=forward), problem.init)
+            out[fw, name] = g["params"]
     return manual, out
 
 

@@ -44,15 +44,15 @@ class FiniteDifference:
 
 def finite_differences(traj: Trajectory, step: int) -> list[FiniteDifference]:
     """Central differences of the loss at ``params[step]`` for every parameter component."""
-    mod = cases.get(traj.case).ref
+    case = cases.get(traj.case)
     sample = sample_of(traj, step)
     params = {k: np.array(v[step], np.float64) for k, v in traj.params.items()}
 
     def loss(p):
-        return mod.loss_at(p, traj.hyper, sample) if sample is not None else mod.loss_at(p, traj.hyper)
+        return case.loss_at(p, traj.hyper, sample)
 
     base, sides = loss(params)
-    target_scale = float(np.max(np.abs(mod.problem(**rerun_overrides(traj)).y)))
+    target_scale = float(np.max(np.abs(case.problem(**rerun_overrides(traj)).y), initial=0.0)) or 1.0
     out = []
     for name, value in params.items():
         flat = value.reshape(-1)
@@ -110,8 +110,9 @@ class Line:
 
 
 def backward_lines(case: str) -> list[tuple[str, str]]:
-    """(source line, assigned name) of the manual backward, in the document's order."""
-    fn, update = cases.get(case).ref.BACKWARD
+    """(source line, assigned name) of a document's manual backward, in the document's order."""
+    source = cases.get(case).source
+    fn, update = source.function, source.update
     lines = []
     started = False
     for raw in inspect.getsource(fn).splitlines():
@@ -138,18 +139,27 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
     from crosscheck.reference._common import locals_at
 
     c = cases.get(traj.case)
-    mod = c.ref
     overrides = rerun_overrides(traj)
-    fn, update = mod.BACKWARD
-    manual = locals_at(fn.__code__, update, step, lambda: mod.run(**overrides))
-    problem = mod.problem(**overrides)
+    problem = c.problem(**overrides)
     params = {k: v[step] for k, v in traj.params.items()}
     sample = sample_of(traj, step)
     grads = {fw: fw_registry.gradients(fw, problem, params, sample) for fw in frameworks}
     fds = {f.parameter: f for f in finite_differences(traj, step)}
-    by_doc_name = {g: p for p, g in mod.GRADS.items()}
+    if c.source is None:   # a user's model: its named gradients, then its parameters'
+        named = dict(c.intermediates(params, traj.hyper, sample)) if c.intermediates else {}
+        manual = {**{f"dL/d{t}": v for t, v in named.items()},
+                  **{f"dL/d{p}": traj.grads[p][step] for p in c.params}}
+        doc_grads = {p: f"dL/d{p}" for p in c.params}
+        doc_intermediates = {f"dL/d{t}": t for t in named}
+        source_lines = [(f"{name} (hand-written)", name) for name in manual]
+    else:
+        fn, update = c.source.function, c.source.update
+        manual = locals_at(fn.__code__, update, step, lambda: c.run_reference(**overrides))
+        doc_grads, doc_intermediates = c.source.grads, c.source.intermediates
+        source_lines = backward_lines(traj.case)
+    by_doc_name = {g: p for p, g in doc_grads.items()}
     lines = []
-    for text, name in backward_lines(traj.case):
+    for text, name in source_lines:
         value = np.asarray(manual[name], np.float64)
         autograd: dict[str, Any] = {}
         fd = None
@@ -157,8 +167,8 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
             p = by_doc_name[name]
             autograd = {fw: g["params"][p] for fw, g in grads.items()}
             fd = fds[p]
-        elif name in mod.INTERMEDIATES:
-            t = mod.INTERMEDIATES[name]
+        elif name in doc_intermediates:
+            t = doc_intermediates[name]
             autograd = {fw: g["intermediates"][t] for fw, g in grads.items()}
         kind = "gradient" if autograd else "local"
         lines.append(Line(text, name, value, autograd, fd, tolerances.STEP_RTOL, kind))

@@ -1,35 +1,49 @@
 """What a framework model needs to redo a reference run.
 
-Each reference module's ``problem(...)`` returns one: the document's data as float64,
-the document's seeded initial draw (NumPy's legacy generator, in the document's draw
-order), and the hyper-parameters. torch and JAX copy ``init`` as they are, so step 0 is
-bitwise identical everywhere; their own generators could not reproduce NumPy's stream.
+A case's ``problem(...)`` returns one: the data as float64, the initial values (for the
+documents, their seeded draw with NumPy's legacy generator, in the document's draw order),
+the hyper-parameters, and the forward pass and loss written once against the array
+namespace ``xp``. torch and JAX copy ``init`` as they are, so step 0 is bitwise identical
+everywhere; their own generators could not reproduce NumPy's stream.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 
+#: ``forward(xp, params, x, tap) -> prediction``: one forward pass for NumPy, torch and JAX.
+#: ``tap(name, t)`` returns ``t``; the forward calls it on each intermediate it names.
+Forward = Callable[..., Any]
+#: ``loss(xp, prediction, y) -> scalar``: the quantity the manual gradients differentiate.
+Loss = Callable[[Any, Any, Any], Any]
 
-@dataclasses.dataclass(frozen=True)
+
+def keep(name: str, t: Any) -> Any:
+    """The default tap: names an intermediate and changes nothing."""
+    return t
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
-    """A case's data, initial parameters and hyper-parameters.
+    """A case's data, initial parameters, hyper-parameters, forward pass and loss.
 
     Attributes:
-        case: case name.
-        mode: ``batch`` (one update per epoch on the mean loss) or ``sgd`` (one update
-            per sample on its squared error, the epoch's loss being their sum).
-        x, y: training inputs and targets, float64; (m, n) and (m, o) for ``batch``,
-            (m,) for ``sgd``.
-        x_test: the document's test input(s), shape (0,) if it has none.
-        init: parameter name -> initial value, in the document's order.
+        case: case or model name.
+        mode: ``batch`` (one update per epoch on the whole batch) or ``sgd`` (one update
+            per sample, the epoch's loss being the sum of the samples' losses).
+        x, y: training inputs and targets, float64, samples along axis 0.
+        x_test: test input(s) whose predictions are recorded, shape (0,) if none.
+        init: parameter name -> initial value, in the declared order.
         hyper: lr, epochs and the rest, as recorded in the trajectory.
-        masks: names of the ReLU pre-activations whose masks are recorded.
-        activations: (hidden, output) activation names for the class model.
+        forward: see :data:`Forward`.
+        loss: see :data:`Loss`.
+        masks: names of tapped ReLU pre-activations whose ``> 0`` masks are recorded.
+        sample_slice: ``sgd`` only: a step sees ``x[i:i + 1]`` (True, the sample axis kept)
+            or the element ``x[i]`` (False: the documents' plain-Python loops over scalars).
     """
 
     case: str
@@ -39,8 +53,10 @@ class Problem:
     x_test: np.ndarray
     init: Mapping[str, np.ndarray]
     hyper: Mapping[str, Any]
+    forward: Forward
+    loss: Loss
     masks: tuple[str, ...] = ()
-    activations: tuple[str, str] = ("identity", "identity")
+    sample_slice: bool = False
 
     @property
     def lr(self) -> float:
@@ -55,10 +71,15 @@ class Problem:
     def steps(self) -> int:
         return self.epochs * (len(self.x) if self.mode == "sgd" else 1)
 
+    def sample(self, a: Any, i: int) -> Any:
+        """Sample ``i`` of ``a`` (``x`` or ``y``) as a step of this problem sees it."""
+        return a[i:i + 1] if self.sample_slice else a[i]
+
 
 def make(case: str, mode: str, x: Any, y: Any, init: Mapping[str, Any], hyper: Mapping[str, Any],
-         x_test: Any = (), **kw: Any) -> Problem:
+         forward: Forward, loss: Loss, x_test: Any = (), **kw: Any) -> Problem:
     f64 = np.float64
     return Problem(case=case, mode=mode, x=np.asarray(x, f64), y=np.asarray(y, f64),
                    x_test=np.asarray(x_test, f64).reshape(-1),
-                   init={k: np.array(v, f64) for k, v in init.items()}, hyper=dict(hyper), **kw)
+                   init={k: np.array(v, f64) for k, v in init.items()}, hyper=dict(hyper),
+                   forward=forward, loss=loss, **kw)

@@ -96,13 +96,15 @@ class Workers:
     waited for, so that no process outlives the run.
     """
 
-    def __init__(self, jobs: int = 2) -> None:
+    def __init__(self, jobs: int = 2, sources: Sequence[str] = ()) -> None:
+        """``sources``: files of users' models, loaded in the helper too (it starts fresh)."""
         self.pool = None
         if jobs > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_load_models, initargs=(tuple(sources),))
             # The first submit starts the helper now; a signal mask is inherited, and Python
             # leaves a blocked SIGINT blocked (as multiprocessing does for its resource tracker).
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -137,6 +139,14 @@ class Workers:
         pool.shutdown(wait=True, cancel_futures=True)
         del pool
         _stop_resource_tracker()
+
+
+def _load_models(sources: tuple[str, ...]) -> None:
+    if sources:
+        from crosscheck.model import register_file
+
+        for source in sources:
+            register_file(source)
 
 
 def _stop_resource_tracker() -> None:
@@ -175,7 +185,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     owner: dict[tuple, str] = {}                  # run key -> the case that runs it
     problems = {}
     for case in names:
-        problems[case] = cases.get(case).ref.problem(**overrides)
+        problems[case] = cases.get(case).problem(**overrides)
         plan[case] = {impl: (impl, case) if impl == "numpy" else
                       (impl, dtype, fw_registry.model_key(problems[case])) for impl in impls}
         for key in plan[case].values():
@@ -242,7 +252,7 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     dyn = {k: diagnostics.dynamics(t) for k, t in trajs.items()}
     dead = {k: diagnostics.dead_units(t) for k, t in trajs.items()}
     stab = None
-    if dyn["numpy"].kind in ("oscillating", "stalled") and cases.get(case).ref.__dict__.get("backward"):
+    if dyn["numpy"].kind in ("oscillating", "stalled") and cases.get(case).curvature:
         progress(f"{case} [curvature]")
         stab = diagnostics.stability(ref, dyn["numpy"])
     drift = {fw: _drift(ref, trajs[fw]) for fw in frameworks} if dtype != "float64" else {}
@@ -253,8 +263,9 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
 
 def check_transcript(case: str, ref: Trajectory) -> dict[str, Any] | None:
     """The run printed in the document's format against what the document printed; None
-    for a run with other hyper-parameters than the document's (nothing was printed)."""
-    if dict(ref.hyper) != dict(cases.get(case).ref.problem().hyper):
+    for a model that has no document, or a run with other hyper-parameters than the
+    document's (nothing was printed for it)."""
+    if cases.get(case).printed_hyper() != dict(ref.hyper):
         return None
     diffs = transcript.compare(case, cases.get(case).transcript(ref))
     bad = transcript.mismatches(diffs)

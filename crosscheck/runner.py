@@ -28,4 +28,4 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
         if progress is not None:
             progress(traj.steps)
         return traj
-    return frameworks.train(framework, c.ref.problem(**overrides), dtype, progress)
+    return frameworks.train(framework, c.problem(**overrides), dtype, progress)

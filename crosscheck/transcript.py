@@ -77,7 +77,7 @@ def printed_losses(case: str, traj: Trajectory) -> dict[int, str]:
     restarts at 0, so printed epoch ``e`` is ``e + traj.epochs - hyper["epochs"]``.
     A run with other hyper-parameters than the document's has no printed counterpart: {}.
     """
-    if dict(traj.hyper) != dict(cases.get(case).ref.problem().hyper):
+    if cases.get(case).printed_hyper() != dict(traj.hyper):
         return {}
     offset = traj.epochs - int(traj.hyper["epochs"])
     found = (_LOSS_LINE.match(line) for line in printed(case).splitlines())

@@ -35,11 +35,10 @@ def _module(framework: str) -> ModuleType:
 
 def model_key(problem: Problem) -> str:
     """What a framework run computes, without the case's name: two problems with the same
-    key run the very same function on the very same inputs (``relu`` and ``relu_class``
-    at the document's sizes do), so one run serves both."""
-    model = (f"two_layer:{','.join(problem.activations)}" if problem.case in ("relu", "relu_class")
-             else problem.case)
-    h = hashlib.sha256(f"{model}|{problem.mode}|{problem.lr!r}|{problem.epochs}|{problem.masks}".encode())
+    key run the very same forward and loss functions (the same objects) on the very same
+    inputs, so one run serves both. Valid within one process, while the problems live."""
+    h = hashlib.sha256(f"{id(problem.forward)}|{id(problem.loss)}|{problem.mode}|{problem.sample_slice}|"
+                       f"{problem.lr!r}|{problem.epochs}|{problem.masks}".encode())
     for a in (problem.x, problem.y, problem.x_test, *problem.init.values()):
         h.update(np.ascontiguousarray(a).tobytes() + str(a.shape).encode())
     return h.hexdigest()

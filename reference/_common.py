@@ -1,18 +1,64 @@
-"""Helpers shared by the reference modules: recording and the documents' print formats.
+"""Helpers shared by the reference modules: recording, the documents' print formats, and
+the forward passes and losses the framework models run, written once against ``xp``.
 
-Nothing here computes a forward or a backward pass; those stay in each case's
-module, line by line as in its document.
+No manual backward lives here; each stays in its case's module, line by line as in its
+document.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
 
+from crosscheck.problem import keep
 from crosscheck.record import Recorder, Trajectory
 
-__all__ = ["Recorder", "Trajectory", "epoch_lines", "print_line"]
+__all__ = ["Recorder", "Trajectory", "epoch_lines", "keep", "print_line"]
+
+
+# ------------------------------------------------------------------ losses, written once for xp
+def mse(xp, pred, y):
+    """The documents' ``np.mean(np.square(y_true - y_pred))``."""
+    return xp.mean(xp.square(y - pred))
+
+
+def squared_error(xp, pred, y):
+    """The per-sample loops' ``error ** 2`` with ``error = y_pred - y``."""
+    return (pred - y) ** 2
+
+
+def relu(xp, t):
+    """ReLU with the documents' derivative at exactly 0, which is 0 (``(z > 0)``): ``where``
+    sends the gradient to the branch it takes, and at 0 that is ``0 * t``."""
+    return xp.where(t > 0, t, 0 * t)
+
+
+#: Activations of the two-layer forward, in the class model's ``f`` style, for any ``xp``.
+ACTIVATIONS = {
+    "relu": relu,
+    "identity": lambda xp, t: t,
+    "sigmoid": lambda xp, t: 1 / (1 + xp.exp(-t)),
+    "tanh": lambda xp, t: xp.tanh(t),
+    "leakyrelu": lambda xp, t: xp.where(t > 0, t, 0.01 * t),
+}
+
+
+@functools.cache
+def two_layer(activations: tuple) -> object:
+    """The forward of ``a = x @ W1 + b1; A = act1(a); z = A @ W2 + b2; O = act2(z)`` for
+    activation names (or ``f(xp, t)`` functions), one function object per pair, so that the
+    functional ``relu`` cell and the class model at its sizes share their framework runs."""
+    act1, act2 = (ACTIVATIONS[a] if isinstance(a, str) else a for a in activations)
+
+    def forward(xp, p, x, tap=keep):
+        a = tap("a", x @ p["W1"] + p["b1"])                  # (m, h)
+        A = tap("A", act1(xp, a))                            # (m, h)
+        z = tap("z", A @ p["W2"] + p["b2"])                  # (m, o)
+        return tap("O", act2(xp, z))                         # (m, o)
+
+    return forward
 
 
 def given(drawn: tuple, init, names) -> tuple:

@@ -16,8 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosscheck.cases import Case, Source
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, manual_step
+from crosscheck.reference._common import (
+    Recorder,
+    Trajectory,
+    epoch_lines,
+    final_block,
+    keep,
+    manual_step,
+    mse,
+)
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "second cell"
@@ -88,11 +97,16 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     np.random.seed(SEED)
     x, y = data()
     init = dict(zip(GRADS, init_params(1, 1), strict=True))
-    return make("linear_bias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED})
+    return make("linear_bias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED},
+                forward_xp, mse)
 
 
-BACKWARD = (backward, "b2 -= lr * dL_db2")
-INTERMEDIATES = {"dL_dO": "O", "dL_dH": "H"}
+def forward_xp(xp, p, x, tap=keep):
+    """``forward`` for the framework models, once for every array namespace ``xp``."""
+    H = tap("H", x @ p["W1"] + p["b1"])                      # (m, 1)
+    return tap("O", H @ p["W2"] + p["b2"])                   # (m, 1)
+
+
 
 
 def loss_at(params, hyper=None, sample=None):
@@ -130,3 +144,11 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
 
 def transcript(traj: Trajectory) -> str:
     return "\n".join([*epoch_lines(traj), *final_block(traj, data()[1], scalar_biases=True)])
+
+
+CASE = Case(
+    name="linear_bias", document=DOCUMENT, cell=CELL, position=2,
+    summary="y = 2x + 3, 1-1-1 linear with scalar biases, 1000 full-batch epochs",
+    params=tuple(GRADS), problem=problem, run_reference=run, gradient=gradient, loss_at=loss_at,
+    transcript=transcript, curvature=True,
+    source=Source(backward, "b2 -= lr * dL_db2", GRADS, {"dL_dO": "O", "dL_dH": "H"}))

@@ -19,8 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosscheck.cases import Case, Source
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, manual_step
+from crosscheck.reference._common import (
+    Recorder,
+    Trajectory,
+    epoch_lines,
+    final_block,
+    keep,
+    manual_step,
+    mse,
+)
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "first cell"
@@ -81,13 +90,16 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     np.random.seed(SEED)
     x, y = data()
     init = dict(zip(GRADS, init_params(1, 1), strict=True))
-    return make("linear_nobias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED})
+    return make("linear_nobias", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED},
+                forward_xp, mse)
 
 
-#: Where the manual backward lives, and its first update line (see ``crosscheck explain``).
-BACKWARD = (backward, "W2 -= lr * dL_dW2")
-#: The document's gradient names for intermediates -> the forward tensors they belong to.
-INTERMEDIATES = {"dL_dO": "O"}  # the document never names dL/dH; it is inline in dL_dW1
+def forward_xp(xp, p, x, tap=keep):
+    """``forward`` for the framework models, once for every array namespace ``xp``."""
+    H = tap("H", x @ p["W1"])                                # (m, 1)
+    return tap("O", H @ p["W2"])                             # (m, 1)
+
+
 
 
 def loss_at(params, hyper=None, sample=None):
@@ -125,3 +137,12 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
 
 def transcript(traj: Trajectory) -> str:
     return "\n".join([*epoch_lines(traj), *final_block(traj, data()[1], scalar_biases=False)])
+
+
+CASE = Case(
+    name="linear_nobias", document=DOCUMENT, cell=CELL, position=1,
+    summary="y = 2x, 1-1-1 linear without bias, weights rand*0.01, 1000 full-batch epochs",
+    params=tuple(GRADS), problem=problem, run_reference=run, gradient=gradient, loss_at=loss_at,
+    transcript=transcript, curvature=True,
+    # The document never names dL/dH; it is inline in dL_dW1.
+    source=Source(backward, "W2 -= lr * dL_dW2", GRADS, {"dL_dO": "O"}))

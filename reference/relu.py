@@ -19,8 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from crosscheck.cases import Case, Source
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, manual_step
+from crosscheck.reference._common import (
+    Recorder,
+    Trajectory,
+    epoch_lines,
+    final_block,
+    manual_step,
+    mse,
+    two_layer,
+)
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "third cell (In [65])"
@@ -109,11 +118,9 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     x, y = data()
     init = dict(zip(GRADS, init_params(1, 1), strict=True))
     return make("relu", "batch", x, y, init, {"lr": lr, "epochs": epochs, "seed": SEED},
-                masks=("a", "z"), activations=("relu", "relu"))
+                two_layer(("relu", "relu")), mse, masks=("a", "z"))
 
 
-BACKWARD = (backward, "b2 -= lr * dL_db2")
-INTERMEDIATES = {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}
 
 
 def loss_at(params, hyper=None, sample=None):
@@ -154,3 +161,13 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
 def transcript(traj: Trajectory) -> str:
     return "\n".join([*epoch_lines(traj), *final_block(traj, data()[1], scalar_biases=True)])
 
+
+
+CASE = Case(
+    name="relu", document=DOCUMENT, cell=CELL, position=3,
+    summary="y = 2x + 3, ReLU on hidden and output, init without *0.01, 3000 epochs",
+    params=tuple(GRADS), problem=problem, run_reference=run, gradient=gradient, loss_at=loss_at,
+    transcript=transcript, curvature=True,
+    units={"a": ("hidden", 0), "z": ("output", 0)}, unit_params=UNIT_PARAMS,
+    source=Source(backward, "b2 -= lr * dL_db2", GRADS,
+                  {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}))

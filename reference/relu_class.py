@@ -29,8 +29,9 @@ import functools
 
 import numpy as np
 
+from crosscheck.cases import Case, Option, Source
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given
+from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given, mse, two_layer
 
 DOCUMENT = "000_248436dcbf781071.txt"
 CELL = "ReLU/MSE classes (In [20]) and LinearRegressionNN"
@@ -178,8 +179,6 @@ class LinearRegressionNN:
             rec.step(loss, {p: tape[g] for p, g in GRADS.items()}, self.params(), masks)
 
 
-BACKWARD = (LinearRegressionNN.backward, "self.b2 -= lr * dL_db2")
-INTERMEDIATES = {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}
 
 
 def loss_at(params, hyper=None, sample=None):
@@ -230,7 +229,7 @@ def problem(lr: float = LR, epochs: int = EPOCHS, sizes=SIZES, activations=ACTIV
     model, x, y = build(sizes, activations, init)
     masks = tuple(n for n, name in zip(("a", "z"), activations, strict=True) if name == "relu")
     return make("relu_class", "batch", x, y, model.params(), _hyper(lr, epochs, sizes, activations),
-                masks=masks, activations=tuple(activations))
+                two_layer(tuple(activations)), mse, masks=masks)
 
 
 def _hyper(lr, epochs, sizes, activations):
@@ -299,3 +298,38 @@ def transcript(traj: Trajectory) -> str:
     sizes = tuple(traj.hyper.get("sizes", SIZES))
     y = data(sizes)[1] if sizes == SIZES else build(sizes)[2]
     return "\n".join([*epoch_lines(traj), *final_block(traj, y, scalar_biases=True)])
+
+
+def parse_sizes(text: str) -> tuple[int, int, int]:
+    """``--sizes N,H,O``: inputs, hidden units, outputs."""
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"{text!r} is not N,H,O (three positive integers)")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def parse_activations(text: str) -> tuple[str, str]:
+    """``--activations A1,A2``: hidden and output activation names."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p in ACTIVATION_CLASSES for p in parts):
+        raise ValueError(f"{text!r} is not A1,A2 with each one of {', '.join(ACTIVATION_CLASSES)}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+#: A start where both pre-activations hit exactly 0 with nonzero upstream gradients on the
+#: documents' data (a = x - 1 at x = 1, z = A): what ``crosscheck kinks`` runs.
+KINK_INIT = {"W1": [[1.0]], "b1": -1.0, "W2": [[1.0]], "b2": 0.0}
+
+CASE = Case(
+    name="relu_class", document=DOCUMENT, cell=CELL, position=4,
+    summary="LinearRegressionNN with pluggable ReLU/MSE objects, sizes (1, 1, 1), 3000 epochs",
+    params=tuple(GRADS), problem=problem, run_reference=run, gradient=gradient, loss_at=loss_at,
+    transcript=transcript, conditioning=conditioning, reruns=("lr", "epochs", "sizes", "activations"),
+    units={"a": ("hidden", 0), "z": ("output", 0)}, unit_params=UNIT_PARAMS,
+    source=Source(LinearRegressionNN.backward, "self.b2 -= lr * dL_db2", GRADS,
+                  {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}),
+    options={"sizes": Option(parse_sizes, "N,H,O", "inputs, hidden units, outputs (data then drawn "
+                                                   "from the seed)"),
+             "activations": Option(parse_activations, "A1,A2",
+                                   f"hidden and output activation ({', '.join(ACTIVATION_CLASSES)})")},
+    kink=(KINK_INIT, lambda relu: two_layer((relu, relu))))

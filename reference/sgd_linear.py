@@ -13,8 +13,9 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
+from crosscheck.cases import Case, Source
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory
+from crosscheck.reference._common import Recorder, Trajectory, keep, squared_error
 
 DOCUMENT = "002_864d8709852ec334.txt"
 CELL = "first program (In [1] to In [4])"
@@ -50,7 +51,13 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
     input, output = data()
     init = dict(zip(GRADS, init_params(), strict=True))
     return make("sgd_linear", "sgd", input, output, init,
-                {"lr": lr, "epochs": epochs, "test_input": TEST_DATA}, x_test=[TEST_DATA])
+                {"lr": lr, "epochs": epochs, "test_input": TEST_DATA}, forward_xp, squared_error,
+                x_test=[TEST_DATA])
+
+
+def forward_xp(xp, p, x, tap=keep):
+    """The loop's forward for the framework models, once for every array namespace ``xp``."""
+    return tap("y_pred", p["w"] * x + p["b"])
 
 
 def train(w, b, input, output, lr, epochs, rec):
@@ -99,8 +106,6 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
                       pred_train=[w * x + b for x in input], pred_test=[predicted])
 
 
-BACKWARD = (train, "w = w - lr * dw")
-INTERMEDIATES: dict[str, str] = {}
 
 
 def transcript(traj: Trajectory) -> str:
@@ -112,3 +117,10 @@ def transcript(traj: Trajectory) -> str:
                      f'w: {p["w"]:.4f} | b: {p["b"]:.4f}')
     lines.append(f"Predicted value for input {TEST_DATA} is {traj.pred_test[0]}")
     return "\n".join(lines)
+
+
+CASE = Case(
+    name="sgd_linear", document=DOCUMENT, cell=CELL, position=1,
+    summary="per-sample SGD of w, b from 0 on data 1..4, 100 epochs, prediction at 7",
+    params=tuple(GRADS), problem=problem, run_reference=run, gradient=gradient, loss_at=loss_at,
+    transcript=transcript, source=Source(train, "w = w - lr * dw", GRADS, {}))

@@ -27,8 +27,10 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
+from crosscheck.cases import Case, Source
 from crosscheck.problem import Problem, make
-from crosscheck.reference._common import Recorder, Trajectory
+from crosscheck.reference._common import Recorder, Trajectory, keep, squared_error
+from crosscheck.reference._common import relu as relu_xp
 
 DOCUMENT = "002_864d8709852ec334.txt"
 CELL = "second program (In [5] to In [10]), cell In [10] run twice"
@@ -144,8 +146,6 @@ def loss_at(params, hyper=None, sample=0):
     return error ** 2, (bool(z1 > 0), bool(z2 > 0))
 
 
-BACKWARD = (train_cell, "w1 = w1 - lr * dw1")
-INTERMEDIATES = {"dL_dy": "z3", "dh1": "h1", "dh2": "h2", "dz1": "z1", "dz2": "z2"}
 
 
 def problem(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Problem:
@@ -153,7 +153,16 @@ def problem(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Problem:
     input, output = data()
     return make("sgd_two_relu", "sgd", input, output, init_params(),
                 {"lr": lr, "epochs": epochs, "runs": runs, "test_input": TEST_DATA},
-                x_test=[TEST_DATA], masks=("z1", "z2"), activations=("relu", "relu"))
+                forward_xp, squared_error, x_test=[TEST_DATA], masks=("z1", "z2"))
+
+
+def forward_xp(xp, p, x, tap=keep):
+    """``predict`` for the framework models, once for every array namespace ``xp``."""
+    z1 = tap("z1", p["w1"] * x + p["b1"])
+    h1 = tap("h1", relu_xp(xp, z1))
+    z2 = tap("z2", p["w2"] * x + p["b2"])
+    h2 = tap("h2", relu_xp(xp, z2))
+    return tap("z3", p["w3"] * h1 + p["w4"] * h2 + p["b3"])
 
 
 def gradient(params, hyper, sample=0):
@@ -194,3 +203,13 @@ def transcript(traj: Trajectory) -> str:
             f'w4: {p["w4"]:.4f} | b3: {p["b3"]:.4f}')
     lines.append(f"Predicted value for input 7 is {traj.pred_test[0]}")
     return "\n".join(lines)
+
+
+CASE = Case(
+    name="sgd_two_relu", document=DOCUMENT, cell=CELL, position=2,
+    summary="two ReLU hidden units, hand-set init, per-sample SGD on 1..5, cell run twice",
+    params=tuple(GRADS), problem=problem, run_reference=run, gradient=gradient, loss_at=loss_at,
+    transcript=transcript, reruns=("lr", "epochs", "runs"),
+    units={"z1": ("hidden", 0), "z2": ("hidden", 1)}, unit_params=UNIT_PARAMS,
+    source=Source(train_cell, "w1 = w1 - lr * dw1", GRADS,
+                  {"dL_dy": "z3", "dh1": "h1", "dh2": "h2", "dz1": "z1", "dz2": "z2"}))

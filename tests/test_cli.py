@@ -61,7 +61,8 @@ def test_help_says_what_the_tool_does(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0, f"--help: exit {exit_.value.code}"
-    for words in ("Cross-check the hand-written NumPy backpropagation", "PyTorch and JAX autograd",
+    for words in ("Cross-check hand-written NumPy backpropagation", "PyTorch and JAX autograd",
+                  "your own models",
                   "exit codes: 0", "3 an environment or internal error"):
         assert words in " ".join(out.split()), f"{words!r} not in the help:\n{out}"
 

@@ -72,7 +72,7 @@ def test_dtype_guard_catches_a_float32_array_in_a_float64_run(array, runs, monke
     monkeypatch.setattr(module, "train", lambda problem, dtype, *args, **kwargs: planted)
     want = f"[relu/torch] {array} is float32, but the run declares float64"
     with pytest.raises(TypeError, match=re.escape(want)):
-        frameworks.train("torch", cases.get("relu").ref.problem())
+        frameworks.train("torch", cases.get("relu").problem())
 
 
 @pytest.mark.parametrize("case,fw", PAIRS, ids=IDS)
@@ -153,7 +153,7 @@ def test_dead_units_have_exactly_zero_gradients(case, overrides, impl, runs):
 
 def test_tolerances_stay_under_the_float64_ceiling():
     for c in cases.CASES.values():
-        steps = c.ref.problem().steps
+        steps = c.problem().steps
         assert tolerances.rtol(steps) <= tolerances.FLOAT64_CEILING, f"[{c.name}] {steps} steps"
 
 
@@ -170,7 +170,7 @@ def test_conditioning_allowance_is_computed_not_defaulted(runs):
     # The class declares how its activations condition rounding: exact for the document's
     # ReLUs (1), but tanh saturates, and the same class then asks for an allowance.
     class_case = cases.get("relu_class")
-    assert class_case.conditioning(runs("relu_class")) == 1.0, "relu,relu at the document's sizes"
+    assert class_case.max_conditioning(runs("relu_class")) == 1.0, "relu,relu at the document's sizes"
     t = relu_class.run(epochs=300, sizes=(2, 3, 1), activations=("tanh", "identity"))
-    got = class_case.conditioning(t)
+    got = class_case.max_conditioning(t)
     assert got > 1, f"[relu_class tanh,identity (2, 3, 1)] conditioning {got}, expected > 1"

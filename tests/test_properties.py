@@ -22,6 +22,7 @@ from crosscheck import frameworks, tolerances
 from crosscheck.problem import make
 from crosscheck.record import Recorder
 from crosscheck.reference import relu_class as rc
+from crosscheck.reference._common import mse, two_layer
 
 ACTIVATIONS = sorted(rc.ACTIVATION_CLASSES)
 STEPS = 3
@@ -60,7 +61,7 @@ class GradientMismatch(AssertionError):
 
 def check_steps(acts, x, y, init, factor=1.0):
     model, rec = train_reference(acts, x, y, init)
-    problem = make("relu_class", "batch", x, y, init, {"lr": LR, "epochs": STEPS}, activations=acts)
+    problem = make("relu_class", "batch", x, y, init, {"lr": LR, "epochs": STEPS}, two_layer(acts), mse)
     for k in range(STEPS):
         params = {name: v[k] for name, v in rec.params.items()}
         for name, value in params.items():

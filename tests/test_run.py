@@ -275,7 +275,7 @@ def test_progress_on_a_terminal_shows_steps_rate_and_time_left():
 
 
 def test_torch_reports_progress_every_100_epochs_and_jax_once():
-    problem = case_registry.get("sgd_two_relu").ref.problem(epochs=125)   # twice: 250, a partial last 100
+    problem = case_registry.get("sgd_two_relu").problem(epochs=125)   # twice: 250, a partial last 100
     per_epoch = problem.steps // problem.epochs
     calls = {fw: [] for fw in frameworks.FRAMEWORKS}
     for fw in frameworks.FRAMEWORKS:

@@ -7,7 +7,6 @@ divergence). The runs are shared through one module-scoped fixture.
 """
 
 import dataclasses
-import types
 
 import numpy as np
 import pytest
@@ -63,15 +62,13 @@ PLANTABLE = [cp for case in CASES for cp in _nonzero_at_start(case)]
 def _planted(case: str, param: str, ref):
     """The case's reference with ``param``'s manual gradient off by PLANTED (relative), and
     the trajectory such a reference would record."""
-    mod = cases.get(case).ref
-    proxy = types.ModuleType(f"{mod.__name__}_planted")
-    proxy.__dict__.update(mod.__dict__)
+    real = cases.get(case)
 
     def gradient(params, hyper, sample=None):
-        loss, grads = mod.gradient(params, hyper, sample)
+        loss, grads = real.gradient(params, hyper, sample)
         return loss, {**grads, param: np.asarray(grads[param], np.float64) * (1 + PLANTED)}
 
-    proxy.gradient = gradient
+    proxy = dataclasses.replace(real, gradient=gradient)
     traj = dataclasses.replace(ref, grads={**ref.grads, param: ref.grads[param] * (1 + PLANTED)})
     return proxy, traj
 

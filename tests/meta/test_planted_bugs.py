@@ -17,7 +17,7 @@ from crosscheck import cases, compare, runner
 
 def mutant(case: str, *edits: tuple[str, str]) -> types.ModuleType:
     """A copy of ``case``'s reference module, each ``(old, new)`` replaced exactly once."""
-    module = cases.get(case).ref
+    module = inspect.getmodule(cases.get(case).run_reference)
     source = inspect.getsource(module)
     for old, new in edits:
         assert source.count(old) == 1, f"[{case}] planted text must occur once: {old!r}"
@@ -73,7 +73,7 @@ def test_planted_bug_is_caught_at_the_right_place(bug, fw):
     name, case, overrides, edits, step, quantity, blamed = bug
     copy = mutant(case, *edits)
     planted = run_mutant(copy, **overrides)
-    result = compare.compare(planted, runner.run(case, fw, **overrides), reference=copy)
+    result = compare.compare(planted, runner.run(case, fw, **overrides), reference=copy.CASE)
     assert not result.agree, f"[{name}/{case}/{fw}] planted bug not caught"
     first = result.first
     assert (first.step, first.quantity) == (step(), quantity), (
@@ -86,7 +86,7 @@ def test_planted_bug_is_caught_at_the_right_place(bug, fw):
 def test_unplanted_copy_agrees(case):
     # The mutation machinery itself changes nothing: a copy with a no-op edit agrees.
     copy = mutant(case, ("def run(", "def run("))
-    assert compare.compare(run_mutant(copy), runner.run(case, "torch"), reference=copy).agree
+    assert compare.compare(run_mutant(copy), runner.run(case, "torch"), reference=copy.CASE).agree
 
 
 def test_transposed_product_is_invisible_at_document_sizes():
@@ -94,4 +94,4 @@ def test_transposed_product_is_invisible_at_document_sizes():
     # the meta-test plants it at (2, 2, 1).
     planted = mutant("relu_class", ("dL_dW1 = da_dW1.T @ dL_da", "dL_dW1 = (dL_da.T @ da_dW1)"))
     assert compare.compare(run_mutant(planted, epochs=50),
-                           runner.run("relu_class", "torch", epochs=50), reference=planted).agree
+                           runner.run("relu_class", "torch", epochs=50), reference=planted.CASE).agree

@@ -1,0 +1,89 @@
+"""``crosscheck.check(model)``: the whole cross-check of one model from Python (a notebook,
+a script, a test), with the result the command line would print."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Sequence
+
+from crosscheck import frameworks as fw_registry
+from crosscheck.compare import Divergence
+from crosscheck.model import Model, register
+from crosscheck.record import Trajectory
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What :func:`check` found. ``agree``: every framework agrees with the model's manual
+    backward (both questions) and behaves the same; ``first_divergence``: the earliest
+    place where one does not (None if all agree)."""
+
+    model: str
+    report: object                     # crosscheck.report.CaseResult
+    dtype: str
+
+    @property
+    def agree(self) -> bool:
+        return all(self.report.agree(fw) for fw in self.report.comparisons)
+
+    @property
+    def first_divergence(self) -> Divergence | None:
+        found = [c.first for c in self.report.comparisons.values() if c.first is not None]
+        return min(found, key=lambda d: d.step) if found else None
+
+    @property
+    def diagnosis(self) -> str:
+        return self.report.diagnosis
+
+    @property
+    def trajectories(self) -> dict[str, Trajectory]:
+        return self.report.trajs
+
+    def verdicts(self) -> dict[str, str]:
+        from crosscheck import report
+
+        return {fw: report.verdict(self.report, fw) for fw in self.report.comparisons}
+
+    def to_json(self) -> dict:
+        from crosscheck import report
+
+        return report.to_json([self.report], self.dtype)
+
+    def __str__(self) -> str:
+        from crosscheck import report
+
+        return report.table([self.report])
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(fw)}</td><td>{max(c.local_max.values(), default=0.0):.2e}</td>"
+            f"<td>{c.max_rel_err['params']:.2e}</td>"
+            f"<td style='color:{'green' if self.report.agree(fw) else 'red'}'>{html.escape(v)}</td></tr>"
+            for (fw, c), v in zip(self.report.comparisons.items(), self.verdicts().values(), strict=True))
+        return (f"<div><b>{html.escape(self.model)}</b>: "
+                f"{'agree' if self.agree else 'MISMATCH'} ({self.dtype})"
+                "<table><tr><th>framework</th><th>local</th><th>params</th><th>verdict</th></tr>"
+                f"{rows}</table><p>{html.escape(self.diagnosis)}</p></div>")
+
+
+def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtype: str = "float64",
+          lr: float | None = None, epochs: int | None = None) -> Result:
+    """Run ``model``'s hand-written training beside each framework's autograd, and compare.
+
+    Raises :class:`crosscheck.ModelError` for a model that cannot be checked as declared,
+    and ``crosscheck.frameworks.FrameworkUnavailable`` for a framework that does not import.
+    """
+    from crosscheck import report
+
+    if not isinstance(model, Model):
+        raise TypeError(f"check() takes a crosscheck.Model, got {type(model).__name__}")
+    unknown = [f for f in frameworks if f not in fw_registry.FRAMEWORKS]
+    if unknown or not frameworks:
+        raise ValueError(f"frameworks must be some of {fw_registry.FRAMEWORKS}, got {tuple(frameworks)}")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    case = register(model)
+    overrides = {k: v for k, v in (("lr", lr), ("epochs", epochs)) if v is not None}
+    (name, trajs), = report.run_trajectories([case.name], list(dict.fromkeys(frameworks)), dtype, **overrides)
+    return Result(name, report.analyse(name, trajs, dtype), dtype)

@@ -1,0 +1,377 @@
+"""Check your own hand-written backprop: a :class:`Model` is declared once, and everything
+(the reference run, the framework runs, both questions of the comparison, the diagnostics,
+``explain``, the plots and the baselines) is derived from it.
+
+A model is data, a forward pass and a loss written once against the array namespace
+``xp`` (NumPy's, torch's or JAX's, from array-api-compat), and the NumPy backward under
+test. The reference run is the model's own: the NumPy forward and loss, the hand-written
+``backward``, and the update ``p - lr * grad`` on every parameter after all gradients are
+taken. The frameworks run the same forward and loss with autograd's gradients.
+
+Everything a user can get wrong in the declaration is a :class:`ModelError`: one line that
+names the model and what to change (exit code 2 on the command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import inspect
+import math
+import numbers
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crosscheck import cases
+from crosscheck.cases import Case
+from crosscheck.problem import Problem, keep, make
+from crosscheck.record import Recorder, Trajectory
+
+BATCHES = ("full", "sample")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+class ModelError(ValueError):
+    """A model that cannot be checked as declared: the message says why, in one line."""
+
+
+@functools.cache
+def _numpy_xp() -> Any:
+    from array_api_compat import array_namespace
+
+    return array_namespace(np.zeros(0))
+
+
+def _recording(named: dict) -> Callable[[str, Any], Any]:
+    def tap(name: str, t: Any) -> Any:
+        named[name] = t
+        return t
+    return tap
+
+
+def _float_array(model: str, what: str, value: Any) -> np.ndarray:
+    try:
+        a = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"[{model}] {what} is not a numeric array ({e})") from None
+    if not np.all(np.isfinite(a)):
+        raise ModelError(f"[{model}] {what} holds NaN or inf")
+    return a
+
+
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(np.shape(a))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A user's model and its hand-written backward.
+
+    Attributes:
+        name: the model's name in the report, the JSON, the plots and the baselines.
+        x, y: training data, samples along axis 0 (converted to float64; one-hot targets
+            for a classifier).
+        init: parameter name -> initial value; the order is kept.
+        forward: ``forward(xp, params, x) -> prediction``, written once against ``xp``. It
+            may take ``tap=`` (``tap(name, t)`` returns ``t``) to name intermediates.
+        loss: ``loss(xp, prediction, y) -> scalar``: what the manual gradients differentiate.
+        backward: ``backward(params, x, y) -> {name: gradient}``, NumPy: the code under test.
+            With a tapping forward it may return ``(grads, {tap name: dL/d tap})``.
+        lr, epochs: the update ``p - lr * grad`` and how many epochs.
+        batch: ``"full"``, one update per epoch on all of x; ``"sample"``, one update per
+            sample on ``x[i:i + 1], y[i:i + 1]`` in order, the epoch's loss being their sum.
+        relu: tapped pre-activations that a ReLU follows: their ``> 0`` masks are recorded,
+            for the dead-unit diagnostics and the kinks of finite differences.
+        summary: one line for listings (default: derived).
+    """
+
+    name: str
+    x: Any
+    y: Any
+    init: Mapping[str, Any]
+    forward: Callable[..., Any]
+    loss: Callable[..., Any]
+    backward: Callable[..., Any]
+    lr: float
+    epochs: int
+    batch: str = "full"
+    relu: tuple[str, ...] = ()
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ModelError(f"model name {name!r} must be letters, digits, _ . - (it names files)")
+        for what in ("forward", "loss", "backward"):
+            if not callable(getattr(self, what)):
+                kind = type(getattr(self, what)).__name__
+                raise ModelError(f"[{name}] {what} must be a function, got {kind}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not (
+                math.isfinite(self.lr) and self.lr > 0):
+            raise ModelError(f"[{name}] lr must be a positive finite number, got {self.lr!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral) or self.epochs < 1:
+            raise ModelError(f"[{name}] epochs must be a positive integer, got {self.epochs!r}")
+        if self.batch not in BATCHES:
+            raise ModelError(f"[{name}] batch must be one of {', '.join(map(repr, BATCHES))}, "
+                             f"got {self.batch!r}")
+        if not isinstance(self.init, Mapping) or not self.init:
+            raise ModelError(f"[{name}] init must be a non-empty dict of parameter name -> initial value")
+        bad = [k for k in self.init if not isinstance(k, str)]
+        if bad:
+            raise ModelError(f"[{name}] parameter names must be strings, got {bad[0]!r}")
+        if isinstance(self.relu, str) or not all(isinstance(r, str) for r in self.relu):
+            raise ModelError(f"[{name}] relu must be a tuple of tap names, got {self.relu!r}")
+        x, y = self.data
+        if x.ndim < 1 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
+            raise ModelError(f"[{name}] x and y need the same number of samples along axis 0 "
+                             f"(at least 1); shapes {x.shape} and {y.shape}")
+        self.params0  # noqa: B018  (converts and checks the initial values)
+
+    # ------------------------------------------------------------------ derived once
+    @functools.cached_property
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        return _float_array(self.name, "x", self.x), _float_array(self.name, "y", self.y)
+
+    @functools.cached_property
+    def params0(self) -> dict[str, np.ndarray]:
+        return {k: _float_array(self.name, f"init[{k!r}]", v) for k, v in self.init.items()}
+
+    @functools.cached_property
+    def taps(self) -> bool:
+        """The forward takes ``tap=``."""
+        try:
+            parameters = inspect.signature(self.forward).parameters
+        except (TypeError, ValueError):
+            return False
+        return "tap" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+    @functools.cached_property
+    def xp_forward(self) -> Callable[..., Any]:
+        """The forward with the ``tap`` keyword every framework run passes (one object per
+        model, so that compiled runs are reused)."""
+        if self.taps:
+            return self.forward
+        forward = self.forward
+
+        def untapped(xp, params, x, tap=keep):
+            return forward(xp, params, x)
+        return untapped
+
+    def hyper(self, lr: float | None = None, epochs: int | None = None) -> dict[str, Any]:
+        return {"lr": self.lr if lr is None else lr, "epochs": self.epochs if epochs is None else epochs,
+                "batch": self.batch}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.data[0]) if self.batch == "sample" else 1
+
+    def _batch(self, sample: int | None) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.data
+        if sample is None or self.batch == "full":
+            return x, y
+        return x[sample:sample + 1], y[sample:sample + 1]
+
+    # ------------------------------------------------------------------ one step, checked
+    def _forward_loss(self, params: Mapping[str, np.ndarray], xb, yb, where: str) -> tuple[float, dict]:
+        xp, named = _numpy_xp(), {}
+        given = {k: np.array(v, np.float64) for k, v in params.items()}
+        try:
+            out = self.xp_forward(xp, given, xb, tap=_recording(named))
+            value = self.loss(xp, out, yb)
+        except ModelError:
+            raise
+        except Exception as e:
+            raise ModelError(f"[{self.name}] forward or loss failed {where}: {type(e).__name__}: {e}") from e
+        if np.ndim(value) != 0:
+            raise ModelError(f"[{self.name}] loss returned shape {_shape(value)}, not a scalar {where}; "
+                             "reduce it to one number (e.g. a mean over samples)")
+        missing = [r for r in self.relu if r not in named]
+        if missing:
+            raise ModelError(f"[{self.name}] relu names {missing[0]!r}, which the forward never taps "
+                             f"(it taps {sorted(named) or 'nothing'})")
+        return float(value), named
+
+    def _backward(self, params: Mapping[str, np.ndarray], xb, yb, where: str,
+                  named: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+        given = {k: np.array(v, np.float64) for k, v in params.items()}
+        try:
+            out = self.backward(given, xb, yb)
+        except Exception as e:
+            raise ModelError(f"[{self.name}] backward failed {where}: {type(e).__name__}: {e}") from e
+        grads, intermediates = out if isinstance(out, tuple) and len(out) == 2 else (out, {})
+        if not isinstance(grads, Mapping) or not isinstance(intermediates, Mapping):
+            raise ModelError(f"[{self.name}] backward must return a dict of gradients (or a pair "
+                             f"(grads, intermediates) of dicts), got {type(out).__name__} {where}")
+        for k in params:
+            if not np.array_equal(given[k], params[k], equal_nan=True):
+                raise ModelError(f"[{self.name}] backward changed params[{k!r}] in place {where}; "
+                                 "it must only read the parameters (the update is the tool's)")
+            if k not in grads:
+                raise ModelError(f"[{self.name}] backward returned no gradient for {k!r} {where}")
+        extra = [k for k in grads if k not in params]
+        if extra:
+            raise ModelError(f"[{self.name}] backward returned a gradient for {extra[0]!r}, which is not "
+                             f"a parameter (parameters: {', '.join(params)}) {where}")
+        checked = {}
+        for k in params:
+            g = grads[k]
+            if _shape(g) != _shape(params[k]):
+                raise ModelError(f"[{self.name}] the gradient of {k!r} has shape {_shape(g)}, its parameter "
+                                 f"{_shape(params[k])} {where}; a gradient must have its parameter's shape "
+                                 "(it is never broadcast)")
+            checked[k] = _float_array(self.name, f"the gradient of {k!r} {where}", g) \
+                if not np.issubdtype(np.asarray(g).dtype, np.floating) else np.array(g, np.float64)
+        if named is not None:
+            for t, g in intermediates.items():
+                if t not in named:
+                    raise ModelError(f"[{self.name}] backward returned dL/d{t}, but the forward taps no "
+                                     f"{t!r} (it taps {sorted(named) or 'nothing'}) {where}")
+                if _shape(g) != _shape(named[t]):
+                    raise ModelError(f"[{self.name}] dL/d{t} has shape {_shape(g)}, the tapped {t!r} "
+                                     f"{_shape(named[t])} {where}")
+        return checked, {t: np.array(g, np.float64) for t, g in intermediates.items()}
+
+    def validate(self) -> None:
+        """Run one step at the initial values, checking what only a call can show."""
+        for sample in ((None,) if self.batch == "full" else (0,)):
+            xb, yb = self._batch(sample)
+            _, named = self._forward_loss(self.params0, xb, yb, "at the initial values")
+            self._backward(self.params0, xb, yb, "at the initial values", named)
+
+    # ------------------------------------------------------------------ the case protocol
+    def gradient(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
+                 sample: int | None = None) -> tuple[float, dict]:
+        xb, yb = self._batch(sample)
+        where = "at the parameters given"
+        value, _ = self._forward_loss(params, xb, yb, where)
+        return value, self._backward(params, xb, yb, where)[0]
+
+    def loss_at(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
+                sample: int | None = None) -> tuple[float, tuple]:
+        xb, yb = self._batch(sample)
+        value, named = self._forward_loss(params, xb, yb, "at the parameters given")
+        return value, tuple(tuple(np.ravel(np.asarray(named[r]) > 0)) for r in self.relu)
+
+    def intermediates(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
+                      sample: int | None = None) -> dict[str, np.ndarray]:
+        xb, yb = self._batch(sample)
+        _, named = self._forward_loss(params, xb, yb, "at the parameters given")
+        return self._backward(params, xb, yb, "at the parameters given", named)[1]
+
+    def problem(self, lr: float | None = None, epochs: int | None = None) -> Problem:
+        x, y = self.data
+        return make(self.name, "batch" if self.batch == "full" else "sgd", x, y, self.params0,
+                    self.hyper(lr, epochs), self.xp_forward, self.loss, masks=tuple(self.relu),
+                    sample_slice=True)
+
+    def run(self, lr: float | None = None, epochs: int | None = None) -> Trajectory:
+        """The reference run: NumPy forward and loss, the hand-written backward, p - lr * g."""
+        hyper = self.hyper(lr, epochs)
+        lr, epochs = float(hyper["lr"]), int(hyper["epochs"])
+        per_epoch = self.steps_per_epoch
+        p = {k: v.copy() for k, v in self.params0.items()}
+        rec = Recorder(p, steps=epochs * per_epoch, epochs=epochs)
+        xp = _numpy_xp()
+        for epoch in range(epochs):
+            total = 0.0
+            for sample in range(per_epoch):
+                where = f"at step {rec.k}"
+                xb, yb = self._batch(None if self.batch == "full" else sample)
+                value, named = self._forward_loss(p, xb, yb, where)
+                grads, _ = self._backward(p, xb, yb, where)
+                total += value
+                p = {k: p[k] - lr * grads[k] for k in p}
+                rec.step(value, grads, p, {r: np.asarray(named[r]) > 0 for r in self.relu})
+            rec.epoch_loss[epoch] = total
+        return rec.finish(case=self.name, framework="numpy", hyper=hyper,
+                          pred_train=np.asarray(self.xp_forward(xp, p, self.data[0])))
+
+    @functools.cached_property
+    def case(self) -> Case:
+        """This model as a case: what the runner, the comparison and the report take."""
+        shapes = ", ".join(f"{k} {v.shape}" for k, v in self.params0.items())
+        return Case(
+            name=self.name,
+            summary=self.summary or (f"{self.batch}-batch, lr {self.lr:g}, {self.epochs} epochs, "
+                                     f"{len(self.data[0])} samples; {shapes}"),
+            params=tuple(self.params0), problem=self.problem, run_reference=self.run,
+            gradient=self.gradient, loss_at=self.loss_at, intermediates=self.intermediates,
+            units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full")
+
+
+# ---------------------------------------------------------------------------- models in files
+_SPEC = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[^/\\:]+))?$")
+
+
+def is_model_file(arg: str) -> bool:
+    """``path/to/file.py`` or ``path/to/file.py:name``: a file of models, not a case name."""
+    return bool(_SPEC.match(arg))
+
+
+def load(arg: str) -> list[Model]:
+    """The models a file defines at its top level, in order (``file.py:name``: that one, by
+    variable or model name). Imports the file as a module of its own."""
+    m = _SPEC.match(arg)
+    if not m:
+        raise ModelError(f"{arg}: not a path to a .py file (or file.py:name)")
+    path, name = Path(m["path"]), m["name"]
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    module_name = "crosscheck_user_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module          # dataclasses and pickling look modules up
+        sys.path.insert(0, str(path.resolve().parent))   # so that it imports its neighbours
+        try:
+            spec.loader.exec_module(module)
+        except ModelError as e:
+            del sys.modules[module_name]
+            raise ModelError(f"{path}: {e}") from None
+        except BaseException as e:
+            del sys.modules[module_name]
+            if not isinstance(e, Exception):
+                raise
+            line = next((f" (line {t.lineno})" for t in reversed(_frames(e)) if t.filename == str(path)), "")
+            raise ModelError(f"{path}: importing it failed{line}: {type(e).__name__}: {e}") from None
+        finally:
+            sys.path.remove(str(path.resolve().parent))
+    found = {id(v): (k, v) for k, v in vars(module).items() if isinstance(v, Model)}
+    if name is not None:
+        picked = [v for k, v in found.values() if name in (k, v.name)]
+        if not picked:
+            known = ", ".join(k for k, _ in found.values()) or "none"
+            raise ModelError(f"{path}: defines no Model named {name!r} (its models: {known})")
+        return picked[:1]
+    if not found:
+        raise ModelError(f"{path}: defines no crosscheck.Model at its top level")
+    return [v for _, v in found.values()]
+
+
+def _frames(e: BaseException) -> list:
+    import traceback
+
+    return list(traceback.extract_tb(e.__traceback__))
+
+
+def register(model: Model, origin: str | None = None) -> Case:
+    """Check ``model`` at its initial values and make it known by name in this process."""
+    model.validate()
+    try:
+        return cases.register(dataclasses.replace(model.case, origin=origin))
+    except ValueError as e:
+        raise ModelError(str(e)) from None
+
+
+def register_file(arg: str) -> list[str]:
+    """Load and register every model of ``arg``; their names, in order."""
+    path = _SPEC.match(arg)["path"] if _SPEC.match(arg) else arg
+    return [register(m, path).name for m in load(arg)]

@@ -1,0 +1,27 @@
+"""Assertions for a user's own test suite (pytest or any other)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crosscheck import frameworks as fw_registry
+from crosscheck.api import check
+from crosscheck.model import Model
+
+
+def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS,
+                            dtype: str = "float64") -> None:
+    """Raise ``AssertionError`` unless ``model``'s hand-written backward agrees with every
+    framework's autograd, step by step (see :func:`crosscheck.check`). The message names
+    the model, the framework, the step, the parameter and both values."""
+    result = check(model, frameworks, dtype)
+    if result.agree:
+        return
+    lines = [f"[{model.name}] hand-written backprop does not match autograd:"]
+    for fw, verdict in result.verdicts().items():
+        if not result.report.agree(fw):
+            lines.append(f"  [{model.name}/{fw}] {verdict}")
+    first = result.first_divergence
+    if first is not None:
+        lines.append(f"first: {first}")
+    raise AssertionError("\n".join(lines))
