@@ -36,7 +36,7 @@ class Trajectory:
     """One training run, step by step.
 
     Attributes:
-        case: case name from the registry (``linear_nobias``, ...).
+        case: the case or model name.
         framework: ``numpy`` (the reference), ``torch`` or ``jax``.
         dtype: the floating dtype the run computed in (``float64``/``float32``).
         hyper: the case's hyper-parameters (lr, epochs, seed, ...).

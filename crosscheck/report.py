@@ -173,8 +173,8 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
 
     With a helper process (:class:`Workers`) it runs the reference and JAX while this
     process runs torch; the runs are independent. A framework run is keyed by
-    :func:`frameworks.model_key`; a second case with the same key (``relu_class`` at the
-    document's sizes is ``relu``) reuses the run instead of repeating it.
+    :func:`frameworks.model_key`; a second case with the same key (the same forward and
+    loss on the same data and start) reuses the run instead of repeating it.
 
     Given ``checks``, a framework run in the helper also gets its local check there (the
     helper has the time while this process runs torch), stored under (case, framework)
@@ -410,31 +410,32 @@ def verdict(r: CaseResult, fw: str) -> str:
 
 
 def table(results: Sequence[CaseResult]) -> str:
-    head = (f"{'case':<14} {'framework':<9} {'local':>9} {'loss':>9} {'grads':>9} {'params':>9} "
+    w = max([14, *(len(r.case) for r in results)])    # the case column fits every name
+    head = (f"{'case':<{w}} {'framework':<9} {'local':>9} {'loss':>9} {'grads':>9} {'params':>9} "
             f"{'envelope':>8}  verdict")
     lines = [head, "-" * len(head)]
     for r in results:
         for fw, c in r.comparisons.items():
             e = c.max_rel_err
             local = max(c.local_max.values(), default=0.0)
-            lines.append(f"{r.case:<14} {fw:<9} {local:>9.2e} {e['loss']:>9.2e} {e['grads']:>9.2e} "
+            lines.append(f"{r.case:<{w}} {fw:<9} {local:>9.2e} {e['loss']:>9.2e} {e['grads']:>9.2e} "
                          f"{e['params']:>9.2e} {c.tol:>8.1e}  {verdict(r, fw)}")
             if fw in r.drift:
                 dr = r.drift[fw]
                 above = dr["first_step_above_1e-3"]
-                lines.append(f"{'':<14} {'':<9} {r.trajs[fw].dtype} drift: "
+                lines.append(f"{'':<{w}} {'':<9} {r.trajs[fw].dtype} drift: "
                              f"max rel. err {dr['max_rel_err']:.2e}, "
                              + (f"above 1e-3 from step {above}" if above is not None else "never above 1e-3")
                              + "; behaviour " + ("survives (same dynamics, cycle, dead units)"
                                                  if r.same_behaviour(fw) else "CHANGES"))
-        lines.append(f"{'':<14} -> {r.diagnosis}")
+        lines.append(f"{'':<{w}} -> {r.diagnosis}")
         if r.transcript is not None:
             t = r.transcript
             note = (f"transcript: matches the document's {t['lines']} printed lines"
                     + (f" ({t['rounding_only']} differ by BLAS rounding only)" if t["rounding_only"] else "")
                     if t["status"] == "match" else
                     f"transcript: MISMATCH with the document: {t['differences'][0]}")
-            lines.append(f"{'':<14} -> {note}")
+            lines.append(f"{'':<{w}} -> {note}")
     lines.append("")
     lines.append(TABLE_LEGEND)
     return "\n".join(lines)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from crosscheck import baseline, cases, runner
+from crosscheck import baseline, runner
 
 # Hypothesis: a fast, reproducible profile for `make test`, a thorough one for development.
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
@@ -28,11 +28,6 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
     config.addinivalue_line("markers", "readme: runs a command shown in README.md")
-
-
-CASES = list(cases.CASES)
-FRAMEWORKS = list(runner.IMPLEMENTATIONS[1:])
-IMPLEMENTATIONS = list(runner.IMPLEMENTATIONS)
 
 
 @pytest.fixture(scope="session")

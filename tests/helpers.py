@@ -6,6 +6,14 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+from crosscheck import cases, runner
+
+#: The document cases, the frameworks, and every implementation (the reference first):
+#: what the tests parametrize over.
+CASES = list(cases.CASES)
+FRAMEWORKS = list(runner.IMPLEMENTATIONS[1:])
+IMPLEMENTATIONS = list(runner.IMPLEMENTATIONS)
+
 
 @dataclasses.dataclass(frozen=True)
 class Block:

@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CASES, IMPLEMENTATIONS
+from helpers import CASES, IMPLEMENTATIONS
 
 from crosscheck import baseline
 from crosscheck.versions import versions

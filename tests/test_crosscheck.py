@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import CASES, FRAMEWORKS, IMPLEMENTATIONS
+from helpers import CASES, FRAMEWORKS, IMPLEMENTATIONS
 
 from crosscheck import cases, compare, frameworks, runner, tolerances, transcript
 from crosscheck.record import Trajectory

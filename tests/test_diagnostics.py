@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import CASES, FRAMEWORKS, IMPLEMENTATIONS
+from helpers import CASES, FRAMEWORKS, IMPLEMENTATIONS
 
 from crosscheck import diagnostics, runner
 

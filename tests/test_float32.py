@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import CASES, FRAMEWORKS
+from helpers import CASES, FRAMEWORKS
 
 from crosscheck import compare, report, runner, tolerances
 from crosscheck.cli import EXIT_OK, main

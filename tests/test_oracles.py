@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import CASES, FRAMEWORKS
+from helpers import CASES, FRAMEWORKS
 
 from crosscheck import cases, explain, kinks, oracles, tolerances
 from crosscheck.cli import EXIT_OK, EXIT_USAGE, main
@@ -97,7 +97,8 @@ PINNED_AT_ZERO = {
     ("jax", "jax.nn.relu(x)"): 0.0, ("jax", "jnp.maximum(x, 0)"): 0.5,
     ("jax", "jnp.where(x > 0, x, 0)"): 0.0, ("jax", "jnp.clip(x, 0)"): 0.5,
     # The spelling every model's forward uses (reference._common.relu), in both frameworks.
-    ("torch", "xp.where(x > 0, x, 0 * x)  [models]"): 0.0, ("jax", "xp.where(x > 0, x, 0 * x)  [models]"): 0.0,
+    ("torch", "xp.where(x > 0, x, 0 * x)  [models]"): 0.0,
+    ("jax", "xp.where(x > 0, x, 0 * x)  [models]"): 0.0,
 }
 
 

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import CASES, FRAMEWORKS
+from helpers import CASES, FRAMEWORKS
 
 from crosscheck import cases, compare, diagnostics, report, runner
 
