@@ -33,6 +33,7 @@ from pathlib import Path
 
 from crosscheck import cases
 from crosscheck.frameworks import FrameworkUnavailable
+from crosscheck.model import ModelError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
@@ -486,8 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.print_help(sys.stderr)
                 return EXIT_USAGE
             return args.func(args)
-        except UsageError as e:
-            print(f"crosscheck: error: {e}", file=sys.stderr)
+        except (UsageError, ModelError) as e:   # a model that cannot be checked is bad input
+            print(f"crosscheck: error: {' '.join(str(e).split())}", file=sys.stderr)
             return EXIT_USAGE
         except Interrupted as e:
             print(f"crosscheck: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)

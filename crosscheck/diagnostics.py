@@ -31,6 +31,9 @@ TARGET = 1e-8
 BLOWUP = 1e6
 #: Longest period looked for.
 MAX_PERIOD = 64
+#: Most parameters the curvature diagnostic takes on: each Hessian costs 2 gradient calls
+#: per parameter, and the nearest minimum up to 100 Hessians.
+MAX_CURVATURE_PARAMS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +96,11 @@ def dynamics(traj: Trajectory) -> Dynamics:
     for p in range(2, MAX_PERIOD + 1):                       # the up/down pattern repeats
         if len(s) > 2 * p and np.all(s[p:] == s[:-p]):
             amplitude = np.array([np.ptp(tail[i:i + p]) for i in range(len(tail) - p + 1)])
-            if _aitken(amplitude[::p]) > 0.1 * amplitude[-1]:  # the swing persists: a cycle
+            swings = amplitude[::p]
+            if len(swings) > 2 and np.all(np.diff(swings) > 0):   # a swing that grows: unstable
+                return Dynamics("diverging", period=p, start_step=_growth_start(loss) * per_epoch,
+                                final_loss=final)
+            if _aitken(swings) > 0.1 * amplitude[-1]:  # the swing persists: a cycle
                 return Dynamics("oscillating", period=p, cycle_losses=tuple(_cycle_limits(tail, p)),
                                 settled=False, final_loss=final)
             return Dynamics("converging", period=p, monotone=False, final_loss=final)
@@ -130,6 +137,13 @@ def _lock_in(loss: np.ndarray, p: int) -> int:
     return int(bad[-1] + 1 + p) if bad.size else p
 
 
+def _growth_start(loss: np.ndarray) -> int:
+    """Start of the final run of growing swings (|loss[t + 1] - loss[t]|) of an oscillation."""
+    swing = np.abs(np.diff(loss))
+    falls = np.flatnonzero(np.diff(swing) <= 0)
+    return int(falls[-1] + 1) if falls.size else 0
+
+
 def _blowup_start(loss: np.ndarray) -> int:
     """Start of the final run of rising losses that ends in the blow-up."""
     rising = np.diff(np.where(np.isfinite(loss), loss, np.inf)) > 0
@@ -150,6 +164,10 @@ def _unflat(vec: np.ndarray, layout) -> dict[str, np.ndarray]:
         out[k] = vec[i:i + n].reshape(shape)
         i += n
     return out
+
+
+def curvature_too_costly(traj: Trajectory) -> bool:
+    return sum(int(np.prod(v.shape[1:])) for v in traj.params.values()) > MAX_CURVATURE_PARAMS
 
 
 def manual_gradient(case: str, params: dict[str, np.ndarray]) -> np.ndarray:
@@ -208,7 +226,7 @@ class Stability:
 def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
     """Curvature against the learning rate where a full-batch run sits (cycle or end)."""
     case = cases.get(traj.case)
-    if not case.curvature or dyn.kind == "diverging":
+    if not case.curvature or dyn.kind == "diverging" or curvature_too_costly(traj):
         return None
     lr = float(traj.hyper["lr"])
     period = dyn.period or 1

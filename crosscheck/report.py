@@ -317,6 +317,9 @@ def diagnose(r: CaseResult) -> str:
                f"not monotone, swinging with period {d.period} and a shrinking swing" if d.period else
                "not monotone")
         line = f"converging, {how}; loss {_fmt(d.final_loss)} at the end"
+    if r.stability is None and d.kind in ("oscillating", "stalled") and cases.get(r.case).curvature \
+            and diagnostics.curvature_too_costly(ref):
+        line += f"; curvature not computed (more than {diagnostics.MAX_CURVATURE_PARAMS} parameters)"
     if r.stability is not None:
         m = r.stability.points[-1]
         verdict = "> 2: unstable" if m["lr_times_lambda"] > 2 else "< 2"

@@ -28,4 +28,16 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
         if progress is not None:
             progress(traj.steps)
         return traj
-    return frameworks.train(framework, c.problem(**overrides), dtype, progress)
+    problem = c.problem(**overrides)
+    if c.document is not None:
+        return frameworks.train(framework, problem, dtype, progress)
+    try:   # a user's forward or loss that does not run in a framework is the model's problem
+        return frameworks.train(framework, problem, dtype, progress)
+    except frameworks.FrameworkUnavailable:
+        raise
+    except Exception as e:
+        from crosscheck.model import ModelError
+
+        raise ModelError(f"[{case}] forward or loss failed in {framework}: {type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:300]} (write them against xp, the array namespace "
+                         "they are given, not np)") from e
