@@ -54,7 +54,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (as the document defines it)")
+    ax.set_ylabel("loss per epoch (as the hand-written code defines it)")
     zoom.set_xlabel(f"last {len(last)} epochs")
     title = f"{ref.case}: {diagnosis}" if diagnosis else ref.case
     fig.suptitle(textwrap.fill(title, 150), fontsize=9, x=0.01, y=0.99, ha="left", va="top")
@@ -70,11 +70,11 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     for name, t in trajs.items():
         for i, (pname, v) in enumerate(t.params.items()):
             flat = v.reshape(len(v), -1)
-            for j in range(flat.shape[1]):
-                label = pname if flat.shape[1] == 1 else f"{pname}[{j}]"
+            for j in range(flat.shape[1]):   # one legend entry per parameter tensor
+                label = pname if flat.shape[1] == 1 else f"{pname} ({flat.shape[1]} values)"
                 ax.plot(steps, flat[:, j], color=f"C{i}", lw=STYLE[name]["lw"], ls=STYLE[name]["ls"],
                         alpha=STYLE[name].get("alpha", 1.0),
-                        label=f"{label} ({name})" if name == "numpy" else None)
+                        label=f"{label} ({name})" if name == "numpy" and j == 0 else None)
     ax.set_xlabel("update step")
     ax.set_ylabel("parameter value")
     fig.suptitle(f"{ref.case}: parameters at every step (numpy solid, torch dashed, jax dotted)",
