@@ -71,13 +71,19 @@ def _resolve(args: Sequence[str]) -> tuple[list[str], list[str]]:
     once, in order, with every model of those files registered; and the files."""
     from crosscheck import model
 
-    names, files = [], []
+    names, files, came_from = [], [], {}
     for arg in args:
         if model.is_model_file(arg):
             try:
-                names += model.register_file(arg)
+                found = model.register_file(arg)
             except model.ModelError as e:
                 raise UsageError(str(e)) from None
+            path = str(Path(model.file_of(arg)).resolve())
+            for name in found:
+                if came_from.setdefault(name, path) != path:
+                    raise UsageError(f"two models are named {name!r} ({came_from[name]} and {arg}); "
+                                     "rename one")
+            names += found
             files.append(arg)
         else:
             names.append(_case(arg).name)
@@ -490,6 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (UsageError, ModelError) as e:   # a model that cannot be checked is bad input
             print(f"crosscheck: error: {' '.join(str(e).split())}", file=sys.stderr)
             return EXIT_USAGE
+        except BrokenPipeError:   # the reader went away (``| head``): end quietly, as SIGPIPE would
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
         except Interrupted as e:
             print(f"crosscheck: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
             return 128 + e.signum

@@ -371,7 +371,12 @@ def register(model: Model, origin: str | None = None) -> Case:
         raise ModelError(str(e)) from None
 
 
+def file_of(arg: str) -> str:
+    """The file part of ``file.py[:name]``."""
+    m = _SPEC.match(arg)
+    return m["path"] if m else arg
+
+
 def register_file(arg: str) -> list[str]:
     """Load and register every model of ``arg``; their names, in order."""
-    path = _SPEC.match(arg)["path"] if _SPEC.match(arg) else arg
-    return [register(m, path).name for m in load(arg)]
+    return [register(m, file_of(arg)).name for m in load(arg)]
