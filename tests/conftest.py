@@ -99,3 +99,12 @@ def checked():
         return cache[spec]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def frameworks_ran():
+    """torch and JAX imported, and one run of each done, before any test that asks for this:
+    pytester drops the modules a test imported when it ends, and torch crashes the process
+    when it is imported a second time."""
+    for fw in FRAMEWORKS:
+        runner.run("sgd_linear", fw)
