@@ -52,3 +52,54 @@ def reference_runs(runs):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
+
+
+@pytest.fixture(scope="session")
+def cli_json():
+    """``cli_json(*args)``: ``crosscheck run *args --json -`` in this process, once per test
+    session: (exit code, the JSON report, stderr)."""
+    import contextlib
+    import io
+    import json
+
+    from crosscheck.cli import main
+
+    cache = {}
+
+    def run(*args):
+        if args not in cache:
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["run", *args, "--json", "-"])
+            text = out.getvalue()
+            cache[args] = code, json.loads(text) if text else None, err.getvalue()
+        return cache[args]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def checked():
+    """``checked(spec)``: ``crosscheck.check`` of the one model ``spec`` names (``file.py`` or
+    ``file.py:name``), once per test session."""
+    from crosscheck import check
+    from crosscheck.model import load
+
+    cache = {}
+
+    def get(spec):
+        if spec not in cache:
+            (model,) = load(str(spec))
+            cache[spec] = check(model)
+        return cache[spec]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def frameworks_ran():
+    """torch and JAX imported, and one run of each done, before any test that asks for this:
+    pytester drops the modules a test imported when it ends, and torch crashes the process
+    when it is imported a second time."""
+    for fw in FRAMEWORKS:
+        runner.run("sgd_linear", fw)

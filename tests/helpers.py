@@ -57,3 +57,29 @@ def block_problems(name: str, data: bytes, block: Block) -> list[str]:
     if sha256(data) != block.sha256:
         problems.append(f"{name} has sha256 {sha256(data)}, recorded {block.sha256}")
     return problems
+
+
+# ---------------------------------------------------------------------------- users' models
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``crosscheck <argv>`` in this process: exit code, stdout and stderr."""
+    from crosscheck.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def normwise_differ(a, b, rtol: float = 1e-9) -> bool:
+    """``a`` and ``b`` differ by more than ``rtol`` of the larger norm (rounding is far below)."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return True
+    scale = max(np.linalg.norm(a), np.linalg.norm(b), 1e-300)
+    return bool(np.linalg.norm(a - b) > rtol * scale)
+
+
+def blamed_parameters(comparison) -> set[str]:
+    """The parameters whose gradient goes wrong at a comparison's first divergent step."""
+    return {p for q, p in comparison.blamed() if q == "grad"}
