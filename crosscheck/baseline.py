@@ -105,7 +105,8 @@ def normwise_tolerances(arrays: dict[str, np.ndarray], steps: int,
         if v.dtype.kind == "f":
             v2 = v.reshape(1) if v.ndim == 0 else v
             scale = causal_scale(v2).reshape(-1, *([1] * (v2.ndim - 1)))
-            out[k] = {"atol": (tol * scale).reshape(v.shape) if v.ndim else float(tol * scale), "rtol": 0.0}
+            atol = np.broadcast_to(tol * scale, v.shape).copy() if v.ndim else float(tol * scale[0])
+            out[k] = {"atol": atol, "rtol": 0.0}
     return out
 
 

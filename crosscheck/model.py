@@ -340,7 +340,9 @@ def load(arg: str) -> list[Model]:
             del sys.modules[module_name]
             if not isinstance(e, Exception):
                 raise
-            line = next((f" (line {t.lineno})" for t in reversed(_frames(e)) if t.filename == str(path)), "")
+            here = str(path.resolve())
+            line = next((f" (line {t.lineno})" for t in reversed(_frames(e))
+                         if str(Path(t.filename).resolve()) == here), "")
             raise ModelError(f"{path}: importing it failed{line}: {type(e).__name__}: {e}") from None
         finally:
             sys.path.remove(str(path.resolve().parent))

@@ -17,7 +17,8 @@ import pytest
 @pytest.fixture
 def backprop_baseline(request):
     """``backprop_baseline(model, **overrides)``: the model's reference run (NumPy, its own
-    backward) against its baseline ``<test file folder>/<test name>.npz``."""
+    backward) against its baseline ``<test file folder>/<test module>/<test name>.npz``
+    (pytest-regressions' place for it)."""
     try:
         ndarrays_regression = request.getfixturevalue("ndarrays_regression")
     except pytest.FixtureLookupError:
