@@ -298,7 +298,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(len(names))
     results, pictures, mine = [], [], []
     try:
-        with report.Workers(args.jobs, files) as workers:
+        from crosscheck.model import data_of
+
+        with report.Workers(args.jobs, files, data_of([n for n in names if cases.get(n).document is None])) \
+                as workers:
             checks: dict = {}   # local checks the helper computed beside its runs
             runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers, checks=checks,
                                            progress=progress, **overrides)

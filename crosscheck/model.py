@@ -189,6 +189,9 @@ class Model:
             raise
         except Exception as e:
             raise ModelError(f"[{self.name}] forward or loss failed {where}: {type(e).__name__}: {e}") from e
+        if isinstance(out, (tuple, list, dict)):
+            raise ModelError(f"[{self.name}] forward returned a {type(out).__name__}, not one array "
+                             f"(the prediction the loss takes) {where}")
         if np.ndim(value) != 0:
             raise ModelError(f"[{self.name}] loss returned shape {_shape(value)}, not a scalar {where}; "
                              "reduce it to one number (e.g. a mean over samples)")
@@ -347,6 +350,11 @@ def load(arg: str) -> list[Model]:
         finally:
             sys.path.remove(str(path.resolve().parent))
     found = {id(v): (k, v) for k, v in vars(module).items() if isinstance(v, Model)}
+    named: dict[str, str] = {}
+    for k, v in found.values():
+        if named.setdefault(v.name, k) != k:
+            raise ModelError(f"{path}: two models are named {v.name!r} (variables {named[v.name]} and {k}); "
+                             "rename one")
     if name is not None:
         picked = [v for k, v in found.values() if name in (k, v.name)]
         if not picked:
@@ -379,6 +387,26 @@ def file_of(arg: str) -> str:
     return m["path"] if m else arg
 
 
-def register_file(arg: str) -> list[str]:
-    """Load and register every model of ``arg``; their names, in order."""
-    return [register(m, file_of(arg)).name for m in load(arg)]
+def register_file(arg: str, data: Mapping[str, tuple] | None = None) -> list[str]:
+    """Load and register every model of ``arg``; their names, in order.
+
+    ``data``: model name -> (x, y, init) to use instead of what the file computes: another
+    process loading the same file must check the very same numbers, even where the file
+    draws them from an unseeded generator.
+    """
+    names = []
+    for m in load(arg):
+        if data and m.name in data:
+            x, y, init = data[m.name]
+            m = dataclasses.replace(m, x=x, y=y, init=init)
+        names.append(register(m, file_of(arg)).name)
+    return names
+
+
+def data_of(names: list[str]) -> dict[str, tuple]:
+    """Registered models' (x, y, init) as they are checked in this process."""
+    out = {}
+    for name in names:
+        p = cases.get(name).problem()
+        out[name] = (p.x, p.y, dict(p.init))
+    return out

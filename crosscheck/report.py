@@ -96,15 +96,16 @@ class Workers:
     waited for, so that no process outlives the run.
     """
 
-    def __init__(self, jobs: int = 2, sources: Sequence[str] = ()) -> None:
-        """``sources``: files of users' models, loaded in the helper too (it starts fresh)."""
+    def __init__(self, jobs: int = 2, sources: Sequence[str] = (), data: dict | None = None) -> None:
+        """``sources``: files of users' models, loaded in the helper too (it starts fresh),
+        with ``data`` (name -> x, y, init) as this process loaded them."""
         self.pool = None
         if jobs > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_load_models, initargs=(tuple(sources),))
+                                            initializer=_load_models, initargs=(tuple(sources), data))
             # The first submit starts the helper now; a signal mask is inherited, and Python
             # leaves a blocked SIGINT blocked (as multiprocessing does for its resource tracker).
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -141,12 +142,12 @@ class Workers:
         _stop_resource_tracker()
 
 
-def _load_models(sources: tuple[str, ...]) -> None:
+def _load_models(sources: tuple[str, ...], data: dict | None) -> None:
     if sources:
         from crosscheck.model import register_file
 
         for source in sources:
-            register_file(source)
+            register_file(source, data)
 
 
 def _stop_resource_tracker() -> None:

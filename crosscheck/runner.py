@@ -31,8 +31,12 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
     problem = c.problem(**overrides)
     if c.document is not None:
         return frameworks.train(framework, problem, dtype, progress)
+    import warnings
+
     try:   # a user's forward or loss that does not run in a framework is the model's problem
-        return frameworks.train(framework, problem, dtype, progress)
+        with warnings.catch_warnings(record=True) as caught:   # shown only if the run succeeds
+            warnings.simplefilter("always")
+            traj = frameworks.train(framework, problem, dtype, progress)
     except frameworks.FrameworkUnavailable:
         raise
     except Exception as e:
@@ -41,3 +45,6 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
         raise ModelError(f"[{case}] forward or loss failed in {framework}: {type(e).__name__}: "
                          f"{' '.join(str(e).split())[:300]} (write them against xp, the array namespace "
                          "they are given, not np)") from e
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return traj
