@@ -15,16 +15,14 @@ The documents print every 100th (or 10th) epoch; these diagnostics read every st
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 
-from crosscheck import cases
+from crosscheck import cases, tolerances
 from crosscheck.record import Trajectory
 
-#: Loss values closer than this (relative) are "the same value" when looking for a cycle
-#: or a fixed point. Far above float64 noise (1e-16) and far below any real movement.
-SAME = 1e-9
 #: A fixed point whose loss is below this fraction of the initial loss has reached the target.
 TARGET = 1e-8
 #: A finite run whose loss ends this many times above where it started has blown up.
@@ -57,8 +55,9 @@ def _num(v: float) -> float | str:
     return float(v) if np.isfinite(v) else str(float(v))
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(a - b) <= SAME * np.maximum(np.abs(a), np.abs(b)) + 1e-300
+def _close(a: np.ndarray, b: np.ndarray, same: float) -> np.ndarray:
+    """Elementwise "the same value" (see ``tolerances.SAME_VALUE``)."""
+    return np.abs(a - b) <= same * np.maximum(np.abs(a), np.abs(b)) + 1e-300
 
 
 def dynamics(traj: Trajectory) -> Dynamics:
@@ -76,23 +75,29 @@ def dynamics(traj: Trajectory) -> Dynamics:
         return Dynamics("diverging", start_step=_blowup_start(loss) * per_epoch,
                         final_loss=float(loss[-1]))
 
-    monotone = bool(np.all(np.diff(loss) <= 0))
+    same = tolerances.SAME_VALUE[traj.dtype]
+    close = functools.partial(_close, same=same)
+    # A rise below "the same value" is rounding noise where the loss has settled, not a rise.
+    monotone = bool(np.all(np.diff(loss) <= same * np.abs(loss[1:])))
     final = float(loss[-1])
     tail = loss[-min(len(loss) // 2, 400):] if len(loss) >= 8 else loss
     if np.max(tail) <= TARGET * loss[0]:                     # at the target (its last bits may cycle)
         return Dynamics("converging", monotone=monotone, final_loss=final)
-    if np.all(_close(tail, tail[-1])):                       # a fixed point of the epoch map
-        if _params_fixed(traj, len(tail)):
-            return Dynamics("stalled", start_step=_lock_in(loss, 1) * per_epoch, final_loss=final)
+    if np.all(close(tail, tail[-1])):                        # a fixed point of the epoch map
+        if _params_fixed(traj, len(tail), same):
+            if _frozen(traj):    # some parameters get exactly 0 gradient: stuck (dead units)
+                return Dynamics("stalled", start_step=_lock_in(loss, 1, same) * per_epoch, final_loss=final)
+            return Dynamics("converging", monotone=monotone, final_loss=final)
     for p in range(2, MAX_PERIOD + 1):                       # exactly on a cycle
-        if len(tail) > 2 * p and np.all(_close(tail[p:], tail[:-p])) and not np.all(_close(tail, tail[-1])):
+        if len(tail) > 2 * p and np.all(close(tail[p:], tail[:-p])) and not np.all(close(tail, tail[-1])):
             cycle = tuple(float(v) for v in loss[-p:])
             return Dynamics("oscillating", period=p, cycle_losses=cycle,
-                            start_step=_lock_in(loss, p) * per_epoch, final_loss=final)
+                            start_step=_lock_in(loss, p, same) * per_epoch, final_loss=final)
     d = np.diff(tail)
-    if np.all(d <= 0):
+    noise = same * np.abs(tail[1:])
+    if np.all(d <= noise):
         return Dynamics("converging", monotone=monotone, final_loss=final)
-    s = np.sign(d)
+    s = np.where(np.abs(d) <= noise, 0.0, np.sign(d))
     for p in range(2, MAX_PERIOD + 1):                       # the up/down pattern repeats
         if len(s) > 2 * p and np.all(s[p:] == s[:-p]):
             amplitude = np.array([np.ptp(tail[i:i + p]) for i in range(len(tail) - p + 1)])
@@ -123,16 +128,24 @@ def _cycle_limits(tail: np.ndarray, p: int) -> list[float]:
     return [_aitken(tail[len(tail) - p + i::-p][::-1]) for i in range(p)]
 
 
-def _params_fixed(traj: Trajectory, last_epochs: int) -> bool:
+def _params_fixed(traj: Trajectory, last_epochs: int, same: float) -> bool:
     """Parameters at the epoch boundaries of the last ``last_epochs`` epochs do not move."""
     per_epoch = traj.steps // traj.epochs
     idx = np.arange(traj.steps - per_epoch * last_epochs, traj.steps + 1, per_epoch)
-    return all(np.all(_close(v[idx], v[-1])) for v in traj.params.values())
+    return all(np.all(_close(v[idx], v[-1], same)) for v in traj.params.values())
 
 
-def _lock_in(loss: np.ndarray, p: int) -> int:
+def _frozen(traj: Trajectory) -> bool:
+    """Some parameter's gradient is exactly 0 all through the last epoch: that part of the
+    model no longer learns, so a fixed point is stuck rather than a minimum reached (a
+    fixed point where every parameter still gets a gradient is a minimum: converging)."""
+    per_epoch = traj.steps // traj.epochs
+    return any(np.all(g[-per_epoch:] == 0) for g in traj.grads.values())
+
+
+def _lock_in(loss: np.ndarray, p: int, same: float) -> int:
     """First epoch from which ``loss[t] == loss[t - p]`` holds to the end."""
-    ok = _close(loss[p:], loss[:-p])
+    ok = _close(loss[p:], loss[:-p], same)
     bad = np.flatnonzero(~ok)
     return int(bad[-1] + 1 + p) if bad.size else p
 
@@ -236,7 +249,10 @@ def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
     where["nearest minimum"] = nearest_minimum(traj.case, center)
     points = []
     for name, p in where.items():
-        lam = float(np.max(np.linalg.eigvalsh(hessian(traj.case, p))))
+        eig = np.linalg.eigvalsh(hessian(traj.case, p))
+        if name == "nearest minimum" and eig[0] < -1e-6 * np.max(np.abs(eig)):
+            return None   # Newton found a saddle or a maximum: no minimum near the run to judge lr by
+        lam = float(eig[-1])
         loss = float(case.loss_at(p, traj.hyper)[0])
         points.append({"at": name, "params": {k: np.ravel(v).tolist() for k, v in p.items()},
                        "loss": loss, "lambda_max": lam, "lr_times_lambda": lr * lam})

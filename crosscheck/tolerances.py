@@ -182,6 +182,17 @@ def fd_tolerance(loss: float, h: float, d_h: float, d_2h: float, target_scale: f
     return FD_SAFETY * (rounding + truncation)
 
 
+# --------------------------------------------------------------------------- one run's own values
+#: Two losses of one run closer than this (relative) are "the same value" when its
+#: dynamics are read: a fixed point, a cycle, or a loss that no longer moves. It must sit
+#: above the run's own rounding noise where the loss settles (there the residuals y - O
+#: cancel, and a loss of m squared residuals wobbles by some hundreds of ulps), and far
+#: below any real movement. float64: 1e-9 (4.5e6 u). float32: 1e-5 (170 u); a float32
+#: 2-cycle's values were measured to wobble by 1e-6 relative from one period to the next,
+#: which 1e-9 read as a period of 4.
+SAME_VALUE = {"float64": 1e-9, "float32": 1e-5}
+
+
 # --------------------------------------------------------------------------- float32
 #: A float32 run "drifts" once its normwise relative error from the float64 reference
 #: exceeds this (the threshold the report gives the first step of). It is also the
