@@ -67,6 +67,7 @@ class Case:
         source: the document's backward for ``explain`` (document cases).
         intermediates: ``intermediates(params, hyper, sample) -> {tap name: dL/d tap}``, a
             user model's hand-written gradients of its tapped intermediates, in order.
+        gradient_precise: ``gradient`` run in extended precision (None where it cannot be).
         units: ReLU pre-activation name -> (layer label, index of its first unit).
         unit_params: ReLU pre-activation -> parameters with exactly zero gradient while it
             is off on every sample.
@@ -91,6 +92,7 @@ class Case:
     transcript: Callable[[Trajectory], str] | None = None
     source: Source | None = None
     intermediates: Callable[..., Mapping[str, Any]] | None = None
+    gradient_precise: Callable[..., tuple[Any, dict] | None] | None = None
     units: Mapping[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
     unit_params: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     conditioning: Callable[[Trajectory], Any] | None = None

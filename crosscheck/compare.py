@@ -113,6 +113,9 @@ class Comparison:
     local_steps: int = 0                              # steps the local check compared
     local_first_steps: dict[tuple[str, str | None], int] = dataclasses.field(default_factory=dict)
     diverges_at: dict[str, int | None] = dataclasses.field(default_factory=dict)  # impl -> step
+    autograd_split: int | None = None   # first step where the autograds disagree beyond rounding
+    autograd_disagreement: float = 0.0  # how far they part there (normwise)
+    extended_steps: int = 0             # steps the manual backward was confirmed in extended precision
 
     @property
     def agree(self) -> bool:
@@ -287,6 +290,9 @@ class Local:
     allowed: np.ndarray                # (steps compared,) tolerance per step
     manual: dict[str, np.ndarray]      # the manual values, (steps compared, *shape)
     steps: int
+    extended: dict[int, float] = dataclasses.field(default_factory=dict)  # step -> error, extended precision
+    split: int | None = None           # first step where the two autograds part (not judged from there)
+    split_disagreement: float = 0.0    # how far they part there
 
 
 def _manual_at(other: Trajectory, gradient: Gradient, hyper: Mapping[str, Any], step: int,
@@ -333,13 +339,87 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
         errors[n] = step_errors(manual[n], other.grads[n][:steps])
     allowed = tolerances.local_rtol(other.dtype) * c
     worst = np.max(list(errors.values()), axis=0) if errors else np.zeros(steps)
+    case = _case(other.case, reference)
+    referee = _Referee(other, case)
+    extended: dict[int, float] = {}
+    split = None
     for k in np.flatnonzero(worst > allowed):
         # Rounding-level differences exceed the plain bound only where the gradient itself is
         # ill-conditioned (a residual that cancels near a fit): measure that sensitivity there.
         allowed[k] = tolerances.local_rtol(other.dtype, _sensitivity(other, gradient, hyper, k, u,
                                                                      manual_loss, manual)) * c[k]
+        if worst[k] <= allowed[k]:
+            continue
+        # Or the code's own rounding: the same code in extended precision (tolerances.py).
+        precise = _precise_error(other, case, hyper, k)
+        if precise is not None and precise <= allowed[k]:
+            extended[k] = precise
+            allowed[k] = worst[k]
+            continue
+        # Or autograd's: where the two frameworks part, neither can judge (tolerances.py).
+        d = referee.disagreement(k)
+        if d > tolerances.local_rtol(other.dtype) * c[k]:
+            split = int(k)
+        break   # a real mismatch, or the end of what can be judged: later steps are not needed
+    if split is not None:
+        steps = split
+        errors = {n: e[:steps] for n, e in errors.items()}
+        allowed, manual_loss = allowed[:steps], manual_loss[:steps]
+        manual = {n: v[:steps] for n, v in manual.items()}
     manual["loss"] = manual_loss
-    return Local(errors, allowed, manual, steps)
+    return Local(errors, allowed, manual, steps, extended, split, referee.steps.get(split, 0.0))
+
+
+def _precise_error(other: Trajectory, case: Case, hyper, k: int) -> float | None:
+    """Normwise error of ``other``'s autograd at step ``k`` against the case's manual backward
+    run in extended precision at the same parameters (None: no such run)."""
+    if case.gradient_precise is None:
+        return None
+    params = {n: other.params[n][k] for n in other.param_names}
+    got = case.gradient_precise(params, hyper, sample_of(other, k))
+    if got is None:
+        return None
+    loss, grads = got
+    with np.errstate(all="ignore"):
+        worst = float(abs(loss - other.step_loss[k]) / causal_scale(other.step_loss[:k + 1])[-1])
+        for n in other.param_names:
+            diff = np.abs(np.asarray(grads[n], np.longdouble) - other.grads[n][k])
+            worst = max(worst, float(np.max(diff, initial=0.0)) / causal_scale(other.grads[n][:k + 1])[-1])
+    return worst if math.isfinite(worst) else None
+
+
+class _Referee:
+    """The other framework's autograd at ``other``'s own parameters: how far two autograd
+    implementations disagree there (see ``tolerances.py``). 0 where no other framework
+    can be imported."""
+
+    def __init__(self, other: Trajectory, case: Case) -> None:
+        self.other, self.case, self.steps = other, case, {}
+        self.problem = None
+
+    def disagreement(self, k: int) -> float:
+        from crosscheck import frameworks
+
+        t = self.other
+        names = [f for f in frameworks.FRAMEWORKS if f != t.framework]
+        if not names:
+            return 0.0
+        if self.problem is None:
+            self.problem = self.case.problem(**rerun_overrides(t))
+        params = {n: t.params[n][k] for n in t.param_names}
+        try:
+            got = frameworks.gradients(names[0], self.problem, params, sample_of(t, k), t.dtype)
+        except frameworks.FrameworkUnavailable:
+            return 0.0
+        with np.errstate(all="ignore"):
+            d = abs(got["loss"] - t.step_loss[k]) / causal_scale(t.step_loss[:k + 1])[-1]
+            for n in t.param_names:
+                diff = np.abs(np.asarray(got["params"][n], np.float64) - t.grads[n][k])
+                d = max(d, float(np.max(diff, initial=0.0)) / causal_scale(t.grads[n][:k + 1])[-1])
+        d = float(d) if math.isfinite(d) else 0.0
+        if d > 0:
+            self.steps[k] = d
+        return d
 
 
 def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory) -> np.ndarray:
@@ -405,9 +485,14 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
                 float(loc.allowed[k]))))
     local_first = min(local_cands, key=lambda c: c[:2])[2] if local_cands else None
 
-    # Global: the trajectories, up to the horizon and the first non-finite step.
+    # Global: the trajectories, up to the horizon and the first non-finite step; and up to
+    # the step where two autograd implementations part beyond rounding at the same
+    # parameters (the frameworks' numerics, not the code under test, differ from there).
     d_ref, d_other = diverges_at(ref), diverges_at(other)
     end = ref.steps if env.horizon is None else env.horizon
+    split = loc.split
+    if split is not None:
+        end = min(end, split)
     if d_ref != d_other:
         first_nonfinite = min(k for k in (d_ref, d_other) if k is not None)
         if first_nonfinite < end:
@@ -482,4 +567,5 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         local_max={k: float(v.max(initial=0.0)) for k, v in loc.errors.items()},
         local_tol=float(np.max(loc.allowed, initial=tolerances.local_rtol(other.dtype))),
         local_steps=loc.steps, local_first_steps=local_first_steps,
-        diverges_at={"numpy": d_ref, fw: d_other})
+        diverges_at={"numpy": d_ref, fw: d_other}, autograd_split=split,
+        autograd_disagreement=loc.split_disagreement, extended_steps=len(loc.extended))

@@ -256,6 +256,25 @@ class Model:
         value, _ = self._forward_loss(params, xb, yb, where)
         return value, self._backward(params, xb, yb, where)[0]
 
+    def gradient_precise(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
+                         sample: int | None = None) -> tuple[Any, dict] | None:
+        """The loss and the hand-written gradients at ``params`` computed in NumPy's longdouble
+        (extended precision): the same code, less rounding. None where the platform's
+        longdouble is no wider than float64, or the code does not run in it."""
+        ld = np.longdouble
+        if np.finfo(ld).eps >= np.finfo(np.float64).eps:
+            return None
+        xb, yb = (np.asarray(a, ld) for a in self._batch(sample))
+        given = {k: np.array(v, ld) for k, v in params.items()}
+        try:
+            with np.errstate(all="ignore"):
+                value = self.loss(_numpy_xp(), self.xp_forward(_numpy_xp(), dict(given), xb), yb)
+                out = self.backward(given, xb, yb)
+            grads = out[0] if isinstance(out, tuple) else out
+            return value, {k: np.asarray(grads[k], ld) for k in params}
+        except Exception:
+            return None
+
     def loss_at(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
                 sample: int | None = None) -> tuple[float, tuple]:
         xb, yb = self._batch(sample)
@@ -306,6 +325,7 @@ class Model:
                                      f"{len(self.data[0])} samples; {shapes}"),
             params=tuple(self.params0), problem=self.problem, run_reference=self.run,
             gradient=self.gradient, loss_at=self.loss_at, intermediates=self.intermediates,
+            gradient_precise=self.gradient_precise,
             units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full")
 
 

@@ -64,7 +64,8 @@ class CaseResult:
         """Within tolerance at every step, and doing the same thing; for a chaotic run, within
         tolerance up to its horizon (its later behaviour is then not reproducible at all)."""
         c = self.comparisons[fw]
-        return c.agree and (c.horizon is not None or self.same_behaviour(fw))
+        return c.agree and (c.horizon is not None or c.autograd_split is not None
+                            or self.same_behaviour(fw))
 
     @property
     def transcript_ok(self) -> bool:
@@ -354,12 +355,14 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
                     "max_rel_err": c.local_max,
                     "tolerance": c.local_tol,
                     "steps": c.local_steps,
+                    "extended_steps": c.extended_steps,   # confirmed in extended precision
                     "first_divergence": c.local_first.as_dict() if c.local_first else None,
                 },
                 "max_rel_err": {k: float(v) for k, v in c.max_rel_err.items()},
                 "tolerance": c.tol,
                 "first_divergence": c.first.as_dict() if c.first else None,
                 "horizon": c.horizon,
+                "autograd_split": c.autograd_split,
                 "diverges_at": c.diverges_at.get(fw),
                 "same_dynamics": r.same_behaviour(fw),
                 "dynamics": r.dynamics[fw].as_dict(),
@@ -399,10 +402,17 @@ TABLE_LEGEND = ("local: the manual backward against autograd at the framework's 
 
 def verdict(r: CaseResult, fw: str) -> str:
     c = r.comparisons[fw]
+    split = ("" if c.autograd_split is None else
+             f"; judged up to step {c.autograd_split}, where torch's and jax's autograd part by "
+             f"{c.autograd_disagreement:.2g} at the same parameters, beyond rounding: neither can "
+             "judge the manual backward from there")
     if r.agree(fw):
         if r.diverging:
-            return f"DIVERGING, the same in all (non-finite from step {r.envelope.diverges_at})" \
-                if r.envelope and r.envelope.diverges_at is not None else "DIVERGING, the same in all"
+            return (f"DIVERGING, the same in all (non-finite from step {r.envelope.diverges_at}{split})"
+                    if r.envelope and r.envelope.diverges_at is not None else
+                    f"DIVERGING, the same in all{split}")
+        if split:
+            return f"agree (manual gradients at steps 0-{c.local_steps - 1}{split})"
         if c.horizon is not None:
             return (f"agree (manual gradients at all {c.local_steps} steps; trajectories up to step "
                     f"{c.horizon}, the predictability horizon)")

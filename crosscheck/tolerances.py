@@ -100,6 +100,27 @@ def local_rtol(dtype: str = "float64", sensitivity: float = 0.0) -> float:
     return OPS_PER_STEP * (UNIT_ROUNDOFF[dtype] + sensitivity)
 
 
+#: Two more probes where a step still exceeds that bound, both measured, neither a wider
+#: tolerance for the code under test:
+#:
+#: * **Its own rounding.** A user's backward is run again at the same parameters in extended
+#:   precision (NumPy's longdouble, 64-bit mantissa, where the platform has one). If that
+#:   value of the *same code* agrees with autograd within the bound, the float64 difference
+#:   is this code's rounding (``h * (1 - h)`` cancels as a sigmoid saturates), not a wrong
+#:   line: a wrong formula is just as wrong in any precision. Found on a user's sigmoid MLP
+#:   at lr 7: 4e-12 at step 87, where the extended-precision value agreed to 1e-16.
+#: * **Autograd's own accuracy.** The other framework's autograd at the same parameters. If
+#:   the two autograd implementations disagree with each other by more than the bound, the
+#:   computation has left the range where either is accurate to rounding (saturated units
+#:   underflow: a term 1/u**2 with u ~ 1e300 becomes 0; XLA flushes subnormals to zero where
+#:   NumPy and torch keep them), and neither can judge the manual backward there: the local
+#:   question is answered up to that step, the trajectories compared up to it, and the
+#:   report says so. Found on a user's sigmoid network at lr 8: at step 175 the manual
+#:   backward agreed with its extended-precision self to 1e-17, torch was off by 1.3e-13 and
+#:   JAX by 1.3e-5. A manual mistake cannot open this door: it does not make the two
+#:   frameworks disagree with each other.
+
+
 # --------------------------------------------------------------------------- whole runs
 #: The envelope below is a linearisation: it holds while the differences stay small. Where
 #: it passes 1% the trajectories can no longer be compared step by step, because rounding

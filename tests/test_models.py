@@ -436,3 +436,36 @@ def test_file_colon_name_keeps_that_models_batch(cli_json):
     case = report["cases"]["two_second"]
     assert (case["hyper"]["batch"], case["steps"]) == ("sample", 10 * 4), (
         f"[two_models:second] batch {case['hyper']['batch']!r}, {case['steps']} steps")
+
+
+# ------------------------------------------------------------- 11. saturated units, both probes
+SATURATING = str(MODELS / "saturating_sigmoid.py")
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_saturating_models_own_rounding_is_not_a_mismatch(fw, cli_json):
+    code, report, err = cli_json(f"{SATURATING}:fast")
+    got = report["cases"]["sigmoid_fast"]["frameworks"][fw]
+    assert got["local"]["agree"], f"[sigmoid_fast/{fw}] {got['local']['first_divergence']}"
+    assert got["local"]["extended_steps"] > 0, (
+        f"[sigmoid_fast/{fw}] no step needed the extended-precision probe: the model no longer "
+        "tests it")
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_where_the_autograds_part_the_run_is_judged_up_to_there(fw, cli_json):
+    code, report, err = cli_json(f"{SATURATING}:diverging")
+    got = report["cases"]["sigmoid_diverging"]["frameworks"][fw]
+    assert got["agree"], f"[sigmoid_diverging/{fw}] {got['first_divergence']}"
+    split = got["autograd_split"]
+    assert split is not None and got["local"]["steps"] == split, (
+        f"[sigmoid_diverging/{fw}] autograd_split {split}, local steps {got['local']['steps']}")
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_1e_9_error_is_still_caught_in_the_saturating_model(fw, cli_json):
+    code, report, err = cli_json(f"{SATURATING}:wrong")
+    first = report["cases"]["sigmoid_wrong"]["frameworks"][fw]["first_divergence"]
+    assert code == EXIT_MISMATCH and first is not None, f"[sigmoid_wrong/{fw}] exit {code}"
+    assert (first["question"], first["step"], first["parameter"]) == ("local", 0, "W2"), (
+        f"[sigmoid_wrong/{fw}] {first}")
