@@ -39,7 +39,11 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
                         "value for it; it enters the lines below)")
             continue
         for fw, err in line.errors().items():
-            body.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}")
+            body.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}"
+                        + ("" if err <= line.tol else f" > tol {line.tol:.1e}"))
+        if line.extended:
+            body.append("      (its own float64 rounding: the same code in extended precision agrees "
+                        "with autograd)")
         good = line.verdict == "agree"
         f = line.fd
         if f is not None:
@@ -60,7 +64,8 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
     out = [f"{traj.case}: the manual backward {origin}, step {step} ({where})",
            "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
            f"loss at this step: {traj.step_loss[step]:.10g}",
-           f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step); "
+           f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step, relative to the "
+           "largest value so far) plus what a 1-ulp move of the parameters moves the line by; "
            "finite differences within their derived tolerance",
            f"verdict: {summary}", "", *body, "", summary]
     return "\n".join(out), all(verdicts.values())

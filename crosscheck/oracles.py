@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, tolerances
+from crosscheck import cases, compare, tolerances
 from crosscheck.compare import rerun_overrides, sample_of
 from crosscheck.record import Trajectory
 
@@ -95,9 +95,11 @@ class Line:
     fd: FiniteDifference | None         # parameter gradients only
     tol: float
     kind: str                           # "gradient" (of the loss) or "local" (a local derivative)
+    scale: float = 0.0                  # what errors are relative to (0: the line's own size)
+    extended: bool = False              # confirmed in extended precision (its own rounding)
 
     def errors(self) -> dict[str, float]:
-        scale = float(np.max(np.abs(self.manual), initial=0.0)) or 1.0
+        scale = self.scale or float(np.max(np.abs(self.manual), initial=0.0)) or 1.0
         return {fw: float(np.max(np.abs(v - self.manual), initial=0.0)) / scale
                 for fw, v in self.autograd.items()}
 
@@ -106,7 +108,7 @@ class Line:
         if self.kind == "local":
             return "local factor"
         bad = [fw for fw, e in self.errors().items() if not e <= self.tol]
-        return "agree" if not bad else f"MISMATCH ({', '.join(bad)})"
+        return "agree" if not bad or self.extended else f"MISMATCH ({', '.join(bad)})"
 
 
 def backward_lines(case: str) -> list[tuple[str, str]]:
@@ -158,18 +160,56 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
         doc_grads, doc_intermediates = c.source.grads, c.source.intermediates
         source_lines = backward_lines(traj.case)
     by_doc_name = {g: p for p, g in doc_grads.items()}
+    moved = _moved(c, traj, step, params, sample)
+    precise = c.gradient_precise(params, traj.hyper, sample) if c.gradient_precise else None
     lines = []
     for text, name in source_lines:
         value = np.asarray(manual[name], np.float64)
         autograd: dict[str, Any] = {}
-        fd = None
+        fd, scale, sensitivity = None, 0.0, 0.0
         if name in by_doc_name:
             p = by_doc_name[name]
             autograd = {fw: g["params"][p] for fw, g in grads.items()}
             fd = fds[p]
+            # As the run's local question: relative to the largest gradient so far, and within
+            # what a u-relative move of the parameters moves this line by.
+            scale = float(compare.causal_scale(traj.grads[p][:step + 1])[-1])
+            sensitivity = float(np.max(moved.get(p, 0.0), initial=0.0)) / scale
         elif name in doc_intermediates:
             t = doc_intermediates[name]
             autograd = {fw: g["intermediates"][t] for fw, g in grads.items()}
+            scale = float(np.max(np.abs(value), initial=0.0)) or 1.0
+            sensitivity = float(np.max(moved.get(f"dL/d{t}", 0.0), initial=0.0)) / scale
         kind = "gradient" if autograd else "local"
-        lines.append(Line(text, name, value, autograd, fd, tolerances.STEP_RTOL, kind))
+        tol = tolerances.local_rtol(traj.dtype, sensitivity)
+        line = Line(text, name, value, autograd, fd, tol, kind, scale)
+        if line.verdict != "agree" and precise is not None and name in by_doc_name:
+            # the same code in extended precision (see tolerances.py): its own rounding?
+            exact = np.asarray(precise[1][by_doc_name[name]], np.longdouble)
+            ok = all(float(np.max(np.abs(v - exact), initial=0.0)) / scale <= tol for v in autograd.values())
+            line = dataclasses.replace(line, extended=ok)
+        lines.append(line)
     return lines
+
+
+def _moved(c, traj: Trajectory, step: int, params, sample) -> dict[str, np.ndarray]:
+    """How far each manual gradient (and a user model's hand-written intermediates) moves,
+    elementwise, when every parameter moves by u relative (alternating signs, both ways)."""
+    u = tolerances.UNIT_ROUNDOFF["float64"]
+    base = dict(c.gradient(params, traj.hyper, sample)[1])
+    if c.intermediates:
+        base.update({f"dL/d{t}": v for t, v in c.intermediates(params, traj.hyper, sample).items()})
+    worst: dict[str, np.ndarray] = {}
+    for flip in (1.0, -1.0):
+        moved = {}
+        for n, v in params.items():
+            v = np.array(v, np.float64)
+            signs = np.where(np.arange(v.size) % 2 == 0, flip, -flip).reshape(v.shape)
+            moved[n] = v * (1 + u * signs)
+        got = dict(c.gradient(moved, traj.hyper, sample)[1])
+        if c.intermediates:
+            got.update({f"dL/d{t}": v for t, v in c.intermediates(moved, traj.hyper, sample).items()})
+        for k, v in got.items():
+            d = np.abs(np.asarray(v, np.float64) - np.asarray(base[k], np.float64))
+            worst[k] = np.maximum(worst.get(k, 0.0), d)
+    return worst

@@ -11,6 +11,7 @@ not run here, but ``make report`` and ``make test`` must be shown.
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,7 @@ def test_convention_parses_exit_codes():
 def test_readme_command(line, command, code, tmp_path):
     argv = shlex.split(command, comments=True)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")   # as in a checkout, written nowhere in it
     r = subprocess.run([sys.executable, "-m", "crosscheck", *argv[1:]], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})
     shown = f"README.md line {line}: `{command}`"
