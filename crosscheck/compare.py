@@ -213,11 +213,15 @@ def _case(name: str, reference: Case | None) -> Case:
 
 
 # --------------------------------------------------------------------------- the envelope
-def _train(ref: Trajectory, gradient: Gradient, perturb: bool) -> Trajectory:
-    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad,
-    every parameter moved after each step by u times its tensor's largest magnitude, with
-    random signs (a fixed seed), when ``perturb``: a shadow of the reference that makes a
-    rounding-level difference at every step, as a second implementation would."""
+def _train(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None) -> Trajectory:
+    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad.
+
+    Given its unperturbed ``twin``, every parameter is moved after each step by u times its
+    tensor's largest magnitude: a shadow of the reference that makes a rounding-level
+    difference at every step, as a second implementation would. Each element is pushed the
+    way it already deviates from the twin (random, from a fixed seed, where it does not):
+    differences that keep one sign add up, as a second implementation's systematic rounding
+    can, where random signs would partly cancel (see ``tolerances.envelope``)."""
     rng = np.random.default_rng(0)
     u = tolerances.UNIT_ROUNDOFF["float64"]
     hyper, lr = dict(ref.hyper), float(ref.hyper["lr"])
@@ -233,9 +237,11 @@ def _train(ref: Trajectory, gradient: Gradient, perturb: bool) -> Trajectory:
             for k in p:
                 grads[k][step] = g[k]
                 p[k] = p[k] - lr * np.asarray(g[k], np.float64)
-                if perturb:
+                if twin is not None:
                     scale = np.max(np.abs(p[k]), initial=0.0)
-                    p[k] = p[k] + u * scale * rng.choice((-1.0, 1.0), size=np.shape(p[k]))
+                    signs = np.sign(p[k] - twin.params[k][step + 1])
+                    signs = np.where(signs == 0, rng.choice((-1.0, 1.0), size=np.shape(p[k])), signs)
+                    p[k] = p[k] + u * scale * signs
                 params[k][step + 1] = p[k]
     return dataclasses.replace(ref, framework="shadow", step_loss=loss, grads=grads, params=params)
 
@@ -264,8 +270,8 @@ def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = N
     # record is the update p - lr * grad, bitwise (its gradients are the manual gradient at
     # its parameters by construction); a reference whose loop does something else gets
     # the twin computed, so that a loop bug cannot widen the envelope it is judged by.
-    twin = ref if _is_plain_descent(ref) else _train(ref, gradient, False)
-    d = _difference(_train(ref, gradient, True), twin)
+    twin = ref if _is_plain_descent(ref) else _train(ref, gradient)
+    d = _difference(_train(ref, gradient, twin), twin)
     stop = diverges_at(ref)
     if stop is not None:   # beyond it the shadow's difference means nothing
         d[stop:] = d[stop - 1] if stop else 0.0
@@ -389,9 +395,9 @@ def _precise_error(other: Trajectory, case: Case, hyper, k: int) -> float | None
 
 
 class _Referee:
-    """The other framework's autograd at ``other``'s own parameters: how far two autograd
-    implementations disagree there (see ``tolerances.py``). 0 where no other framework
-    can be imported."""
+    """Both frameworks' autograd, computed afresh at ``other``'s own parameters: how far two
+    autograd implementations disagree there (see ``tolerances.py``). 0 where no other
+    framework can be imported."""
 
     def __init__(self, other: Trajectory, case: Case) -> None:
         self.other, self.case, self.steps = other, case, {}
@@ -407,14 +413,15 @@ class _Referee:
         if self.problem is None:
             self.problem = self.case.problem(**rerun_overrides(t))
         params = {n: t.params[n][k] for n in t.param_names}
-        try:
-            got = frameworks.gradients(names[0], self.problem, params, sample_of(t, k), t.dtype)
+        try:   # both afresh: what this run recorded is what is being judged, not a judge
+            own, got = (frameworks.gradients(fw, self.problem, params, sample_of(t, k), t.dtype)
+                        for fw in (t.framework, names[0]))
         except frameworks.FrameworkUnavailable:
             return 0.0
         with np.errstate(all="ignore"):
-            d = abs(got["loss"] - t.step_loss[k]) / causal_scale(t.step_loss[:k + 1])[-1]
+            d = abs(got["loss"] - own["loss"]) / causal_scale(t.step_loss[:k + 1])[-1]
             for n in t.param_names:
-                diff = np.abs(np.asarray(got["params"][n], np.float64) - t.grads[n][k])
+                diff = np.abs(np.asarray(got["params"][n], np.float64) - own["params"][n])
                 d = max(d, float(np.max(diff, initial=0.0)) / causal_scale(t.grads[n][:k + 1])[-1])
         d = float(d) if math.isfinite(d) else 0.0
         if d > 0:

@@ -469,3 +469,11 @@ def test_a_1e_9_error_is_still_caught_in_the_saturating_model(fw, cli_json):
     assert code == EXIT_MISMATCH and first is not None, f"[sigmoid_wrong/{fw}] exit {code}"
     assert (first["question"], first["step"], first["parameter"]) == ("local", 0, "W2"), (
         f"[sigmoid_wrong/{fw}] {first}")
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_chaotic_correct_model_agrees_up_to_its_horizon(fw, cli_json):
+    code, report, err = cli_json(str(MODELS / "chaotic_map.py"))
+    got = report["cases"]["chaotic_map"]["frameworks"][fw]
+    assert got["agree"], f"[chaotic_map/{fw}] {got['first_divergence']}"
+    assert got["horizon"] is not None, f"[chaotic_map/{fw}] lr 0.16 should be chaotic"
