@@ -40,22 +40,33 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     ref = trajs["numpy"]
     fig, (ax, zoom) = _figure(2, width=11.0, ratios=[3, 1])
     epochs = np.arange(ref.epochs)
-    last = epochs[-ZOOM:]
-    positive = all(np.all(t.epoch_loss[np.isfinite(t.epoch_loss)] > 0) for t in trajs.values())
-    for name, t in trajs.items():
-        ax.plot(epochs, t.epoch_loss, label=f"{name} (every epoch)", **STYLE[name])
-        zoom.plot(last, t.epoch_loss[-ZOOM:], marker=".", **STYLE[name])
+    # A diverging run's inf and NaN are left out (the title says where they start), and the
+    # zoom shows its last finite epochs.
+    losses = {name: np.where(np.isfinite(t.epoch_loss), t.epoch_loss, np.nan) for name, t in trajs.items()}
+    finite = np.concatenate([v[np.isfinite(v)] for v in losses.values()])
+    end = max((int(np.flatnonzero(np.isfinite(v))[-1]) + 1 for v in losses.values() if np.isfinite(v).any()),
+              default=ref.epochs)
+    last = epochs[max(end - ZOOM, 0):end]
+    positive = finite.size > 0 and bool(np.all(finite > 0))
+    ylabel = "loss per epoch (as the hand-written code defines it)"
+    huge = positive and float(finite.max()) > 1e300   # a log axis's ticks would overflow there
+    if huge:
+        losses = {name: np.log10(v) for name, v in losses.items()}
+        ylabel = "log10 of the loss per epoch"
+    for name, v in losses.items():
+        ax.plot(epochs, v, label=f"{name} (every epoch)", **STYLE[name])
+        zoom.plot(last, v[last], marker=".", **STYLE[name])
     if printed:
         e = np.array(sorted(printed))
         ax.plot(e, [float(printed[k]) for k in e], "o", mfc="none", mec="tab:green", ms=7,
                 label="printed by the document")
         e = e[e >= last[0]]
         zoom.plot(e, [float(printed[k]) for k in e], "o", mfc="none", mec="tab:green", ms=7)
-    if positive:
+    if positive and not huge:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss per epoch (as the hand-written code defines it)")
-    zoom.set_xlabel(f"last {len(last)} epochs")
+    ax.set_ylabel(ylabel)
+    zoom.set_xlabel(f"last {len(last)} epochs" + (" before inf/NaN" if end < ref.epochs else ""))
     title = f"{ref.case}: {diagnosis}" if diagnosis else ref.case
     fig.suptitle(textwrap.fill(title, 150), fontsize=9, x=0.01, y=0.99, ha="left", va="top")
     ax.legend(fontsize=8, loc="upper right")
