@@ -196,6 +196,18 @@ def diverges_at(t: Trajectory) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
+def _beyond_range(ref: Trajectory, step: int, dtype: str) -> bool:
+    """The reference's own values at ``step`` are past the square root of ``dtype``'s largest
+    number (so one product, a square, overflows there), in a lower precision than its own."""
+    if np.dtype(dtype).itemsize >= np.dtype(ref.dtype).itemsize:
+        return False
+    limit = math.sqrt(float(np.finfo(dtype).max))
+    values = [ref.step_loss[step], *(ref.grads[n][step] for n in ref.param_names),
+              *(ref.params[n][step] for n in ref.param_names)]
+    with np.errstate(all="ignore"):
+        return any(not np.all(np.abs(np.asarray(v, np.float64)) < limit) for v in values)
+
+
 def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
     """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
     keys = cases.get(traj.case).reruns
@@ -500,7 +512,9 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     split = loc.split
     if split is not None:
         end = min(end, split)
-    if d_ref != d_other:
+    if d_other is not None and d_other != d_ref and _beyond_range(ref, d_other, other.dtype):
+        end = min(end, d_other)   # a lower precision overflows sooner: agreement on a divergence
+    elif d_ref != d_other:
         first_nonfinite = min(k for k in (d_ref, d_other) if k is not None)
         if first_nonfinite < end:
             candidates.append((first_nonfinite, 0, Divergence(

@@ -420,7 +420,23 @@ def verdict(r: CaseResult, fw: str) -> str:
     if c.first is not None:
         what = ("manual backward" if c.first.question == "local" else "trajectories")
         return f"MISMATCH ({what}): {c.first}"
-    return "MISMATCH (behaviour): different dynamics or dead units"
+    return f"MISMATCH (behaviour): {behaviour_difference(r, fw)}"
+
+
+def behaviour_difference(r: CaseResult, fw: str) -> str:
+    """What differs between the reference's run and ``fw``'s, qualitatively, in words."""
+    def dyn(d: diagnostics.Dynamics) -> str:
+        cycle = f", cycle {', '.join(_fmt(v) for v in d.cycle_losses)}" if d.cycle_losses else ""
+        period = f" period {d.period}" if d.period else ""
+        start = f" from step {d.start_step}" if d.start_step is not None else ""
+        return f"{d.kind}{period}{cycle}{start}"
+
+    a, b = dyn(r.dynamics["numpy"]), dyn(r.dynamics[fw])
+    parts = [f"reference {a}, {fw} {b}"] if a != b else []
+    dead_a, dead_b = ({u["name"]: u["from_step"] for u in r.dead[k]} for k in ("numpy", fw))
+    if dead_a != dead_b:
+        parts.append(f"dead units: reference {dead_a or 'none'}, {fw} {dead_b or 'none'}")
+    return "; ".join(parts) or "different cycle values"
 
 
 def table(results: Sequence[CaseResult]) -> str:

@@ -20,7 +20,8 @@ def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registr
     lines = [f"[{model.name}] hand-written backprop does not match autograd:"]
     for fw, verdict in result.verdicts().items():
         if not result.report.agree(fw):
-            lines.append(f"  [{model.name}/{fw}] {verdict}")
+            tag = f"[{model.name}/{fw}]"
+            lines.append(f"  {verdict}" if tag in verdict else f"  {tag} {verdict}")
     first = result.first_divergence
     if first is not None:
         lines.append(f"first: {first}")
