@@ -48,6 +48,18 @@ class Source:
     intermediates: Mapping[str, str]
 
 
+@dataclasses.dataclass(frozen=True)
+class Kink:
+    """A start where ReLU pre-activations hit exactly 0 with nonzero upstream gradients, for
+    ``crosscheck kinks``: the initial values (passed as ``init=`` to the case's ``problem`` and
+    ``run_reference``), the case's forward with a given ReLU spelling ``f(xp, t)`` for every
+    ReLU, and a line saying where the kinks are."""
+
+    init: Mapping[str, Any]
+    forward_with: Callable[[Callable], Forward]
+    note: str
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Case:
     """One model under check, and what it can do.
@@ -75,8 +87,8 @@ class Case:
         curvature: the loss is full-batch and smooth enough for the curvature diagnostic.
         options: extra overrides this case takes (``--sizes``).
         reruns: the recorded hyper-parameters that redo a run when passed back as overrides.
-        kink: (init, forward of a ReLU spelling): a start where pre-activations hit 0 exactly.
-        origin: the file a user model was loaded from (a helper process loads it again).
+        kink: a start where pre-activations hit 0 exactly (see :class:`Kink`).
+        origin: the file a user model was loaded from (shown by ``explain``).
     """
 
     name: str
@@ -99,7 +111,7 @@ class Case:
     curvature: bool = False
     options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
     reruns: tuple[str, ...] = ("lr", "epochs")
-    kink: tuple[Mapping[str, Any], Callable[[Callable], Forward]] | None = None
+    kink: Kink | None = None
     origin: str | None = None
 
     def printed_hyper(self) -> dict[str, Any] | None:

@@ -270,8 +270,8 @@ def cmd_kinks(args: argparse.Namespace) -> int:
     rows = kinks.table()
     print("ReLU spellings, derivative at exactly 0, installed versions; the reference uses (x > 0).")
     case = kinks.kink_case()
-    print(f"Kink case: {case.name} at its document's data from {case.kink[0]},")
-    print("where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients.\n")
+    print(f"Kink case: {case.name} at its document's data from {dict(case.kink.init)},")
+    print(f"{case.kink.note}.\n")
     print(f"{'framework':<9} {'spelling':<36} {'d/dx at 0':>9}  {'= ref':<5}  kink case (max rel. error)")
     for r in rows:
         case = ("-" if r.kink_case_agrees is None else
@@ -279,7 +279,8 @@ def cmd_kinks(args: argparse.Namespace) -> int:
         print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {'yes' if r.agrees else 'NO':<5}  {case}")
     from crosscheck.versions import versions
     v = versions()
-    print(f"\ntorch {v['torch']}, jax {v['jax']}. The framework models use xp.where(x > 0, x, 0 * x).")
+    print(f"\ntorch {v['torch']}, jax {v['jax']}. The documents' framework models use "
+          "xp.where(x > 0, x, 0 * x).")
     return EXIT_OK
 
 

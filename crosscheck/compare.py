@@ -215,9 +215,12 @@ def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
 
 
 def sample_of(traj: Trajectory, step: int) -> int | None:
-    """The SGD sample an update step sees (None for full batch)."""
+    """The sample a per-sample update step sees (None for full batch). A run of several
+    steps per epoch is per-sample; so is a user's ``batch="sample"`` model of one sample."""
     per_epoch = traj.steps // max(traj.epochs, 1)
-    return step % per_epoch if per_epoch > 1 else None
+    if per_epoch > 1 or traj.hyper.get("batch") == "sample":
+        return step % per_epoch
+    return None
 
 
 def _case(name: str, reference: Case | None) -> Case:
@@ -398,11 +401,8 @@ def _precise_error(other: Trajectory, case: Case, hyper, k: int) -> float | None
     if got is None:
         return None
     loss, grads = got
-    with np.errstate(all="ignore"):
-        worst = float(abs(loss - other.step_loss[k]) / causal_scale(other.step_loss[:k + 1])[-1])
-        for n in other.param_names:
-            diff = np.abs(np.asarray(grads[n], np.longdouble) - other.grads[n][k])
-            worst = max(worst, float(np.max(diff, initial=0.0)) / causal_scale(other.grads[n][:k + 1])[-1])
+    recorded = {n: other.grads[n][k] for n in other.param_names}
+    worst = _apart(other, k, loss, grads, other.step_loss[k], recorded)
     return worst if math.isfinite(worst) else None
 
 
@@ -428,14 +428,10 @@ class _Referee:
         try:   # both afresh: what this run recorded is what is being judged, not a judge
             own, got = (frameworks.gradients(fw, self.problem, params, sample_of(t, k), t.dtype)
                         for fw in (t.framework, names[0]))
-        except frameworks.FrameworkUnavailable:
+        except Exception:   # not importable, or this model's forward does not run there: no referee
             return 0.0
-        with np.errstate(all="ignore"):
-            d = abs(got["loss"] - own["loss"]) / causal_scale(t.step_loss[:k + 1])[-1]
-            for n in t.param_names:
-                diff = np.abs(np.asarray(got["params"][n], np.float64) - own["params"][n])
-                d = max(d, float(np.max(diff, initial=0.0)) / causal_scale(t.grads[n][:k + 1])[-1])
-        d = float(d) if math.isfinite(d) else 0.0
+        d = _apart(t, k, got["loss"], got["params"], own["loss"], own["params"])
+        d = d if math.isfinite(d) else 0.0
         if d > 0:
             self.steps[k] = d
         return d
@@ -449,25 +445,41 @@ def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory)
     return g
 
 
+def _apart(t: Trajectory, k: int, loss_a: Any, grads_a: Mapping[str, Any], loss_b: Any,
+           grads_b: Mapping[str, Any]) -> float:
+    """How far two evaluations of step ``k``'s loss and gradients are apart, normwise, each
+    quantity relative to ``t``'s causal scale at ``k`` (as the local errors are); NaN or inf
+    where they cannot be compared."""
+    with np.errstate(all="ignore"):
+        worst = float(abs(loss_a - loss_b) / causal_scale(t.step_loss[:k + 1])[-1])
+        for n in t.param_names:
+            diff = np.abs(np.asarray(grads_a[n]) - np.asarray(grads_b[n]))
+            worst = max(worst, float(np.max(diff, initial=0.0)) / causal_scale(t.grads[n][:k + 1])[-1])
+    return worst
+
+
+def nudged(params: Mapping[str, Any], u: float, flip: float) -> dict[str, np.ndarray]:
+    """Every parameter moved by ``u`` relative, elements up and down alternately (``flip``
+    -1.0 the other way round): the probe of a gradient's sensitivity to rounding."""
+    out = {}
+    for n, v in params.items():
+        v = np.array(v, np.float64)
+        signs = np.where(np.arange(v.size) % 2 == 0, flip, -flip).reshape(v.shape)
+        out[n] = v * (1 + u * signs)
+    return out
+
+
 def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
                  manual_loss: np.ndarray, manual: dict[str, np.ndarray]) -> float:
     """How far the manual loss and gradients move, normwise (causal scale), when every
     parameter moves by ``u`` relative, up and down alternately and then the other way: the
     rounding-level difference two correct evaluations at step ``k`` can show."""
+    at = {n: other.params[n][k] for n in other.param_names}
+    base = {n: manual[n][k] for n in other.param_names}
     worst = 0.0
     for flip in (1.0, -1.0):
-        params = {}
-        for n in other.param_names:
-            v = np.array(other.params[n][k], np.float64)
-            signs = np.where(np.arange(v.size) % 2 == 0, flip, -flip).reshape(v.shape)
-            params[n] = v * (1 + u * signs)
-        loss, g = _manual_at(other, gradient, hyper, k, params)
-        scale = causal_scale(other.step_loss[:k + 1])[-1]
-        worst = max(worst, abs(loss - manual_loss[k]) / scale)
-        for n in other.param_names:
-            scale = causal_scale(other.grads[n][:k + 1])[-1]
-            diff = np.abs(np.asarray(g[n], np.float64) - manual[n][k])
-            worst = max(worst, float(np.max(diff, initial=0.0)) / scale)
+        loss, g = _manual_at(other, gradient, hyper, k, nudged(at, u, flip))
+        worst = max(worst, _apart(other, k, loss, g, manual_loss[k], base))
     return worst if math.isfinite(worst) else 0.0
 
 

@@ -136,11 +136,17 @@ def _params_fixed(traj: Trajectory, last_epochs: int, same: float) -> bool:
 
 
 def _frozen(traj: Trajectory) -> bool:
-    """Some parameter's gradient is exactly 0 all through the last epoch: that part of the
-    model no longer learns, so a fixed point is stuck rather than a minimum reached (a
-    fixed point where every parameter still gets a gradient is a minimum: converging)."""
+    """The fixed point is stuck rather than a minimum reached: a recorded ReLU unit is off on
+    every sample through the last epoch, or (a model without recorded units) every gradient
+    is exactly 0 there. A fixed point where the units still work is a minimum: converging."""
     per_epoch = traj.steps // traj.epochs
-    return any(np.all(g[-per_epoch:] == 0) for g in traj.grads.values())
+    for mask in traj.masks.values():
+        last = mask[-per_epoch:]
+        last = last.reshape(-1, last.shape[-1]) if last.ndim >= 2 else last.reshape(-1, 1)
+        if last.size and not np.all(last.any(axis=0)):
+            return True
+    grads = [g[-per_epoch:] for g in traj.grads.values() if g[0].size]
+    return not traj.masks and bool(grads) and all(np.all(g == 0) for g in grads)
 
 
 def _lock_in(loss: np.ndarray, p: int, same: float) -> int:

@@ -1,7 +1,8 @@
 """``crosscheck explain``: why each manual gradient line is right (or where it is not).
 
-For one update step it prints every line of the document's manual backward in order,
-with the value the document computes, autograd's gradient of the loss with respect to
+For one update step it prints every line of the manual backward in order (a document's
+lines as written, or a user's model's hand-written intermediates and parameter gradients),
+with the value the hand-written code computes, autograd's gradient of the loss with respect to
 the same tensor in torch and in JAX, the finite difference where one exists (parameter
 gradients), and a verdict per line.
 """

@@ -3,9 +3,10 @@
 A ReLU can be written many ways; away from 0 they agree, at exactly 0 their derivatives
 differ. The documents use ``(x > 0)``: derivative 0 at 0. :func:`table` measures, with
 the installed torch and JAX, each spelling's derivative at exactly 0;
-:func:`kink_case` runs one step of the class model from an integer init whose
-pre-activations hit exactly 0 with a nonzero upstream gradient, and shows which
-spellings give the reference's gradients there.
+:func:`kink_gradients` runs one step of the case that declares a kink start
+(:func:`kink_case`), where pre-activations hit exactly 0 with a nonzero upstream
+gradient, with each spelling for every ReLU, and :func:`table` shows which give the
+reference's gradients there.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ from crosscheck import tolerances
 REFERENCE_AT_ZERO = 0.0
 
 
-
 def kink_case():
-    """The case that declares a kink start (its ``kink``): the class model at the document's
-    sizes and data (x = 0..9), from a hand-set integer start where a = x - 1 is exactly 0 at
-    x = 1 and z = A exactly 0 at x = 0 and 1, with nonzero upstream gradients at both kinks."""
+    """The document case that declares a kink start (:class:`crosscheck.cases.Kink`)."""
     from crosscheck import cases
 
     return next(c for c in cases.CASES.values() if c.kink is not None)
@@ -110,14 +108,13 @@ def kink_gradients() -> tuple[dict[str, np.ndarray], dict[tuple[str, str], dict[
     from crosscheck import frameworks
 
     case = kink_case()
-    init, spelled = case.kink
-    ref = case.run_reference(epochs=1, init=init)
+    ref = case.run_reference(epochs=1, init=case.kink.init)
     manual = {k: v[0] for k, v in ref.grads.items()}
-    problem = case.problem(epochs=1, init=init)
+    problem = case.problem(epochs=1, init=case.kink.init)
     out = {}
     for fw, spellings in (("torch", torch_spellings()), ("jax", jax_spellings())):
         for name, fn in spellings.items():
-            forward = spelled(lambda xp, t, fn=fn: fn(t))
+            forward = case.kink.forward_with(lambda xp, t, fn=fn: fn(t))
             g = frameworks.gradients(fw, dataclasses.replace(problem, forward=forward), problem.init)
             out[fw, name] = g["params"]
     return manual, out

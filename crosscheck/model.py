@@ -31,7 +31,7 @@ import numpy as np
 
 from crosscheck import cases
 from crosscheck.cases import Case
-from crosscheck.problem import Problem, keep, make
+from crosscheck.problem import Problem, keep, make, recording
 from crosscheck.record import Recorder, Trajectory
 
 BATCHES = ("full", "sample")
@@ -49,11 +49,9 @@ def _numpy_xp() -> Any:
     return array_namespace(np.zeros(0))
 
 
-def _recording(named: dict) -> Callable[[str, Any], Any]:
-    def tap(name: str, t: Any) -> Any:
-        named[name] = t
-        return t
-    return tap
+def _returned(out: Any) -> tuple[Any, Any]:
+    """What a backward returned: ``grads``, or ``(grads, intermediates)``."""
+    return out if isinstance(out, tuple) and len(out) == 2 else (out, {})
 
 
 def _float_array(model: str, what: str, value: Any) -> np.ndarray:
@@ -183,7 +181,7 @@ class Model:
         xp, named = _numpy_xp(), {}
         given = {k: np.array(v, np.float64) for k, v in params.items()}
         try:
-            out = self.xp_forward(xp, given, xb, tap=_recording(named))
+            out = self.xp_forward(xp, given, xb, tap=recording(named))
             value = self.loss(xp, out, yb)
         except ModelError:
             raise
@@ -208,7 +206,7 @@ class Model:
             out = self.backward(given, xb, yb)
         except Exception as e:
             raise ModelError(f"[{self.name}] backward failed {where}: {type(e).__name__}: {e}") from e
-        grads, intermediates = out if isinstance(out, tuple) and len(out) == 2 else (out, {})
+        grads, intermediates = _returned(out)
         if not isinstance(grads, Mapping) or not isinstance(intermediates, Mapping):
             raise ModelError(f"[{self.name}] backward must return a dict of gradients (or a pair "
                              f"(grads, intermediates) of dicts), got {type(out).__name__} {where}")
@@ -270,7 +268,7 @@ class Model:
             with np.errstate(all="ignore"):
                 value = self.loss(_numpy_xp(), self.xp_forward(_numpy_xp(), dict(given), xb), yb)
                 out = self.backward(given, xb, yb)
-            grads = out[0] if isinstance(out, tuple) else out
+            grads = _returned(out)[0]
             return value, {k: np.asarray(grads[k], ld) for k in params}
         except Exception:
             return None

@@ -1,13 +1,15 @@
 """Second opinions on the manual gradients, independent of the frameworks' training runs.
 
-* :func:`finite_differences`: central differences of the document's loss (float64, no
+* :func:`finite_differences`: central differences of the case's own loss (float64, no
   framework) for every parameter at a chosen step, against the manual gradient. Step and
   tolerance are derived in :mod:`crosscheck.tolerances`. Where a difference would cross a
   ReLU kink (a pre-activation changes sign between t - 2h and t + 2h) the loss is not
   differentiable there and no finite difference is reported.
-* :func:`chain`: the document's manual backward line by line at a chosen step, each named
-  value beside autograd's gradient with respect to the same tensor (torch ``retain_grad``,
-  JAX vjp with respect to the intermediate), and the finite difference where one exists.
+* :func:`chain`: the manual backward line by line at a chosen step (a document's lines as
+  written; a user's model's hand-written intermediates, then its parameter gradients),
+  each named value beside autograd's gradient with respect to the same tensor (torch
+  ``retain_grad``, JAX vjp with respect to the intermediate), and the finite difference
+  where one exists.
 """
 
 from __future__ import annotations
@@ -201,11 +203,7 @@ def _moved(c, traj: Trajectory, step: int, params, sample) -> dict[str, np.ndarr
         base.update({f"dL/d{t}": v for t, v in c.intermediates(params, traj.hyper, sample).items()})
     worst: dict[str, np.ndarray] = {}
     for flip in (1.0, -1.0):
-        moved = {}
-        for n, v in params.items():
-            v = np.array(v, np.float64)
-            signs = np.where(np.arange(v.size) % 2 == 0, flip, -flip).reshape(v.shape)
-            moved[n] = v * (1 + u * signs)
+        moved = compare.nudged(params, u, flip)
         got = dict(c.gradient(moved, traj.hyper, sample)[1])
         if c.intermediates:
             got.update({f"dL/d{t}": v for t, v in c.intermediates(moved, traj.hyper, sample).items()})

@@ -27,6 +27,14 @@ def keep(name: str, t: Any) -> Any:
     return t
 
 
+def recording(named: dict[str, Any]) -> Callable[[str, Any], Any]:
+    """A tap that keeps every intermediate in ``named`` (and changes nothing)."""
+    def tap(name: str, t: Any) -> Any:
+        named[name] = t
+        return t
+    return tap
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
     """A case's data, initial parameters, hyper-parameters, forward pass and loss.

@@ -1,6 +1,8 @@
-"""The cases in PyTorch and in JAX: forward passes only, gradients from autograd.
+"""Any case or model in PyTorch and in JAX: the case's own forward and loss (written once
+against ``xp``, carried by its :class:`~crosscheck.problem.Problem`), gradients from autograd.
 
-Each framework module exposes ``train(problem, dtype, progress=None) -> Trajectory``.
+Each framework module exposes ``train(problem, dtype, progress=None) -> Trajectory`` and
+``gradients(problem, params, sample, dtype)``.
 The framework is imported only when it is asked for, so the reference runs without torch
 or JAX; one that cannot be imported raises :class:`FrameworkUnavailable`, naming it.
 """

@@ -42,16 +42,8 @@ import numpy as np  # noqa: E402
 from array_api_compat import array_namespace  # noqa: E402
 from jax import lax  # noqa: E402
 
-from crosscheck.problem import Problem  # noqa: E402
+from crosscheck.problem import Problem, recording  # noqa: E402
 from crosscheck.record import Trajectory  # noqa: E402
-
-
-def recording(named):
-    """A tap that keeps every intermediate in ``named``."""
-    def tap(name, t):
-        named[name] = t
-        return t
-    return tap
 
 
 @functools.partial(jax.jit, static_argnames=("forward", "loss", "mode", "epochs", "masks"))

@@ -20,20 +20,12 @@ import numpy as np
 import torch
 from array_api_compat import array_namespace
 
-from crosscheck.problem import Problem
+from crosscheck.problem import Problem, recording
 from crosscheck.record import Recorder, Trajectory
 
 #: Epochs between two calls of ``train``'s ``progress``: often enough for a display that
 #: refreshes every 0.1 s, rare enough to cost nothing (one call per 100+ updates).
 PROGRESS_EVERY = 100
-
-
-def recording(named):
-    """A tap that keeps every intermediate in ``named``."""
-    def tap(name, t):
-        named[name] = t
-        return t
-    return tap
 
 
 def _tensors(problem: Problem, tdtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +84,8 @@ def train(problem: Problem, dtype: str = "float64",
 
     pre: dict = {}
     tap = recording(pre)
-    samples = [(problem.sample(x, i), problem.sample(y, i)) for i in range(len(x))]
+    samples = ([(problem.sample(x, i), problem.sample(y, i)) for i in range(len(x))]
+               if problem.mode == "sgd" else [])
     for epoch in range(problem.epochs):
         if problem.mode == "batch":
             loss = loss_of(xp, forward(xp, params, x, tap=tap), y)

@@ -12,10 +12,11 @@ import sys
 
 import numpy as np
 
-from crosscheck.problem import keep
+from crosscheck.problem import Forward, keep
 from crosscheck.record import Recorder, Trajectory
 
-__all__ = ["Recorder", "Trajectory", "epoch_lines", "keep", "print_line"]
+__all__ = ["ACTIVATIONS", "Recorder", "Trajectory", "epoch_lines", "final_block", "given", "keep",
+           "manual_step", "mse", "print_line", "relu", "squared_error", "two_layer"]
 
 
 # ------------------------------------------------------------------ losses, written once for xp
@@ -46,7 +47,7 @@ ACTIVATIONS = {
 
 
 @functools.cache
-def two_layer(activations: tuple) -> object:
+def two_layer(activations: tuple) -> Forward:
     """The forward of ``a = x @ W1 + b1; A = act1(a); z = A @ W2 + b2; O = act2(z)`` for
     activation names (or ``f(xp, t)`` functions), one function object per pair, so that the
     functional ``relu`` cell and the class model at its sizes share their framework runs."""

@@ -107,8 +107,6 @@ def forward_xp(xp, p, x, tap=keep):
     return tap("O", H @ p["W2"] + p["b2"])                   # (m, 1)
 
 
-
-
 def loss_at(params, hyper=None, sample=None):
     z, y = data()
     H, O = forward(z, params["W1"], params["b1"], params["W2"], params["b2"])

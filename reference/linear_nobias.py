@@ -100,8 +100,6 @@ def forward_xp(xp, p, x, tap=keep):
     return tap("O", H @ p["W2"])                             # (m, 1)
 
 
-
-
 def loss_at(params, hyper=None, sample=None):
     """The document's loss at ``params`` (and nothing recorded): for the oracles."""
     z, y = data()

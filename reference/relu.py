@@ -121,8 +121,6 @@ def problem(lr: float = LR, epochs: int = EPOCHS) -> Problem:
                 two_layer(("relu", "relu")), mse, masks=("a", "z"))
 
 
-
-
 def loss_at(params, hyper=None, sample=None):
     """The loss at ``params``, and which side of each ReLU kink every pre-activation is on."""
     x, y = data()
@@ -160,7 +158,6 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
 
 def transcript(traj: Trajectory) -> str:
     return "\n".join([*epoch_lines(traj), *final_block(traj, data()[1], scalar_biases=True)])
-
 
 
 CASE = Case(

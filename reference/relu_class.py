@@ -29,7 +29,7 @@ import functools
 
 import numpy as np
 
-from crosscheck.cases import Case, Option, Source
+from crosscheck.cases import Case, Kink, Option, Source
 from crosscheck.problem import Problem, make
 from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given, mse, two_layer
 
@@ -177,8 +177,6 @@ class LinearRegressionNN:
             masks = {n: v > 0 for n, v, act in (("a", a, self.a1), ("z", z, self.a2))
                      if isinstance(act, ReLU)}
             rec.step(loss, {p: tape[g] for p, g in GRADS.items()}, self.params(), masks)
-
-
 
 
 def loss_at(params, hyper=None, sample=None):
@@ -332,4 +330,5 @@ CASE = Case(
                                                    "from the seed)"),
              "activations": Option(parse_activations, "A1,A2",
                                    f"hidden and output activation ({', '.join(ACTIVATION_CLASSES)})")},
-    kink=(KINK_INIT, lambda relu: two_layer((relu, relu))))
+    kink=Kink(KINK_INIT, lambda relu: two_layer((relu, relu)),
+              "where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients"))

@@ -106,8 +106,6 @@ def run(lr: float = LR, epochs: int = EPOCHS) -> Trajectory:
                       pred_train=[w * x + b for x in input], pred_test=[predicted])
 
 
-
-
 def transcript(traj: Trajectory) -> str:
     per_epoch = len(data()[0])
     lines = []

@@ -146,8 +146,6 @@ def loss_at(params, hyper=None, sample=0):
     return error ** 2, (bool(z1 > 0), bool(z2 > 0))
 
 
-
-
 def problem(lr: float = LR, epochs: int = EPOCHS, runs: int = RUNS) -> Problem:
     """Data, the hand-set init of ``In [6]`` and hyper-parameters, for the framework models."""
     input, output = data()

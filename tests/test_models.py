@@ -477,3 +477,11 @@ def test_a_chaotic_correct_model_agrees_up_to_its_horizon(fw, cli_json):
     got = report["cases"]["chaotic_map"]["frameworks"][fw]
     assert got["agree"], f"[chaotic_map/{fw}] {got['first_divergence']}"
     assert got["horizon"] is not None, f"[chaotic_map/{fw}] lr 0.16 should be chaotic"
+
+
+def test_a_per_sample_model_of_one_sample_runs_and_explains(capsys):
+    one = str(MODELS / "one_sample.py")
+    code, out, err = cli(capsys, "run", one, "--jobs", "1")
+    assert code == EXIT_OK, f"[one_sample] run exit {code}: {err}"
+    code, out, err = cli(capsys, "explain", one, "--step", "3")
+    assert code == EXIT_OK and "epoch 3, sample 0" in out, f"[one_sample] explain exit {code}: {err}{out}"

@@ -123,7 +123,6 @@ def test_transposed_product_without_reshape_is_a_shape_error():
     assert all(s in message for s in ("'W1'", *shapes)), f"[{model.name}] ModelError: {message!r}"
 
 
-
 def test_relu_mistake_first_shows_after_step_0():
     # So that "caught at the step it first shows" is not always step 0.
     model = planted("missing-relu-derivative", RELU, "dL_da = dL_dh * (a > 0)", "dL_da = dL_dh")
