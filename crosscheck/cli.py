@@ -280,7 +280,7 @@ def cmd_kinks(args: argparse.Namespace) -> int:
     from crosscheck.versions import versions
     v = versions()
     print(f"\ntorch {v['torch']}, jax {v['jax']}. The documents' framework models use "
-          "xp.where(x > 0, x, 0 * x).")
+          "x * (x > 0).")
     return EXIT_OK
 
 

@@ -39,7 +39,7 @@ def torch_spellings() -> dict[str, Callable]:
         "x.clamp(min=0)": lambda t: t.clamp(min=0),
         "torch.maximum(x, 0)": lambda t: torch.maximum(t, torch.zeros_like(t)),
         "torch.where(x > 0, x, 0)": lambda t: torch.where(t > 0, t, torch.zeros_like(t)),
-        "xp.where(x > 0, x, 0 * x)  [models]": lambda t: _relu(t),
+        "x * (x > 0)  [models]": lambda t: _relu(t),
     }
 
 
@@ -54,7 +54,7 @@ def jax_spellings() -> dict[str, Callable]:
         "jnp.maximum(x, 0)": lambda t: jnp.maximum(t, 0.0),
         "jnp.where(x > 0, x, 0)": lambda t: jnp.where(t > 0, t, 0.0),
         "jnp.clip(x, 0)": lambda t: jnp.clip(t, 0.0),
-        "xp.where(x > 0, x, 0 * x)  [models]": lambda t: _relu(t),
+        "x * (x > 0)  [models]": lambda t: _relu(t),
     }
 
 
