@@ -8,11 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLOTS  ?= report/plots
 JSON   ?= report/report.json
+HTML   ?= report/index.html
 
 .PHONY: report test lint bench install clean
 
 report: $(STAMP)
-	$(BIN)/crosscheck run --json $(JSON) --plots $(PLOTS)
+	$(BIN)/crosscheck run --json $(JSON) --plots $(PLOTS) --html $(HTML)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -293,6 +293,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.plots is not None:
         from crosscheck.plots import filenames
         _check_writable("--plots", args.plots, "dir", [f for n in names for f in filenames(n)])
+    if args.html is not None:
+        _check_writable("--html", args.html, "file")
+    plot_dir = args.plots
+    scratch = None
+    if args.html and not plot_dir:   # the page embeds the plots: draw them aside
+        scratch = tempfile.TemporaryDirectory(prefix="crosscheck-plots-")
+        plot_dir = scratch.name
 
     from crosscheck import report  # imports the frameworks lazily
 
@@ -314,10 +321,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 r = report.analyse(name, trajs, args.dtype, progress=progress, env=env, checks=checks)
                 results.append(r)
                 progress.step()
-                if args.plots:   # half for the helper now, half for this process afterwards
+                if plot_dir:   # half for the helper now, half for this process afterwards
                     from crosscheck import plots, transcript
                     job = (plots.write, r.trajs, transcript.printed_losses(name, r.reference),
-                           Path(args.plots), r.diagnosis)
+                           Path(plot_dir), r.diagnosis, report.error_series(r))
                     (mine.append(job) if i % 2 and workers.pool else
                      pictures.append(workers.submit(*job)))
             for i, (fn, *job_args) in enumerate(mine):
@@ -330,13 +337,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     table_out = sys.stderr if args.json == "-" else sys.stdout
     print(report.table(results), file=table_out)
+    wrote = []
     if args.json:
         text = json.dumps(report.to_json(results, args.dtype), indent=2, sort_keys=False) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
         else:
             _write_atomic(Path(args.json), text)
+            wrote.append(f"JSON {args.json}")
+    if args.plots:
+        wrote.append(f"plots {args.plots}{os.sep} ({len(results) * 3} PNGs)")
+    if args.html:
+        from crosscheck import html
+
+        try:
+            _write_atomic(Path(args.html), html.render(results, args.dtype, Path(plot_dir),
+                                                       _kink_rows(frameworks)))
+        finally:
+            if scratch is not None:
+                scratch.cleanup()
+        wrote.append(f"HTML {args.html}")
+    print("\n" + report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH
+
+
+def _kink_rows(frameworks: Sequence[str]) -> list:
+    """The kink table for the page, where both frameworks run (it needs both)."""
+    from crosscheck import kinks
+
+    if set(frameworks) != {"torch", "jax"}:
+        return []
+    return kinks.table()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=_positive_float, help="override every case's learning rate")
     r.add_argument("--epochs", type=_positive_int, help="override every case's epochs")
     r.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or stdout with -")
-    r.add_argument("--plots", metavar="DIR", help="write loss and parameter plots to DIR")
+    r.add_argument("--plots", metavar="DIR", help="write the errors, loss and parameter plots to DIR")
+    r.add_argument("--html", metavar="PATH",
+                   help="write the whole report as one self-contained HTML page (plots embedded)")
     _class_options(r)
     r.add_argument("--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
                    help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")

@@ -116,6 +116,11 @@ class Comparison:
     autograd_split: int | None = None   # first step where the autograds disagree beyond rounding
     autograd_disagreement: float = 0.0  # how far they part there (normwise)
     extended_steps: int = 0             # steps the manual backward was confirmed in extended precision
+    # Per step, for the error plot: the local errors (worst of loss and gradients) and their
+    # tolerance, over the steps judged; the trajectories' difference, up to where compared.
+    local_errors: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    local_allowed: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    global_errors: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     @property
     def agree(self) -> bool:
@@ -601,4 +606,7 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         local_tol=float(np.max(loc.allowed, initial=tolerances.local_rtol(other.dtype))),
         local_steps=loc.steps, local_first_steps=local_first_steps,
         diverges_at={"numpy": d_ref, fw: d_other}, autograd_split=split,
-        autograd_disagreement=loc.split_disagreement, extended_steps=len(loc.extended))
+        autograd_disagreement=loc.split_disagreement, extended_steps=len(loc.extended),
+        local_errors=np.max(list(loc.errors.values()), axis=0) if loc.errors else np.zeros(loc.steps),
+        local_allowed=np.asarray(loc.allowed, np.float64),
+        global_errors=_difference(other, ref)[:end] if end else np.zeros(0))

@@ -1,15 +1,28 @@
 """Plots of what the printed epochs hide (matplotlib, Agg, no display needed).
 
-For each case: ``<case>_loss.png``, the full per-epoch loss of every implementation
-overlaid, with the epochs the document printed marked; and ``<case>_params.png``, every
-parameter at every step.
+For each case:
+
+* ``<case>_errors.png``: how far each framework is from the reference at every step, on a
+  log scale: the local question's error (the manual backward against autograd at the
+  framework's own parameters) under its tolerance, and the trajectories' difference under
+  the envelope, with the predictability horizon marked. Three overlaid loss curves cannot
+  show agreement; this can.
+* ``<case>_loss.png``: the full per-epoch loss of every implementation, with the epochs
+  the document printed marked (a printed 0.0000 too, at the bottom of a log axis), and the
+  last epochs zoomed.
+* ``<case>_params.png``: every parameter at every step, the reference as lines and each
+  framework as its own markers.
+
+Legends sit beside the axes and the figures are cut to their contents, so no label is
+clipped and no legend covers data.
 """
 
 from __future__ import annotations
 
 import os
-import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,10 +31,11 @@ from crosscheck.record import Trajectory
 STYLE = {"numpy": dict(color="black", lw=2.2, ls="-", alpha=0.55),
          "torch": dict(color="tab:red", lw=1.0, ls="--"),
          "jax": dict(color="tab:blue", lw=1.0, ls=":")}
-
-
-#: Epochs shown in the zoom panel of the loss plot.
+#: Markers of the frameworks in the parameter plot (the reference is drawn as lines).
+MARKERS = {"torch": "x", "jax": "+"}
+#: Epochs shown in the zoom panel of the loss plot; framework markers per parameter curve.
 ZOOM = 40
+MARKS = 25
 
 
 def _figure(ncols: int = 1, width: float = 8.0, ratios=None):
@@ -30,8 +44,54 @@ def _figure(ncols: int = 1, width: float = 8.0, ratios=None):
 
     fig = Figure(figsize=(width, 4.6), dpi=100)   # fixed margins: constrained layout re-measures
     FigureCanvasAgg(fig)                          # every text several times (half the cost)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.11, top=0.84, wspace=0.15)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.80, wspace=0.18)
     return fig, fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
+
+
+def _title(fig, case: str, text: str) -> None:
+    """The case, then the text one clause (``; ``) per line: never wrapped mid-phrase."""
+    clauses = [c for c in text.split("; ") if c][:4]
+    fig.suptitle("\n".join([f"{case}: {clauses[0]}" if clauses else case, *clauses[1:]]),
+                 fontsize=8, x=0.01, y=0.99, ha="left", va="top")
+    fig.subplots_adjust(top=0.93 - 0.035 * max(len(clauses) - 1, 0))
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, bbox_inches="tight", pad_inches=0.15)   # legends beside the axes stay in
+
+
+def _legend(ax, **kw: Any) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
+
+
+def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
+    """Per step: each framework's local error and tolerance, its trajectory difference and
+    the envelope, the horizon; zeros (bitwise agreement) drawn at the axis' floor."""
+    fig, (ax,) = _figure(width=9.0)
+    floor = 1e-18
+    for fw, e in errors["frameworks"].items():
+        color = STYLE[fw]["color"]
+        local, glob = (np.maximum(np.asarray(e[k], np.float64), floor) for k in ("local", "global"))
+        ax.plot(np.arange(len(glob)), glob, color=color, lw=1.0, label=f"{fw}: trajectories vs reference")
+        ax.plot(np.arange(len(local)), local, color=color, lw=0.8, ls=":", alpha=0.8,
+                label=f"{fw}: manual backward vs autograd (local)")
+        ax.plot(np.arange(len(e["allowed"])), e["allowed"], color=color, lw=0.8, ls="-.", alpha=0.6,
+                label=f"{fw}: local tolerance")
+    env = np.asarray(errors["envelope"], np.float64)
+    if env.size:
+        ax.plot(np.arange(len(env)), np.clip(env, floor, 1.0), color="black", lw=1.4, ls="--",
+                label="envelope (what rounding may move the trajectories by)")
+    if errors.get("horizon") is not None:
+        ax.axvline(errors["horizon"], color="tab:purple", lw=1.0,
+                   label=f"predictability horizon (step {errors['horizon']})")
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 2, 10.0)
+    ax.set_xlabel("update step")
+    ax.set_ylabel("normwise relative error")
+    _title(fig, case, "each framework against the reference at every step (0 is drawn at 1e-18)")
+    _legend(ax)
+    _save(fig, path)
+    return path
 
 
 def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
@@ -56,56 +116,74 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     for name, v in losses.items():
         ax.plot(epochs, v, label=f"{name} (every epoch)", **STYLE[name])
         zoom.plot(last, v[last], marker=".", **STYLE[name])
-    if printed:
-        e = np.array(sorted(printed))
-        ax.plot(e, [float(printed[k]) for k in e], "o", mfc="none", mec="tab:green", ms=7,
-                label="printed by the document")
-        e = e[e >= last[0]]
-        zoom.plot(e, [float(printed[k]) for k in e], "o", mfc="none", mec="tab:green", ms=7)
-    if positive and not huge:
+    log = positive and not huge
+    if log:
         ax.set_yscale("log")
+        zoom.set_yscale("log")
+    if printed and not huge:
+        e = np.array(sorted(printed))
+        shown = np.array([float(printed[k]) for k in e])
+        bottom = float(finite.min()) / 2 if log else None
+        for axis, keep in ((ax, np.ones(len(e), bool)), (zoom, e >= (last[0] if len(last) else 0))):
+            on = keep & ~((shown == 0) & log)
+            axis.plot(e[on], shown[on], "o", mfc="none", mec="tab:green", ms=7,
+                      label="printed by the document" if axis is ax else None)
+            zero = keep & (shown == 0) & log   # a printed 0.0000 has no place on a log axis
+            if zero.any():
+                axis.plot(e[zero], np.full(zero.sum(), bottom), "v", color="tab:green", ms=6,
+                          clip_on=False, label="printed 0.0000 (drawn at the bottom)" if axis is ax else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     zoom.set_xlabel(f"last {len(last)} epochs" + (" before inf/NaN" if end < ref.epochs else ""))
-    title = f"{ref.case}: {diagnosis}" if diagnosis else ref.case
-    fig.suptitle(textwrap.fill(title, 150), fontsize=9, x=0.01, y=0.99, ha="left", va="top")
-    ax.legend(fontsize=8, loc="upper right")
-    fig.savefig(path)
+    _title(fig, ref.case, diagnosis)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, frameon=False)
+    _save(fig, path)
     return path
 
 
 def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
+    """The reference's parameters as lines, each framework's as its own markers on them."""
     ref = trajs["numpy"]
-    fig, (ax,) = _figure()
+    fig, (ax,) = _figure(width=9.0)
     steps = np.arange(ref.steps + 1)
+    every = max((ref.steps + 1) // MARKS, 1)
+    for i, (pname, v) in enumerate(ref.params.items()):
+        flat = v.reshape(len(v), -1)
+        label = pname if flat.shape[1] == 1 else f"{pname} ({flat.shape[1]} values)"
+        for j in range(flat.shape[1]):   # one legend entry per parameter tensor
+            ax.plot(steps, flat[:, j], color=f"C{i}", lw=1.6, alpha=0.7, label=label if j == 0 else None)
     for name, t in trajs.items():
-        for i, (pname, v) in enumerate(t.params.items()):
+        if name == "numpy":
+            continue
+        for i, v in enumerate(t.params.values()):
             flat = v.reshape(len(v), -1)
-            for j in range(flat.shape[1]):   # one legend entry per parameter tensor
-                label = pname if flat.shape[1] == 1 else f"{pname} ({flat.shape[1]} values)"
-                ax.plot(steps, flat[:, j], color=f"C{i}", lw=STYLE[name]["lw"], ls=STYLE[name]["ls"],
-                        alpha=STYLE[name].get("alpha", 1.0),
-                        label=f"{label} ({name})" if name == "numpy" and j == 0 else None)
+            for j in range(flat.shape[1]):
+                ax.plot(steps[::every], flat[::every, j], MARKERS.get(name, "."), color=f"C{i}", ms=5,
+                        mew=0.9, label=f"{name} (markers)" if i == 0 and j == 0 else None)
     ax.set_xlabel("update step")
     ax.set_ylabel("parameter value")
-    fig.suptitle(f"{ref.case}: parameters at every step (numpy solid, torch dashed, jax dotted)",
-                 fontsize=9, x=0.01, y=0.99, ha="left", va="top")
-    ax.legend(fontsize=8, ncol=2, loc="upper right")
-    fig.savefig(path)
+    _title(fig, ref.case, "parameters at every step; reference: lines, frameworks: markers on them; "
+                          "their differences: the errors plot")
+    _legend(ax)
+    _save(fig, path)
     return path
 
 
-def filenames(case: str) -> tuple[str, str]:
-    """The files :func:`write` makes for ``case``: the loss plot, the parameter plot."""
-    return f"{case}_loss.png", f"{case}_params.png"
+def filenames(case: str) -> tuple[str, str, str]:
+    """The files :func:`write` makes for ``case``: the errors, loss and parameter plots."""
+    return f"{case}_errors.png", f"{case}_loss.png", f"{case}_params.png"
 
 
 def write(trajs: dict[str, Trajectory], printed: dict[int, str], directory: Path,
-          diagnosis: str = "") -> list[Path]:
-    """Both plots of a case, each written aside and renamed, so never seen half-written."""
+          diagnosis: str = "", errors: Mapping[str, Any] | None = None) -> list[Path]:
+    """Every plot of a case, each written aside and renamed, so never seen half-written."""
     directory.mkdir(parents=True, exist_ok=True)
-    loss, params = (directory / name for name in filenames(trajs["numpy"].case))
-    return [_atomic(lambda tmp: loss_plot(trajs, printed, tmp, diagnosis), loss),
+    case = trajs["numpy"].case
+    errs, loss, params = (directory / name for name in filenames(case))
+    out = []
+    if errors is not None:
+        out.append(_atomic(lambda tmp: errors_plot(errors, case, tmp), errs))
+    return [*out, _atomic(lambda tmp: loss_plot(trajs, printed, tmp, diagnosis), loss),
             _atomic(lambda tmp: params_plot(trajs, tmp), params)]
 
 

@@ -263,6 +263,15 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     return result
 
 
+def error_series(r: CaseResult) -> dict[str, Any]:
+    """What the errors plot draws: per step, each framework's local error and tolerance and
+    its trajectories' difference, the envelope, and the predictability horizon."""
+    return {"envelope": r.envelope.per_step if r.envelope is not None else np.zeros(0),
+            "horizon": r.envelope.horizon if r.envelope is not None else None,
+            "frameworks": {fw: {"local": c.local_errors, "allowed": c.local_allowed,
+                                "global": c.global_errors} for fw, c in r.comparisons.items()}}
+
+
 def check_transcript(case: str, ref: Trajectory) -> dict[str, Any] | None:
     """The run printed in the document's format against what the document printed; None
     for a model that has no document, or a run with other hyper-parameters than the
@@ -391,6 +400,23 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
 
 def _finite_or_str(v: float) -> float | str:
     return float(v) if np.isfinite(v) else str(float(v))
+
+
+def summary(results: Sequence[CaseResult]) -> str:
+    """One line: how many pairs agree, how many do not, and the transcripts."""
+    frameworks = sorted({fw for r in results for fw in r.comparisons})
+    pairs = [(r, fw) for r in results for fw in r.comparisons]
+    agree = sum(r.agree(fw) and not r.diverging for r, fw in pairs)
+    diverging = sum(r.agree(fw) and r.diverging for r, fw in pairs)
+    mismatch = len(pairs) - agree - diverging
+    line = (f"{len(results)} case{'s' if len(results) != 1 else ''} x {len(frameworks)} "
+            f"framework{'s' if len(frameworks) != 1 else ''}: {agree} agree, {mismatch} mismatch"
+            + (f", {diverging} diverging alike" if diverging else ""))
+    documents = [r for r in results if r.transcript is not None]
+    if documents:
+        matched = sum(r.transcript_ok for r in documents)
+        line += f"; transcripts {matched}/{len(documents)} match the documents"
+    return line
 
 
 #: What the table's columns are, printed under it.

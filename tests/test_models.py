@@ -410,7 +410,7 @@ def test_float32_run_of_a_correct_user_model_agrees(capsys):
 def test_plots_of_a_user_model_are_written(capsys, tmp_path, jobs):
     code, out, err = cli(capsys, "run", TINY, "--plots", str(tmp_path), "--jobs", jobs)
     assert code == EXIT_OK, f"[tiny_tanh] run --plots --jobs {jobs}: exit {code}\n{out}{err}"
-    for name in ("tiny_tanh_loss.png", "tiny_tanh_params.png"):
+    for name in ("tiny_tanh_errors.png", "tiny_tanh_loss.png", "tiny_tanh_params.png"):
         data = (tmp_path / name).read_bytes() if (tmp_path / name).is_file() else b""
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000, (
             f"[tiny_tanh] {name}: not a PNG ({len(data)} bytes); folder holds "

@@ -170,7 +170,8 @@ def test_missing_output_folders_are_created(tmp_path, capsys):
     out, pictures = tmp_path / "a" / "b" / "report.json", tmp_path / "c" / "d"
     assert main(["run", "sgd_linear", "--json", str(out), "--plots", str(pictures), "--jobs", "1"]) == EXIT_OK
     assert json.loads(out.read_text())["cases"]["sgd_linear"], "report not written"
-    assert sorted(p.name for p in pictures.iterdir()) == ["sgd_linear_loss.png", "sgd_linear_params.png"]
+    assert sorted(p.name for p in pictures.iterdir()) == ["sgd_linear_errors.png", "sgd_linear_loss.png",
+                                                          "sgd_linear_params.png"]
 
 
 @pytest.mark.parametrize("umask", [0o027, 0o002], ids=["027", "002"])
@@ -183,7 +184,7 @@ def test_report_and_plot_modes_follow_the_umask(umask, tmp_path, capsys):
         os.umask(old)
     assert code == EXIT_OK
     want = 0o666 & ~umask
-    for f in ("r.json", "sgd_linear_loss.png", "sgd_linear_params.png"):
+    for f in ("r.json", "sgd_linear_errors.png", "sgd_linear_loss.png", "sgd_linear_params.png"):
         mode = stat.S_IMODE((tmp_path / f).stat().st_mode)
         assert mode == want, f"{f}: mode {mode:o} under umask {umask:03o}, expected {want:o}"
 

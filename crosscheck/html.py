@@ -1,0 +1,81 @@
+"""``report/index.html``: the whole report as one self-contained page (Jinja2).
+
+The verdict table, each case's diagnosis, transcript status and plots (embedded as PNG
+data), for a mismatch its first divergence and what it means, the kink table and the
+versions. It opens offline: no network, CDN, server, script or style from outside.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crosscheck import cases, plots, report
+from crosscheck.versions import versions
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+#: What each question's failure means, for the reader of a mismatch.
+EXPLAIN = {
+    "local": ("The manual gradient, evaluated at this framework's own parameters, differs from "
+              "autograd there: a line of the hand-written backward is wrong at this step (or from it, "
+              "once a ReLU unit switches). `crosscheck explain {case} --step {step}` shows every line."),
+    "global": ("Every manual gradient agrees with autograd where both are evaluated, but the "
+               "trajectories part beyond what rounding can explain: the training loop itself differs "
+               "(the update, its order, the data or the samples' order)."),
+    None: "The runs agree step by step, but do qualitatively different things (dynamics or dead units).",
+}
+
+
+def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
+    c = cases.get(r.case)
+    origin = (f"{c.document}, {c.cell}" if c.document else
+              f"your model, from {c.origin}" if c.origin else "your model")
+    transcript = None
+    if r.transcript is not None:
+        t = r.transcript
+        transcript = (f"transcript: matches the document's {t['lines']} printed lines"
+                      if t["status"] == "match" else
+                      f"transcript: MISMATCH with the document: {t['differences'][0]}")
+    mismatches = []
+    for fw, comp in r.comparisons.items():
+        if not r.agree(fw):
+            first = comp.first
+            mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
+                               "explanation": EXPLAIN[first.question if first else None].format(
+                                   case=r.case, step=first.step if first else 0)})
+    images = []
+    for name, alt in zip(plots.filenames(r.case), ("errors against step", "loss", "parameters"), strict=True):
+        path = plot_dir / name
+        if path.is_file():
+            images.append({"data": base64.b64encode(path.read_bytes()).decode("ascii"),
+                           "alt": f"{r.case}: {alt}"})
+    return {"name": r.case, "origin": origin, "diagnosis": r.diagnosis, "transcript": transcript,
+            "transcript_ok": r.transcript_ok, "mismatches": mismatches, "plots": images}
+
+
+def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,
+           kinks: Sequence[Any] = ()) -> str:
+    """The page, with the plots read from ``plot_dir`` (as :func:`plots.write` left them)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    rows = []
+    for r in results:
+        for fw, c in r.comparisons.items():
+            e = c.max_rel_err
+            rows.append({"case": r.case, "framework": fw, "agree": r.agree(fw),
+                         "local": f"{max(c.local_max.values(), default=0.0):.2e}",
+                         "loss": f"{e['loss']:.2e}", "grads": f"{e['grads']:.2e}",
+                         "params": f"{e['params']:.2e}", "envelope": f"{c.tol:.1e}",
+                         "verdict": report.verdict(r, fw)})
+    kink_rows = [{"framework": k.framework, "spelling": k.spelling, "at_zero": f"{k.at_zero:g}",
+                  "agrees": k.agrees,
+                  "kink_case": "-" if k.kink_case_agrees is None else
+                  f"{'agrees' if k.kink_case_agrees else 'DIFFERS'} ({k.kink_case_error:.1e})"}
+                 for k in kinks]
+    return env.get_template("report.html.j2").render(
+        summary=report.summary(results), dtype=dtype, versions=versions(), rows=rows,
+        legend=report.TABLE_LEGEND, cases=[_case_section(r, plot_dir) for r in results], kinks=kink_rows)
