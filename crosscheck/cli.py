@@ -327,11 +327,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                            Path(plot_dir), r.diagnosis, report.error_series(r))
                     (mine.append(job) if i % 2 and workers.pool else
                      pictures.append(workers.submit(*job)))
+            # The page's kink table: in the helper, behind its plots, while this process draws.
+            kink_rows = workers.submit(_kink_rows, frameworks) if args.html else None
             for i, (fn, *job_args) in enumerate(mine):
                 progress(f"plots {i + 1}/{len(mine)}")
                 fn(*job_args)
             for picture in pictures:
                 picture.result()
+            kink_rows = kink_rows.result() if kink_rows is not None else []
     finally:
         progress.close()
 
@@ -352,7 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         try:
             _write_atomic(Path(args.html), html.render(results, args.dtype, Path(plot_dir),
-                                                       _kink_rows(frameworks)))
+                                                       kink_rows))
         finally:
             if scratch is not None:
                 scratch.cleanup()

@@ -38,13 +38,16 @@ ZOOM = 40
 MARKS = 25
 
 
-def _figure(ncols: int = 1, width: float = 8.0, ratios=None):
+def _figure(ncols: int = 1, width: float = 8.0, ratios=None, right: float = 0.98, bottom: float = 0.11):
+    """A figure with fixed margins, room for the y label on the left and, given ``right`` or
+    ``bottom``, for a legend beside or below the axes: a tight bounding box or a constrained
+    layout would draw every figure twice (half the plots' cost), to the same effect."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, 4.6), dpi=100)   # fixed margins: constrained layout re-measures
-    FigureCanvasAgg(fig)                          # every text several times (half the cost)
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.80, wspace=0.18)
+    fig = Figure(figsize=(width, 4.6), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.8 / width, right=right, bottom=bottom, top=0.80, wspace=0.18)
     return fig, fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
 
 
@@ -57,7 +60,7 @@ def _title(fig, case: str, text: str) -> None:
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, bbox_inches="tight", pad_inches=0.15)   # legends beside the axes stay in
+    fig.savefig(path)
 
 
 def _legend(ax, **kw: Any) -> None:
@@ -67,7 +70,7 @@ def _legend(ax, **kw: Any) -> None:
 def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
     """Per step: each framework's local error and tolerance, its trajectory difference and
     the envelope, the horizon; zeros (bitwise agreement) drawn at the axis' floor."""
-    fig, (ax,) = _figure(width=9.0)
+    fig, (ax,) = _figure(width=11.0, right=0.64)
     floor = 1e-18
     for fw, e in errors["frameworks"].items():
         color = STYLE[fw]["color"]
@@ -98,7 +101,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
               diagnosis: str = "") -> Path:
     """Left: every epoch of the run; right: the last ``ZOOM`` epochs, one marker each."""
     ref = trajs["numpy"]
-    fig, (ax, zoom) = _figure(2, width=11.0, ratios=[3, 1])
+    fig, (ax, zoom) = _figure(2, width=11.0, ratios=[3, 1], bottom=0.2)
     epochs = np.arange(ref.epochs)
     # A diverging run's inf and NaN are left out (the title says where they start), and the
     # zoom shows its last finite epochs.
@@ -108,7 +111,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
               default=ref.epochs)
     last = epochs[max(end - ZOOM, 0):end]
     positive = finite.size > 0 and bool(np.all(finite > 0))
-    ylabel = "loss per epoch (as the hand-written code defines it)"
+    ylabel = "loss per epoch"
     huge = positive and float(finite.max()) > 1e300   # a log axis's ticks would overflow there
     if huge:
         losses = {name: np.log10(v) for name, v in losses.items()}
@@ -136,7 +139,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     ax.set_ylabel(ylabel)
     zoom.set_xlabel(f"last {len(last)} epochs" + (" before inf/NaN" if end < ref.epochs else ""))
     _title(fig, ref.case, diagnosis)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4, frameon=False)
     _save(fig, path)
     return path
 
@@ -144,7 +147,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
 def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     """The reference's parameters as lines, each framework's as its own markers on them."""
     ref = trajs["numpy"]
-    fig, (ax,) = _figure(width=9.0)
+    fig, (ax,) = _figure(width=10.0, right=0.80)
     steps = np.arange(ref.steps + 1)
     every = max((ref.steps + 1) // MARKS, 1)
     for i, (pname, v) in enumerate(ref.params.items()):
