@@ -3,8 +3,8 @@
 Measures, each as the median of ``--repeat`` fresh processes where a process is the unit:
 
 * the floor: importing numpy, torch and JAX, plus every case's reference run;
-* ``crosscheck run`` (the cross-check, no plots) and ``crosscheck run --json --plots``
-  (what ``make report`` runs);
+* ``crosscheck run`` (the cross-check, no plots) and ``crosscheck run --json --plots
+  --html`` (what ``make report`` runs);
 * per case and framework, the cost of one update step, warm (compiled, imported) and
   the first call in a process (JAX compiles then, unless its persistent cache has it).
 
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     floor = wall([py, "-c", FLOOR], args.repeat)
     run = wall([py, "-m", "crosscheck", "run"], args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        report = wall([py, "-m", "crosscheck", "run", "--json", f"{tmp}/r.json", "--plots", f"{tmp}/p"],
-                      args.repeat)
+        report = wall([py, "-m", "crosscheck", "run", "--json", f"{tmp}/r.json", "--plots", f"{tmp}/p",
+                       "--html", f"{tmp}/index.html"], args.repeat)
     rows = per_step()
 
     print(f"{'case':<14} {'impl':<6} {'steps':>6} {'first call s':>13} {'warm us/step':>13}")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"floor (import numpy+torch+jax, all reference runs): {floor:6.2f} s")
     print(f"crosscheck run (all cases, both frameworks):        {run:6.2f} s   ratio {run / floor:.2f}")
-    print(f"crosscheck run --json --plots (make report):        {report:6.2f} s   ratio {report / floor:.2f}")
+    print(f"make report (run --json --plots --html):            {report:6.2f} s   ratio {report / floor:.2f}")
     print(f"target: run / floor <= 1.5 ({'met' if run / floor <= 1.5 else 'NOT met'}), "
           f"median of {args.repeat} processes each")
     if args.json:
