@@ -4,7 +4,6 @@ a script, a test), with the result the command line would print."""
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Sequence
 
 from crosscheck import frameworks as fw_registry
@@ -56,15 +55,11 @@ class Result:
         return report.table([self.report])
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(fw)}</td><td>{max(c.local_max.values(), default=0.0):.2e}</td>"
-            f"<td>{c.max_rel_err['params']:.2e}</td>"
-            f"<td style='color:{'green' if self.report.agree(fw) else 'red'}'>{html.escape(v)}</td></tr>"
-            for (fw, c), v in zip(self.report.comparisons.items(), self.verdicts().values(), strict=True))
-        return (f"<div><b>{html.escape(self.model)}</b>: "
-                f"{'agree' if self.agree else 'MISMATCH'} ({self.dtype})"
-                "<table><tr><th>framework</th><th>local</th><th>params</th><th>verdict</th></tr>"
-                f"{rows}</table><p>{html.escape(self.diagnosis)}</p></div>")
+        """In a notebook: the verdict per framework, the diagnosis, a mismatch's explanation
+        and the errors and loss plots inline (see :func:`crosscheck.html.fragment`)."""
+        from crosscheck import html
+
+        return html.fragment(self.report, self.dtype)
 
 
 def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtype: str = "float64",

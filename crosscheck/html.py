@@ -21,7 +21,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXPLAIN = {
     "local": ("The manual gradient, evaluated at this framework's own parameters, differs from "
               "autograd there: a line of the hand-written backward is wrong at this step (or from it, "
-              "once a ReLU unit switches). `crosscheck explain {case} --step {step}` shows every line."),
+              "once a ReLU unit switches).{explain}"),
     "global": ("Every manual gradient agrees with autograd where both are evaluated, but the "
                "trajectories part beyond what rounding can explain: the training loop itself differs "
                "(the update, its order, the data or the samples' order)."),
@@ -39,13 +39,17 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
         transcript = (f"transcript: matches the document's {t['lines']} printed lines"
                       if t["status"] == "match" else
                       f"transcript: MISMATCH with the document: {t['differences'][0]}")
-    mismatches = []
+    mismatches, explained = [], set()
     for fw, comp in r.comparisons.items():
         if not r.agree(fw):
             first = comp.first
+            target = r.case if c.document else f"{c.origin}:{r.case}" if c.origin else None
+            explain = (f" `crosscheck explain {target} --step {first.step}` shows every line."
+                       if target and first else "")
+            text = EXPLAIN[first.question if first else None].format(explain=explain)
             mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
-                               "explanation": EXPLAIN[first.question if first else None].format(
-                                   case=r.case, step=first.step if first else 0)})
+                               "explanation": "" if text in explained else text})
+            explained.add(text)
     images = []
     for name, alt in zip(plots.filenames(r.case), ("errors against step", "loss", "parameters"), strict=True):
         path = plot_dir / name
@@ -56,12 +60,14 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
             "transcript_ok": r.transcript_ok, "mismatches": mismatches, "plots": images}
 
 
-def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,
-           kinks: Sequence[Any] = ()) -> str:
-    """The page, with the plots read from ``plot_dir`` (as :func:`plots.write` left them)."""
+def _environment():
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+
+
+def _rows(results: Sequence[report.CaseResult]) -> list[dict[str, Any]]:
+    """The verdict table's rows: one per case and framework."""
     rows = []
     for r in results:
         for fw, c in r.comparisons.items():
@@ -71,6 +77,31 @@ def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,
                          "loss": f"{e['loss']:.2e}", "grads": f"{e['grads']:.2e}",
                          "params": f"{e['params']:.2e}", "envelope": f"{c.tol:.1e}",
                          "verdict": report.verdict(r, fw)})
+    return rows
+
+
+def fragment(r: report.CaseResult, dtype: str) -> str:
+    """One case's verdicts, diagnosis, mismatch explanations and errors and loss plots, as an
+    HTML fragment: what ``crosscheck.check``'s result shows in a notebook."""
+    import tempfile
+
+    from crosscheck import transcript
+
+    with tempfile.TemporaryDirectory(prefix="crosscheck-plots-") as tmp:
+        plots.write(r.trajs, transcript.printed_losses(r.case, r.reference), Path(tmp), r.diagnosis,
+                    report.error_series(r))
+        section = _case_section(r, Path(tmp))
+    section["plots"] = section["plots"][:2]   # errors and loss; the parameters are in the page
+    agree = all(r.agree(fw) for fw in r.comparisons)
+    return _environment().get_template("result.html.j2").render(case=section, rows=_rows([r]),
+                                                               agree=agree, dtype=dtype)
+
+
+def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,
+           kinks: Sequence[Any] = ()) -> str:
+    """The page, with the plots read from ``plot_dir`` (as :func:`plots.write` left them)."""
+    env = _environment()
+    rows = _rows(results)
     kink_rows = [{"framework": k.framework, "spelling": k.spelling, "at_zero": f"{k.at_zero:g}",
                   "agrees": k.agrees,
                   "kink_case": "-" if k.kink_case_agrees is None else

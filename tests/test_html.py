@@ -75,7 +75,7 @@ def test_the_table_has_a_row_per_case_and_framework_with_its_verdict(page):
 def test_a_mismatch_says_where_and_what_to_run_next(page):
     _, _, text, _ = page
     assert "manual backward wrong at step 0: grad[b]" in text, "the first divergence is not in the page"
-    assert "crosscheck explain planted_mistake --step 0" in text, "no next step for the reader"
+    assert f"crosscheck explain {PLANTED}:planted_mistake --step 0" in text, "no next step for the reader"
 
 
 def test_an_unwritable_page_is_a_usage_error(tmp_path, capsys):
