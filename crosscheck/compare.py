@@ -52,6 +52,8 @@ class Divergence:
     error: float         # normwise relative error at that step
     question: str = "global"   # "local": the manual gradient; "global": the trajectories
     tol: float = 0.0
+    explanation: dict | None = None   # local: the likely mistake (crosscheck.mistakes.Explanation)
+    elements: tuple = ()              # local: the worst elements, manual beside autograd
 
     def __str__(self) -> str:
         what = f"{self.quantity}[{self.parameter}]" if self.parameter else self.quantity
@@ -70,7 +72,8 @@ class Divergence:
         return {"question": self.question, "step": self.step, "quantity": self.quantity,
                 "parameter": self.parameter, "expected": _json_float(self.expected),
                 "got": _json_float(self.got), "error": _json_float(self.error),
-                "tolerance": _json_float(self.tol)}
+                "tolerance": _json_float(self.tol), "explanation": self.explanation,
+                "elements": list(self.elements)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,7 +376,7 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
         # Rounding-level differences exceed the plain bound only where the gradient itself is
         # ill-conditioned (a residual that cancels near a fit): measure that sensitivity there.
         allowed[k] = tolerances.local_rtol(other.dtype, _sensitivity(other, gradient, hyper, k, u,
-                                                                     manual_loss, manual)) * c[k]
+                                                                     manual_loss, manual, case)) * c[k]
         if worst[k] <= allowed[k]:
             continue
         # Or the code's own rounding: the same code in extended precision (tolerances.py).
@@ -442,6 +445,48 @@ class _Referee:
         return d
 
 
+def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Divergence:
+    """``d`` (a wrong manual gradient) with its worst elements and its likely mistake."""
+    from crosscheck import mistakes
+
+    k, name = d.step, d.parameter
+    manual, auto = loc.manual[name][k], other.grads[name][k]
+    sample = sample_of(other, k)
+    pred = np.asarray(other.pred_train)
+    batch = 1 if sample is not None or pred.ndim == 0 else len(pred)
+    outputs = pred.shape[-1] if pred.ndim >= 2 else 1
+    off = None
+    for mask in other.masks.values():   # units along the last axis, as the gradient's
+        at = np.asarray(mask[k])
+        if at.ndim >= 1 and np.ndim(manual) >= 1 and at.shape[-1] == np.shape(manual)[-1]:
+            off = ~at.reshape(-1, at.shape[-1]).all(axis=0)
+            break
+    explanation = mistakes.explain(
+        f"grad[{name}]", manual, auto, tol=d.tol, batch=batch, outputs=outputs,
+        previous=other.grads[name][k - 1] if k else None, zeros=_exact_zeros(case, other, k),
+        off_units=off)
+    rows = mistakes.worst_elements(manual, {other.framework: auto})
+    return dataclasses.replace(d, explanation=explanation.as_dict(), elements=tuple(rows))
+
+
+def _exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
+    """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
+    from array_api_compat import array_namespace
+
+    from crosscheck.problem import recording
+
+    problem = case.problem(**rerun_overrides(t))
+    if not problem.masks:
+        return ()
+    sample = sample_of(t, k)
+    x = problem.x if sample is None else problem.sample(problem.x, sample)
+    named: dict = {}
+    with np.errstate(all="ignore"):
+        problem.forward(array_namespace(x), {n: t.params[n][k] for n in t.param_names}, x,
+                        tap=recording(named))
+    return tuple(n for n in problem.masks if n in named and np.any(np.asarray(named[n]) == 0))
+
+
 def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory) -> np.ndarray:
     g = np.asarray(grads[name], np.float64)
     if g.shape != shape:
@@ -475,15 +520,22 @@ def nudged(params: Mapping[str, Any], u: float, flip: float) -> dict[str, np.nda
 
 
 def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
-                 manual_loss: np.ndarray, manual: dict[str, np.ndarray]) -> float:
+                 manual_loss: np.ndarray, manual: dict[str, np.ndarray], case: Case | None = None) -> float:
     """How far the manual loss and gradients move, normwise (causal scale), when every
     parameter moves by ``u`` relative, up and down alternately and then the other way: the
     rounding-level difference two correct evaluations at step ``k`` can show."""
     at = {n: other.params[n][k] for n in other.param_names}
     base = {n: manual[n][k] for n in other.param_names}
+    sample = sample_of(other, k)
+    if case is not None and _exact_zeros(case, other, k):
+        return 0.0   # on a ReLU kink the gradient jumps under any nudge: nothing to measure
+    sides = case.loss_at(at, hyper, sample)[1] if case is not None else ()
     worst = 0.0
     for flip in (1.0, -1.0):
-        loss, g = _manual_at(other, gradient, hyper, k, nudged(at, u, flip))
+        moved = nudged(at, u, flip)
+        if case is not None and case.loss_at(moved, hyper, sample)[1] != sides:
+            continue   # the nudge crossed a ReLU kink: a jump of the gradient, not its rounding
+        loss, g = _manual_at(other, gradient, hyper, k, moved)
         worst = max(worst, _apart(other, k, loss, g, manual_loss[k], base))
     return worst if math.isfinite(worst) else 0.0
 
@@ -520,6 +572,8 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
                 case, fw, k, quantity, name, expected, value, float(err[k]), "local",
                 float(loc.allowed[k]))))
     local_first = min(local_cands, key=lambda c: c[:2])[2] if local_cands else None
+    if local_first is not None and local_first.quantity == "grad":
+        local_first = _explained(local_first, other, loc, _case(ref.case, reference))
 
     # Global: the trajectories, up to the horizon and the first non-finite step; and up to
     # the step where two autograd implementations part beyond rounding at the same

@@ -46,6 +46,8 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
             body.append("      (its own float64 rounding: the same code in extended precision agrees "
                         "with autograd)")
         good = line.verdict == "agree"
+        if not good:
+            body.extend(_elements(line, traj))
         f = line.fd
         if f is not None:
             if f.exists:
@@ -70,6 +72,24 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
            "finite differences within their derived tolerance",
            f"verdict: {summary}", "", *body, "", summary]
     return "\n".join(out), all(verdicts.values())
+
+
+def _elements(line: oracles.Line, traj: Trajectory) -> list[str]:
+    """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake."""
+    from crosscheck import mistakes
+
+    fw, auto = next(iter(line.autograd.items()))
+    t = mistakes.triple(line.manual, auto, line.tol)
+    out = [f"      exact {t['exact']}, approximate {t['approximate']}, maxdiff {t['maxdiff']:.3g} ({fw})"]
+    for row in mistakes.worst_elements(line.manual, line.autograd, n=3):
+        values = "  ".join(f"{k} {row[k]:.6g}" for k in ("manual", *line.autograd))
+        out.append(f"      at {tuple(row['index'])}: {values}  rel. err {row['rel_err']:.3g}")
+    pred = np.asarray(traj.pred_train)
+    batch = len(pred) if pred.ndim and oracles.sample_of(traj, 0) is None else 1
+    why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch,
+                           outputs=pred.shape[-1] if pred.ndim >= 2 else 1)
+    out.append(f"      likely: {why.text}")
+    return out
 
 
 def _summary(verdicts: dict[str, bool]) -> str:

@@ -47,6 +47,8 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
             explain = (f" `crosscheck explain {target} --step {first.step}` shows every line."
                        if target and first else "")
             text = EXPLAIN[first.question if first else None].format(explain=explain)
+            if first is not None and first.explanation:
+                text = f"Likely: {first.explanation['text']}. " + text
             mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
                                "explanation": "" if text in explained else text})
             explained.add(text)

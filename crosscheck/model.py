@@ -240,11 +240,22 @@ class Model:
         return checked, {t: np.array(g, np.float64) for t, g in intermediates.items()}
 
     def validate(self) -> None:
-        """Run one step at the initial values, checking what only a call can show."""
+        """Run one step at the initial values, checking what only a call can show; and that
+        the backward is a function of its arguments (called again at the initial values after
+        a call elsewhere, it must give the same): every check evaluates it out of order."""
         for sample in ((None,) if self.batch == "full" else (0,)):
             xb, yb = self._batch(sample)
-            _, named = self._forward_loss(self.params0, xb, yb, "at the initial values")
-            self._backward(self.params0, xb, yb, "at the initial values", named)
+            where = "at the initial values"
+            _, named = self._forward_loss(self.params0, xb, yb, where)
+            first = self._backward(self.params0, xb, yb, where, named)[0]
+            self._backward({k: v + 0.5 for k, v in self.params0.items()}, xb, yb, "at moved values")
+            again = self._backward(self.params0, xb, yb, where)[0]
+            changed = [k for k in first if not np.array_equal(first[k], again[k], equal_nan=True)]
+            if changed:
+                raise ModelError(f"[{self.name}] backward gives another gradient of {changed[0]!r} at the "
+                                 "same values after a call elsewhere: it keeps state between calls (a "
+                                 "cache, or parameters from the last call); it must depend on its "
+                                 "arguments only")
 
     # ------------------------------------------------------------------ the case protocol
     def gradient(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,

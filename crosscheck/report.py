@@ -476,6 +476,8 @@ def table(results: Sequence[CaseResult]) -> str:
             local = max(c.local_max.values(), default=0.0)
             lines.append(f"{r.case:<{w}} {fw:<9} {local:>9.2e} {e['loss']:>9.2e} {e['grads']:>9.2e} "
                          f"{e['params']:>9.2e} {c.tol:>8.1e}  {verdict(r, fw)}")
+            if c.first is not None and c.first.explanation:
+                lines.append(f"{'':<{w}} {'':<9} likely: {c.first.explanation['text']}")
             if fw in r.drift:
                 dr = r.drift[fw]
                 above = dr["first_step_above_1e-3"]

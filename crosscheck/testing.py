@@ -25,4 +25,6 @@ def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registr
     first = result.first_divergence
     if first is not None:
         lines.append(f"first: {first}")
+        if first.explanation:
+            lines.append(f"likely: {first.explanation['text']}")
     raise AssertionError("\n".join(lines))

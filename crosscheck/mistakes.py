@@ -1,0 +1,162 @@
+"""Why is a manual gradient wrong? The worst elements, and the likely kind of mistake.
+
+Where the local question fails (the manual gradient against autograd at the same
+parameters), :func:`explain` compares the two arrays element by element and names the
+fingerprint a mistake leaves:
+
+* ``constant_factor``: manual = k * autograd on every element (k named when it is 2, 1/2,
+  the batch size, the number of outputs, or their inverses);
+* ``sign``: manual = -autograd;
+* ``transpose``: the right values in the transposed layout;
+* ``kink``: a ReLU pre-activation is exactly 0 at this step, where the derivative is a
+  convention ((a > 0) gives 0, (a >= 0) or clamp 1, maximum 0.5);
+* ``dead_units``: wrong only in the units (last axis) that are off on some sample;
+* ``stale_parameters``: the manual value is autograd's of the step before (parameters used
+  before their update, or a cached value);
+* ``some_elements``: right except at a few listed elements (a missing term);
+* ``shape``: shapes differ;
+* ``unknown``: none of these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Relative spread within which element ratios count as one constant factor, and within
+#: which a value counts as equal to another: far above rounding (1e-15), far below any
+#: real mistake's fingerprint.
+SAME = 1e-7
+#: At most this share of elements wrong, and at most MAX_LISTED of them, is "some elements".
+SOME_SHARE = 0.5
+MAX_LISTED = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    kind: str
+    text: str
+    factor: float | None = None
+    elements: tuple[tuple[int, ...], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "factor": self.factor, "elements": [list(e) for e in self.elements],
+                "text": self.text}
+
+
+def worst_elements(manual: np.ndarray, autograd: Mapping[str, np.ndarray], n: int = 5) -> list[dict]:
+    """The ``n`` elements where the manual value is furthest from the first autograd's:
+    index, manual, each framework's value, absolute and relative error."""
+    m = np.asarray(manual, np.float64)
+    first = np.asarray(next(iter(autograd.values())), np.float64)
+    if m.shape != first.shape:
+        return []
+    diff = np.abs(m - first)
+    order = np.argsort(-diff.ravel(), kind="stable")[:n]
+    rows = []
+    for flat in order:
+        idx = np.unravel_index(flat, m.shape) if m.ndim else ()
+        a = float(first[idx])
+        rows.append({"index": [int(i) for i in idx], "manual": float(m[idx]),
+                     **{fw: float(np.asarray(v, np.float64)[idx]) for fw, v in autograd.items()},
+                     "abs_err": float(diff[idx]),
+                     "rel_err": float(diff[idx] / abs(a)) if a else float("inf")})
+    return rows
+
+
+def triple(manual: np.ndarray, autograd: np.ndarray, tol: float) -> dict[str, Any]:
+    """Backprop Ninja's view: bit-exact, within tolerance (normwise), the largest difference."""
+    m, a = np.asarray(manual, np.float64), np.asarray(autograd, np.float64)
+    if m.shape != a.shape:
+        return {"exact": False, "approximate": False, "maxdiff": float("inf")}
+    maxdiff = float(np.max(np.abs(m - a), initial=0.0))
+    scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
+    return {"exact": bool(np.array_equal(m, a)), "approximate": maxdiff <= tol * scale, "maxdiff": maxdiff}
+
+
+def _named_factor(k: float, m: int, outputs: int) -> str:
+    names = [(2.0, "2"), (0.5, "1/2")]
+    if m > 1:
+        names += [(float(m), "the batch size: is a 1/m missing?"),
+                  (1.0 / m, "one over the batch size: divided by m twice?")]
+    if outputs > 1:
+        names += [(float(outputs), "the number of outputs: does the derivative divide by m where the "
+                                   "loss divides by m * outputs?"),
+                  (1.0 / outputs, "one over the number of outputs")]
+    for value, name in names:
+        if abs(k - value) <= SAME * abs(value):
+            return name
+    return ""
+
+
+def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, batch: int = 1,
+            outputs: int = 1, previous: np.ndarray | None = None, zeros: Sequence[str] = (),
+            off_units: np.ndarray | None = None) -> Explanation:
+    """The likely mistake behind ``manual`` (the hand-written gradient ``name``) differing
+    from ``autograd`` at the same parameters.
+
+    ``previous``: autograd's value one step earlier (stale parameters); ``zeros``: the ReLU
+    pre-activations exactly 0 at this step (kinks); ``off_units``: per unit (last axis), off
+    on some sample at this step.
+    """
+    m, a = np.asarray(manual, np.float64), np.asarray(autograd, np.float64)
+    if m.shape != a.shape:
+        if m.T.shape == a.shape and np.allclose(m.T, a, rtol=SAME, atol=0):
+            return Explanation("transpose", f"{name} holds autograd's values transposed: "
+                                            f"shape {m.shape} where the parameter is {a.shape}")
+        return Explanation("shape", f"{name} has shape {m.shape}, autograd's {a.shape}")
+    scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
+    wrong = np.abs(m - a) > tol * scale
+    if not wrong.any():
+        return Explanation("unknown", f"{name} agrees with autograd elementwise")
+
+    def equal(x, y):
+        return np.all(np.abs(x - y) <= SAME * np.maximum(np.abs(y), scale * tol))
+
+    nonzero = np.abs(a) > tol * scale
+    factor = None
+    if nonzero.any() and equal(m[~nonzero], 0.0):
+        ratio = m[nonzero] / a[nonzero]
+        k = float(np.median(ratio))
+        if np.all(np.abs(ratio - k) <= SAME * abs(k)):
+            if abs(k + 1) <= SAME:
+                return Explanation("sign", f"{name} is exactly -1 x autograd's on every element: a sign "
+                                           "is flipped (O - y against y - O?)", -1.0)
+            named = _named_factor(k, batch, outputs)
+            if named:
+                return Explanation("constant_factor", f"{name} is exactly {k:.6g}x autograd's on every "
+                                                      f"element: {k:.6g} is {named}", k)
+            if nonzero.sum() > 1:   # one element is always "a constant factor": no evidence
+                factor = k
+    if m.ndim == 2 and m.shape[0] == m.shape[1] and equal(m.T, a):
+        return Explanation("transpose", f"{name} holds autograd's values transposed (a @ b.T where "
+                                        "b.T @ a was meant?)")
+    stale = previous is not None and np.shape(previous) == a.shape
+    if stale and equal(m, np.asarray(previous, np.float64)):
+        return Explanation("stale_parameters", f"{name} equals autograd's gradient of the step before: "
+                                               "parameters used before their update, or a stale cache")
+    if factor is None and zeros:
+        return Explanation("kink", f"{name} differs where {', '.join(zeros)} is exactly 0 at this step: a "
+                                   "ReLU's derivative there is a convention, (a > 0) gives 0, (a >= 0) and "
+                                   "clamp give 1, maximum gives 0.5; the forward's spelling and the "
+                                   "backward's must agree")
+    if factor is not None:
+        return Explanation("constant_factor", f"{name} is exactly {factor:.6g}x autograd's on every "
+                                              "element", factor)
+    if off_units is not None and m.ndim >= 1 and off_units.shape == m.shape[-1:] and not off_units.all():
+        # Wrong in exactly the units that are off on some sample, and there wholly.
+        by_unit = wrong.reshape(-1, m.shape[-1])
+        cols = by_unit.any(axis=0)
+        if cols.any() and np.array_equal(cols, off_units) and by_unit[:, cols].all():
+            units = np.flatnonzero(cols).tolist()
+            return Explanation("dead_units", f"{name} is wrong only in units {units}, which are off on "
+                                             "some sample: is the ReLU's mask missing (dL_da = dL_dA)?")
+    idx = [tuple(int(i) for i in np.unravel_index(j, m.shape)) for j in np.flatnonzero(wrong.ravel())]
+    if len(idx) <= MAX_LISTED and len(idx) <= SOME_SHARE * m.size:
+        return Explanation("some_elements", f"{name} is right except at {', '.join(map(str, idx))}: "
+                                            "a missing or extra term there?", elements=tuple(idx))
+    return Explanation("unknown", f"{name} differs from autograd on {len(idx)} of {m.size} elements "
+                                  "with no single pattern")

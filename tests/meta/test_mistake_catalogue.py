@@ -1,0 +1,162 @@
+"""A catalogue of classic mistakes in a hand-written backward, each planted in a user-style
+model, and the kind of mistake the tool must name for it (``crosscheck.mistakes``).
+
+The base model: a ReLU layer and a linear layer, 6 samples, 3 inputs, 3 hidden units and
+3 outputs, the loss a mean over every output of every sample. Square weights let a
+transposed gradient keep its shape; three outputs tell the batch size (6) from the number
+of outputs (3). The kind is what the mistake's fingerprint is; "unknown" is said where no
+single pattern exists (and the closing note says which)."""
+
+import numpy as np
+import pytest
+
+import crosscheck
+from crosscheck import Model
+
+rng = np.random.default_rng(3)
+X = rng.normal(size=(6, 3))
+Y = rng.normal(size=(6, 3))
+# Hidden unit 0 is off on some samples; units 1 and 2 are on for every sample.
+INIT = {"W1": rng.normal(size=(3, 3)), "b1": np.array([0.0, 6.0, 6.0]),
+        "W2": rng.normal(size=(3, 3)), "b2": np.zeros(3)}
+# A start where the first hidden pre-activation is exactly 0 on the samples with x[:, 0] == 1.
+X_KINK = np.array([[1.0, 2.0, -1.0], [1.0, -1.0, 0.5], [2.0, 0.5, 1.0], [3.0, 1.0, -2.0],
+                   [0.5, -0.5, 2.0], [1.5, 2.5, 0.5]])
+INIT_KINK = {"W1": np.eye(3), "b1": np.array([-1.0, 0.5, 0.5]), "W2": rng.normal(size=(3, 3)),
+             "b2": np.zeros(3)}
+
+
+def relu_mask(xp, t):
+    return t * (t > 0)
+
+
+def forward(xp, p, x, tap=lambda n, t: t):
+    a = tap("a", x @ p["W1"] + p["b1"])                   # (m, h)
+    return relu_mask(xp, a) @ p["W2"] + p["b2"]           # (m, o)
+
+
+def forward_maximum(xp, p, x, tap=lambda n, t: t):        # derivative 0.5 at exactly 0
+    a = tap("a", x @ p["W1"] + p["b1"])
+    return xp.maximum(a, 0 * a) @ p["W2"] + p["b2"]
+
+
+def loss(xp, pred, y):
+    return xp.mean((pred - y) ** 2)
+
+
+def parts(p, x, y, scale=2.0, per=None):
+    a = x @ p["W1"] + p["b1"]
+    A = a * (a > 0)
+    O = A @ p["W2"] + p["b2"]  # noqa: E741 (the documents' name)
+    d = scale * (O - y) / (O.size if per is None else per)
+    return a, A, d
+
+
+def right(p, x, y):
+    a, A, d = parts(p, x, y)
+    da = (d @ p["W2"].T) * (a > 0)
+    return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+
+
+def with_(**changes):
+    """A backward that is ``right`` except for the gradients ``changes`` computes."""
+    def backward(p, x, y):
+        grads = right(p, x, y)
+        return {**grads, **{k: f(p, x, y, grads) for k, f in changes.items()}}
+    return backward
+
+
+def all_(f):
+    """A backward whose every gradient is computed from a changed ``d = dL/dO``."""
+    def backward(p, x, y):
+        a, A, d = f(p, x, y)
+        da = (d @ p["W2"].T) * (a > 0)
+        return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+    return backward
+
+
+def stale():
+    """Gradients computed at the previous call's parameters (a cache never refreshed in time)."""
+    last = {}
+
+    def backward(p, x, y):
+        at = last.get("p", p)
+        last["p"] = {k: np.array(v) for k, v in p.items()}
+        return right(at, x, y)
+    return backward
+
+
+def no_relu_derivative(p, x, y):
+    a, A, d = parts(p, x, y)
+    da = d @ p["W2"].T                                    # the mask (a > 0) forgotten
+    return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+
+
+def ge_mask(p, x, y):
+    a, A, d = parts(p, x, y)
+    da = (d @ p["W2"].T) * (a >= 0)                       # derivative 1 at exactly 0
+    return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+
+
+def tanh_derivative(p, x, y):
+    a, A, d = parts(p, x, y)
+    da = (d @ p["W2"].T) * (1 - A ** 2)                   # another activation's derivative
+    return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+
+
+def update_before_use(p, x, y):
+    a, A, d = parts(p, x, y)
+    W2 = p["W2"] - 0.05 * (A.T @ d)                       # W2 moved before dL/dA reads it
+    da = (d @ W2.T) * (a > 0)
+    return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+
+
+# (id, backward, forward, kink start, expected kind, expected parameter)
+CATALOGUE = [
+    ("missing-1/m", all_(lambda p, x, y: parts(p, x, y, per=y.shape[1])), forward, False,
+     "constant_factor", "W1"),
+    ("mse-fp-divides-by-m-only", all_(lambda p, x, y: parts(p, x, y, per=y.shape[0])), forward, False,
+     "constant_factor", "W1"),
+    ("doubled-factor-2", all_(lambda p, x, y: parts(p, x, y, scale=4.0)), forward, False,
+     "constant_factor", "W1"),
+    ("dropped-factor-2", all_(lambda p, x, y: parts(p, x, y, scale=1.0)), forward, False,
+     "constant_factor", "W1"),
+    ("sign-y-minus-O", all_(lambda p, x, y: parts(p, x, y, scale=-2.0)), forward, False, "sign", "W1"),
+    ("sign-in-one-gradient", with_(W2=lambda p, x, y, g: -g["W2"]), forward, False, "sign", "W2"),
+    ("bias-mean-not-sum", with_(b2=lambda p, x, y, g: g["b2"] / x.shape[0]), forward, False,
+     "constant_factor", "b2"),
+    ("transposed-product", with_(W1=lambda p, x, y, g: g["W1"].T), forward, False, "transpose", "W1"),
+    ("missing-relu-derivative", no_relu_derivative, forward, False, "dead_units", "W1"),
+    ("kink-forward-maximum", right, forward_maximum, True, "kink", "W1"),
+    ("kink-backward-ge", ge_mask, forward, True, "kink", "W1"),
+    ("missing-term-one-element", with_(W1=lambda p, x, y, g: np.where(np.eye(3)[0:1].T @ np.eye(3)[0:1] > 0,
+                                                                       0.0, g["W1"])),
+     forward, False, "some_elements", "W1"),
+    ("extra-term-one-element", with_(b2=lambda p, x, y, g: g["b2"] + np.array([0.0, 0.5, 0.0])), forward,
+     False, "some_elements", "b2"),
+    ("wrong-activation-derivative", tanh_derivative, forward, False, "unknown", "W1"),
+    ("update-before-use", update_before_use, forward, False, "unknown", "W1"),
+]
+
+
+@pytest.mark.parametrize("entry", CATALOGUE, ids=[c[0] for c in CATALOGUE])
+def test_the_mistake_is_named(entry):
+    name, backward, fwd, kink, kind, param = entry
+    model = Model(name=f"catalogue_{name.replace('/', '_')}", x=X_KINK if kink else X, y=Y,
+                  init=INIT_KINK if kink else INIT, forward=fwd, loss=loss, backward=backward,
+                  lr=0.05, epochs=4, relu=("a",))
+    first = crosscheck.check(model, frameworks=("torch",)).first_divergence
+    assert first is not None and first.question == "local", f"[{name}] not caught: {first}"
+    got = first.explanation["kind"] if first.explanation else None
+    assert (got, first.parameter) == (kind, param), (
+        f"[{name}] expected {kind} on {param}, got {got} on {first.parameter} at step {first.step}: "
+        f"{first.explanation}")
+
+
+def test_a_backward_that_keeps_state_is_refused():
+    # Gradients at the previous call's parameters (a cache refreshed too late): every check
+    # evaluates the backward out of order, so such a backward cannot be judged at all.
+    model = Model(name="catalogue_stale", x=X, y=Y, init=INIT, forward=forward, loss=loss, backward=stale(),
+                  lr=0.05, epochs=4)
+    with pytest.raises(crosscheck.ModelError, match="keeps state between calls"):
+        crosscheck.check(model, frameworks=("torch",))
