@@ -47,7 +47,7 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
                         "with autograd)")
         good = line.verdict == "agree"
         if not good:
-            body.extend(_elements(line, traj))
+            body.extend(_elements(line, traj, step))
         f = line.fd
         if f is not None:
             if f.exists:
@@ -74,7 +74,7 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
     return "\n".join(out), all(verdicts.values())
 
 
-def _elements(line: oracles.Line, traj: Trajectory) -> list[str]:
+def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
     """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake."""
     from crosscheck import mistakes
 
@@ -86,8 +86,11 @@ def _elements(line: oracles.Line, traj: Trajectory) -> list[str]:
         out.append(f"      at {tuple(row['index'])}: {values}  rel. err {row['rel_err']:.3g}")
     pred = np.asarray(traj.pred_train)
     batch = len(pred) if pred.ndim and oracles.sample_of(traj, 0) is None else 1
+    from crosscheck import cases, compare
+
+    zeros = compare._exact_zeros(cases.get(traj.case), traj, step)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch,
-                           outputs=pred.shape[-1] if pred.ndim >= 2 else 1)
+                           outputs=pred.shape[-1] if pred.ndim >= 2 else 1, zeros=zeros)
     out.append(f"      likely: {why.text}")
     return out
 

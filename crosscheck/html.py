@@ -22,9 +22,9 @@ EXPLAIN = {
     "local": ("The manual gradient, evaluated at this framework's own parameters, differs from "
               "autograd there: a line of the hand-written backward is wrong at this step (or from it, "
               "once a ReLU unit switches).{explain}"),
-    "global": ("Every manual gradient agrees with autograd where both are evaluated, but the "
-               "trajectories part beyond what rounding can explain: the training loop itself differs "
-               "(the update, its order, the data or the samples' order)."),
+    "global": ("The trajectories part beyond what rounding can explain, before any manual gradient "
+               "is found wrong: the training loop itself differs (the update, its order, the data or "
+               "the samples' order)."),
     None: "The runs agree step by step, but do qualitatively different things (dynamics or dead units).",
 }
 
@@ -44,11 +44,13 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
         if not r.agree(fw):
             first = comp.first
             target = r.case if c.document else f"{c.origin}:{r.case}" if c.origin else None
-            explain = (f" `crosscheck explain {target} --step {first.step}` shows every line."
+            options = "".join(f" --{k} {v}" for k, v in r.reference.hyper.items()
+                              if k in ("lr", "epochs") and c.problem().hyper.get(k) != v)
+            explain = (f" `crosscheck explain {target} --step {first.step}{options}` shows every line."
                        if target and first else "")
             text = EXPLAIN[first.question if first else None].format(explain=explain)
             if first is not None and first.explanation:
-                text = f"Likely: {first.explanation['text']}. " + text
+                text = f"Likely: {first.explanation['text'].rstrip('?.')}. " + text
             mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
                                "explanation": "" if text in explained else text})
             explained.add(text)
@@ -89,11 +91,11 @@ def fragment(r: report.CaseResult, dtype: str) -> str:
 
     from crosscheck import transcript
 
-    with tempfile.TemporaryDirectory(prefix="crosscheck-plots-") as tmp:
-        plots.write(r.trajs, transcript.printed_losses(r.case, r.reference), Path(tmp), r.diagnosis,
-                    report.error_series(r))
+    with tempfile.TemporaryDirectory(prefix="crosscheck-plots-") as tmp:   # errors and loss only
+        errors, loss, _ = (Path(tmp) / name for name in plots.filenames(r.case))
+        plots.errors_plot(report.error_series(r), r.case, errors)
+        plots.loss_plot(r.trajs, transcript.printed_losses(r.case, r.reference), loss, r.diagnosis)
         section = _case_section(r, Path(tmp))
-    section["plots"] = section["plots"][:2]   # errors and loss; the parameters are in the page
     agree = all(r.agree(fw) for fw in r.comparisons)
     return _environment().get_template("result.html.j2").render(case=section, rows=_rows([r]),
                                                                agree=agree, dtype=dtype)

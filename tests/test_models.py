@@ -485,3 +485,26 @@ def test_a_per_sample_model_of_one_sample_runs_and_explains(capsys):
     assert code == EXIT_OK, f"[one_sample] run exit {code}: {err}"
     code, out, err = cli(capsys, "explain", one, "--step", "3")
     assert code == EXIT_OK and "epoch 3, sample 0" in out, f"[one_sample] explain exit {code}: {err}{out}"
+
+
+def test_the_json_names_the_likely_mistake_and_stays_strict_json(capsys):
+    import json
+
+    code, out, err = cli(capsys, "run", PLANTED, "--framework", "torch", "--json", "-", "--jobs", "1")
+
+    def refuse(constant):
+        raise AssertionError(f"[planted_mistake/torch] the JSON holds {constant}, which is not JSON")
+
+    report = json.loads(out, parse_constant=refuse)
+    first = report["cases"]["planted_mistake"]["frameworks"]["torch"]["first_divergence"]
+    why = first["explanation"]
+    assert (why["kind"], round(why["factor"], 9)) == ("constant_factor", 16.0), (
+        f"[planted_mistake/torch] {why}")
+    assert "batch size" in why["text"], f"[planted_mistake/torch] {why['text']}"
+    assert first["elements"] and first["elements"][0]["index"] == [0], f"[planted_mistake/torch] {first}"
+    assert "likely: grad[b] is exactly 16x" in err, "the table's likely: line is missing"
+
+
+def test_explain_names_a_kink_as_run_does(capsys):
+    code, out, err = cli(capsys, "explain", str(EXAMPLES / "kink_spelling.py"), "--step", "0")
+    assert code == EXIT_MISMATCH and "likely: dL/dW1 differs where a is exactly 0" in out, out[-1500:]

@@ -50,7 +50,8 @@ def test_wheel_holds_the_package_data_and_no_generic_top_level_names(wheel):
     want = {f"{printed}{c}.txt" for c in cases.CASES} | {f"{printed}documents.sha256",
                                                          "crosscheck/frameworks/torch_models.py",
                                                          "crosscheck/frameworks/jax_models.py",
-                                                         "crosscheck/templates/report.html.j2"}
+                                                         "crosscheck/templates/report.html.j2",
+                                                         "crosscheck/templates/result.html.j2"}
     assert want <= set(names), f"{wheel.name} lacks {sorted(want - set(names))}"
 
 
