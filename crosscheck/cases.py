@@ -118,12 +118,6 @@ class Case:
         """The hyper-parameters of the run the document printed (None: nothing printed)."""
         return dict(self.problem().hyper) if self.transcript is not None else None
 
-    def max_conditioning(self, traj: Trajectory) -> float:
-        """Largest amplification of rounding over the run's steps (1 if none)."""
-        if self.conditioning is None:
-            return 1.0
-        return float(np.max(self.conditioning(traj), initial=1.0))
-
 
 class UnknownCase(KeyError):
     pass

@@ -274,9 +274,8 @@ def cmd_kinks(args: argparse.Namespace) -> int:
     print(f"{case.kink.note}.\n")
     print(f"{'framework':<9} {'spelling':<36} {'d/dx at 0':>9}  {'= ref':<5}  kink case (max rel. error)")
     for r in rows:
-        case = ("-" if r.kink_case_agrees is None else
-                f"{'agrees' if r.kink_case_agrees else 'DIFFERS'} ({r.kink_case_error:.1e})")
-        print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {'yes' if r.agrees else 'NO':<5}  {case}")
+        print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {'yes' if r.agrees else 'NO':<5}  "
+              f"{r.kink_case_text}")
     from crosscheck.versions import versions
     v = versions()
     print(f"\ntorch {v['torch']}, jax {v['jax']}. The documents' framework models use "

@@ -451,10 +451,7 @@ def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Dive
 
     k, name = d.step, d.parameter
     manual, auto = loc.manual[name][k], other.grads[name][k]
-    sample = sample_of(other, k)
-    pred = np.asarray(other.pred_train)
-    batch = 1 if sample is not None or pred.ndim == 0 else len(pred)
-    outputs = pred.shape[-1] if pred.ndim >= 2 else 1
+    batch, outputs = mistakes.sizes(other, k)
     off = None
     for mask in other.masks.values():   # units along the last axis, as the gradient's
         at = np.asarray(mask[k])
@@ -463,13 +460,13 @@ def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Dive
             break
     explanation = mistakes.explain(
         f"grad[{name}]", manual, auto, tol=d.tol, batch=batch, outputs=outputs,
-        previous=other.grads[name][k - 1] if k else None, zeros=_exact_zeros(case, other, k),
+        previous=other.grads[name][k - 1] if k else None, zeros=exact_zeros(case, other, k),
         off_units=off)
     rows = mistakes.worst_elements(manual, {other.framework: auto})
     return dataclasses.replace(d, explanation=explanation.as_dict(), elements=tuple(rows))
 
 
-def _exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
+def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
     """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
     from array_api_compat import array_namespace
 
@@ -527,7 +524,7 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
     at = {n: other.params[n][k] for n in other.param_names}
     base = {n: manual[n][k] for n in other.param_names}
     sample = sample_of(other, k)
-    if case is not None and _exact_zeros(case, other, k):
+    if case is not None and exact_zeros(case, other, k):
         return 0.0   # on a ReLU kink the gradient jumps under any nudge: nothing to measure
     sides = case.loss_at(at, hyper, sample)[1] if case is not None else ()
     worst = 0.0

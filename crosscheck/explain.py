@@ -84,13 +84,11 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
     for row in mistakes.worst_elements(line.manual, line.autograd, n=3):
         values = "  ".join(f"{k} {row[k]:.6g}" for k in ("manual", *line.autograd))
         out.append(f"      at {tuple(row['index'])}: {values}  rel. err {row['rel_err']:.3g}")
-    pred = np.asarray(traj.pred_train)
-    batch = len(pred) if pred.ndim and oracles.sample_of(traj, 0) is None else 1
     from crosscheck import cases, compare
 
-    zeros = compare._exact_zeros(cases.get(traj.case), traj, step)
-    why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch,
-                           outputs=pred.shape[-1] if pred.ndim >= 2 else 1, zeros=zeros)
+    batch, outputs = mistakes.sizes(traj, step)
+    why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
+                           zeros=compare.exact_zeros(cases.get(traj.case), traj, step))
     out.append(f"      likely: {why.text}")
     return out
 

@@ -74,12 +74,8 @@ def _rows(results: Sequence[report.CaseResult]) -> list[dict[str, Any]]:
     """The verdict table's rows: one per case and framework."""
     rows = []
     for r in results:
-        for fw, c in r.comparisons.items():
-            e = c.max_rel_err
-            rows.append({"case": r.case, "framework": fw, "agree": r.agree(fw),
-                         "local": f"{max(c.local_max.values(), default=0.0):.2e}",
-                         "loss": f"{e['loss']:.2e}", "grads": f"{e['grads']:.2e}",
-                         "params": f"{e['params']:.2e}", "envelope": f"{c.tol:.1e}",
+        for fw in r.comparisons:
+            rows.append({"case": r.case, "framework": fw, "agree": r.agree(fw), **report.row(r, fw),
                          "verdict": report.verdict(r, fw)})
     return rows
 
@@ -108,8 +104,7 @@ def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,
     rows = _rows(results)
     kink_rows = [{"framework": k.framework, "spelling": k.spelling, "at_zero": f"{k.at_zero:g}",
                   "agrees": k.agrees,
-                  "kink_case": "-" if k.kink_case_agrees is None else
-                  f"{'agrees' if k.kink_case_agrees else 'DIFFERS'} ({k.kink_case_error:.1e})"}
+                  "kink_case": k.kink_case_text}
                  for k in kinks]
     return env.get_template("report.html.j2").render(
         summary=report.summary(results), dtype=dtype, versions=versions(), rows=rows,

@@ -91,6 +91,13 @@ class Row:
     kink_case_agrees: bool | None = None
     kink_case_error: float | None = None
 
+    @property
+    def kink_case_text(self) -> str:
+        """``agrees (2.3e-16)``, ``DIFFERS (1.1e-01)``, or ``-`` (not run on the kink case)."""
+        if self.kink_case_agrees is None:
+            return "-"
+        return f"{'agrees' if self.kink_case_agrees else 'DIFFERS'} ({self.kink_case_error:.1e})"
+
 
 def derivatives_at_zero() -> list[Row]:
     rows = [Row("numpy", "(x > 0).astype(float)  [reference]", float(np.float64(0.0) > 0), True)]

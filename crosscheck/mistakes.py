@@ -77,6 +77,16 @@ def triple(manual: np.ndarray, autograd: np.ndarray, tol: float) -> dict[str, An
     return {"exact": bool(np.array_equal(m, a)), "approximate": maxdiff <= tol * scale, "maxdiff": maxdiff}
 
 
+def sizes(traj, step: int) -> tuple[int, int]:
+    """(batch size, number of outputs) of ``traj``'s step: the factors a mistake is named by.
+    A per-sample step's batch is its one sample."""
+    from crosscheck.compare import sample_of
+
+    pred = np.asarray(traj.pred_train)
+    batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)
+    return batch, pred.shape[-1] if pred.ndim >= 2 else 1
+
+
 def _named_factor(k: float, m: int, outputs: int, same: float = SAME) -> str:
     names = [(2.0, "a doubled factor 2"), (0.5, "a factor 2 too few (or a 1/2 too many)")]
     if m > 1:

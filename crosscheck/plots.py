@@ -59,10 +59,6 @@ def _title(fig, case: str, text: str) -> None:
     fig.subplots_adjust(top=0.93 - 0.035 * max(len(clauses) - 1, 0))
 
 
-def _save(fig, path: Path) -> None:
-    fig.savefig(path)
-
-
 def _legend(ax, **kw: Any) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
 
@@ -93,7 +89,7 @@ def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
     ax.set_ylabel("normwise relative error")
     _title(fig, case, "each framework against the reference at every step (0 is drawn at 1e-18)")
     _legend(ax)
-    _save(fig, path)
+    fig.savefig(path)
     return path
 
 
@@ -140,7 +136,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     zoom.set_xlabel(f"last {len(last)} epochs" + (" before inf/NaN" if end < ref.epochs else ""))
     _title(fig, ref.case, diagnosis)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4, frameon=False)
-    _save(fig, path)
+    fig.savefig(path)
     return path
 
 
@@ -168,7 +164,7 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     _title(fig, ref.case, "parameters at every step; reference: lines, frameworks: markers on them; "
                           "their differences: the errors plot")
     _legend(ax)
-    _save(fig, path)
+    fig.savefig(path)
     return path
 
 

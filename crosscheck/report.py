@@ -465,6 +465,14 @@ def behaviour_difference(r: CaseResult, fw: str) -> str:
     return "; ".join(parts) or "different cycle values"
 
 
+def row(r: CaseResult, fw: str) -> dict[str, str]:
+    """One framework's numbers as the table and the page show them."""
+    c = r.comparisons[fw]
+    e = c.max_rel_err
+    return {"local": f"{max(c.local_max.values(), default=0.0):.2e}", "loss": f"{e['loss']:.2e}",
+            "grads": f"{e['grads']:.2e}", "params": f"{e['params']:.2e}", "envelope": f"{c.tol:.1e}"}
+
+
 def table(results: Sequence[CaseResult]) -> str:
     w = max([14, *(len(r.case) for r in results)])    # the case column fits every name
     head = (f"{'case':<{w}} {'framework':<9} {'local':>9} {'loss':>9} {'grads':>9} {'params':>9} "
@@ -472,10 +480,9 @@ def table(results: Sequence[CaseResult]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         for fw, c in r.comparisons.items():
-            e = c.max_rel_err
-            local = max(c.local_max.values(), default=0.0)
-            lines.append(f"{r.case:<{w}} {fw:<9} {local:>9.2e} {e['loss']:>9.2e} {e['grads']:>9.2e} "
-                         f"{e['params']:>9.2e} {c.tol:>8.1e}  {verdict(r, fw)}")
+            n = row(r, fw)
+            lines.append(f"{r.case:<{w}} {fw:<9} {n['local']:>9} {n['loss']:>9} {n['grads']:>9} "
+                         f"{n['params']:>9} {n['envelope']:>8}  {verdict(r, fw)}")
             if c.first is not None and c.first.explanation:
                 lines.append(f"{'':<{w}} {'':<9} likely: {c.first.explanation['text']}")
             if fw in r.drift:
