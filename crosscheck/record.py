@@ -153,11 +153,16 @@ class Recorder:
         for name, p in params.items():
             self.params[name][k + 1] = p
         for name, m in (masks or {}).items():
-            buf = self.masks.get(name)
-            if buf is None:  # first step: the mask's shape comes with its value
-                buf = self.masks[name] = np.zeros((self.step_loss.shape[0], *np.shape(m)), bool)
-            buf[k] = m
+            self.mask(name, k, m)
         self.k = k + 1
+
+    def mask(self, name: str, k: int, m: Any) -> None:
+        """Record step ``k``'s mask ``name``; its buffer is made at its first value, which
+        brings the mask's shape."""
+        buf = self.masks.get(name)
+        if buf is None:
+            buf = self.masks[name] = np.zeros((self.step_loss.shape[0], *np.shape(m)), bool)
+        buf[k] = m
 
     def finish(self, *, case: str, framework: str, hyper: Mapping[str, Any],
                pred_train: Any, pred_test: Any = ()) -> Trajectory:

@@ -63,43 +63,49 @@ def train(problem: Problem, dtype: str = "float64",
           progress: Callable[[int], None] | None = None) -> Trajectory:
     """The hand-written code's training loop with torch autograd gradients, every step recorded.
 
+    A step is the forward pass, ``torch.autograd.grad`` and the update ``p -= lr * g``, in
+    place. Recording it costs a few NumPy copies and no conversions: the parameters' NumPy
+    views are made once (they see every in-place update), a gradient's ``.numpy()`` is a
+    view of torch's memory, and the record's buffers are preallocated.
+
     ``progress(steps_done)``, if given, is called every ``PROGRESS_EVERY`` epochs and at the end.
     """
     tdtype = getattr(torch, dtype)
     forward, loss_of = problem.forward, problem.loss
     params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
+    leaves = tuple(params.values())
     x, y = _tensors(problem, tdtype)
     xp = array_namespace(x)
     lr = problem.lr
     rec = Recorder(problem.init, steps=problem.steps, epochs=problem.epochs, dtype=dtype)
-
-    def update(loss, pre):
-        grads = torch.autograd.grad(loss, tuple(params.values()))
-        with torch.no_grad():
-            for p, g in zip(params.values(), grads, strict=True):
-                p -= lr * g
-        rec.step(loss.item(), {k: g.numpy() for k, g in zip(params, grads, strict=True)},
-                 {k: p.detach().numpy() for k, p in params.items()},
-                 {n: (pre[n] > 0).numpy() for n in problem.masks})
-
+    # (buffer of a parameter's values, of its gradients, its live NumPy view), in order
+    record = [(rec.params[k], rec.grads[k], p.detach().numpy()) for k, p in params.items()]
+    step_loss, masks = rec.step_loss, problem.masks
     pre: dict = {}
     tap = recording(pre)
     samples = ([(problem.sample(x, i), problem.sample(y, i)) for i in range(len(x))]
-               if problem.mode == "sgd" else [])
+               if problem.mode == "sgd" else [(x, y)])
+    k = 0
     for epoch in range(problem.epochs):
-        if problem.mode == "batch":
-            loss = loss_of(xp, forward(xp, params, x, tap=tap), y)
-            rec.epoch_loss[epoch] = loss.item()
-            update(loss, pre)
-        else:
-            total_loss = 0.0
-            for xi, yi in samples:
-                loss = loss_of(xp, forward(xp, params, xi, tap=tap), yi)
-                total_loss += loss.item()
-                update(loss, pre)
-            rec.epoch_loss[epoch] = total_loss
+        total_loss = 0.0
+        for xb, yb in samples:
+            loss = loss_of(xp, forward(xp, params, xb, tap=tap), yb)
+            grads = torch.autograd.grad(loss, leaves)
+            with torch.no_grad():
+                for p, g in zip(leaves, grads, strict=True):
+                    p -= lr * g
+                for n in masks:
+                    rec.mask(n, k, (pre[n] > 0).numpy())
+            step_loss[k] = value = loss.item()
+            total_loss += value   # the per-sample loop's ``total_loss += loss.item()``
+            for (values, gradients, now), g in zip(record, grads, strict=True):
+                gradients[k] = g.numpy()
+                values[k + 1] = now
+            k += 1
+        rec.epoch_loss[epoch] = total_loss if problem.mode == "sgd" else value
         if progress is not None and ((epoch + 1) % PROGRESS_EVERY == 0 or epoch + 1 == problem.epochs):
-            progress((epoch + 1) * problem.steps // problem.epochs)
+            progress(k)
+    rec.k = k
 
     with torch.no_grad():
         pred_train = forward(xp, params, x).numpy()
