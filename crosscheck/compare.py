@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from crosscheck import cases, tolerances
 from crosscheck.cases import Case, Gradient
-from crosscheck.record import Trajectory
+from crosscheck.record import Trajectory, buffer, every, finite_rows, ranges, release
 
 #: Report groups: the keys of ``max_rel_err`` (the global question).
 GROUPS = ("loss", "grads", "params", "predictions")
@@ -155,12 +156,39 @@ def causal_scale(ref: np.ndarray) -> np.ndarray:
     that diverges) cannot hide an earlier error. A scale of 0 (exact zeros so far,
     e.g. a dead unit's gradient) becomes 1, so the error there is absolute.
     """
-    ref = np.asarray(ref, np.float64)
-    if ref.size == 0:
+    if np.size(ref) == 0:
         return np.ones(len(ref))
-    mag = np.where(np.isfinite(ref), np.abs(ref), 0.0).reshape(len(ref), -1).max(axis=1, initial=0.0)
+    mag = np.empty(len(ref))
+    for s in ranges(len(ref), ref):   # a long record a range of steps at a time
+        r = np.asarray(ref[s], np.float64).reshape(s.stop - s.start, -1)
+        m = np.abs(r).max(axis=1)
+        bad = np.flatnonzero(~np.isfinite(m))   # rows with inf or NaN: their finite values
+        if bad.size:
+            m[bad] = np.where(np.isfinite(r[bad]), np.abs(r[bad]), 0.0).max(axis=1)
+        mag[s] = m
     scale = np.maximum.accumulate(mag) if mag.size else mag
     return np.where(scale > 0, scale, 1.0)
+
+
+#: Causal scales (and the first non-finite step) of the trajectories in use, each computed
+#: once: trajectory -> (quantity, name) -> (steps,) (weakly held: gone with the trajectory).
+_scales: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def causal(t: Trajectory, quantity: str, name: str | None = None) -> np.ndarray:
+    """:func:`causal_scale` of ``t``'s ``loss``, ``grad`` ``name`` or ``param`` ``name``
+    (the parameters after each step: ``params[name][1:]``), computed once per trajectory."""
+    per = _scales.setdefault(t, {})
+    if (quantity, name) not in per:
+        values = {"loss": lambda: t.step_loss, "grad": lambda: t.grads[name],
+                  "param": lambda: t.params[name][1:]}[quantity]()
+        per[quantity, name] = causal_scale(values)
+    return per[quantity, name]
+
+
+def scale_at(t: Trajectory, name: str, k: int) -> float:
+    """:func:`causal_scale` of ``t``'s gradient ``name`` (or ``"loss"``) at step ``k``."""
+    return float(causal(t, "loss")[k] if name == "loss" else causal(t, "grad", name)[k])
 
 
 def step_errors(got: np.ndarray, ref: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
@@ -168,20 +196,33 @@ def step_errors(got: np.ndarray, ref: np.ndarray, scale: np.ndarray | None = Non
 
     NaN in both at the same place is no error; NaN or inf on one side only is inf.
     """
-    got = np.asarray(got, np.float64)
-    ref = np.asarray(ref, np.float64)
-    if got.shape != ref.shape:
-        raise ValueError(f"shape {got.shape} vs reference {ref.shape}")
-    if ref.ndim == 0:
-        got, ref = got[None], ref[None]
-    finite = np.isfinite(ref)
-    scale = (causal_scale(ref) if scale is None else scale).reshape(-1, *([1] * (ref.ndim - 1)))
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(got - ref) / scale
-    same_nonfinite = (~finite) & (~np.isfinite(got)) & (
-        (np.isnan(ref) & np.isnan(got)) | (ref == got))
-    diff = np.where(same_nonfinite, 0.0, np.where(np.isnan(diff), np.inf, diff))
-    return diff.reshape(diff.shape[0], -1).max(axis=1) if diff.size else np.zeros(diff.shape[:1])
+    if np.shape(got) != np.shape(ref):
+        raise ValueError(f"shape {np.shape(got)} vs reference {np.shape(ref)}")
+    if np.ndim(ref) == 0:
+        got, ref = np.asarray(got)[None], np.asarray(ref)[None]
+    scale = causal_scale(ref) if scale is None else scale
+    out = np.zeros(len(ref))
+    if not np.size(ref):
+        return out
+    for s in ranges(len(ref), got, ref):   # a long record a range of steps at a time
+        n = s.stop - s.start
+        g = np.asarray(got[s], np.float64).reshape(n, -1)
+        r = np.asarray(ref[s], np.float64).reshape(n, -1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.subtract(g, r)
+            worst = np.abs(d, out=d).max(axis=1)
+            # x -> x / scale rounds monotonically, so dividing the row's largest difference is
+            # dividing every difference and taking the largest, at a third of the passes.
+            out[s] = worst / scale[s]
+            bad = np.flatnonzero(~np.isfinite(worst))   # inf or NaN somewhere in the row
+            if bad.size:
+                gb, rb = g[bad], r[bad]
+                diff = np.abs(gb - rb) / scale[s][bad, None]
+                same_nonfinite = (~np.isfinite(rb) & ~np.isfinite(gb)
+                                  & ((np.isnan(rb) & np.isnan(gb)) | (rb == gb)))
+                diff = np.where(same_nonfinite, 0.0, np.where(np.isnan(diff), np.inf, diff))
+                out[s.start + bad] = diff.max(axis=1)
+    return out
 
 
 def _element(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -196,12 +237,14 @@ def _element(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 
 def diverges_at(t: Trajectory) -> int | None:
     """First step whose loss, gradients or resulting parameters are not all finite."""
-    ok = np.isfinite(t.step_loss)
-    for name in t.param_names:
-        ok &= np.isfinite(t.grads[name]).reshape(t.steps, -1).all(axis=1)
-        ok &= np.isfinite(t.params[name][1:]).reshape(t.steps, -1).all(axis=1)
-    bad = np.flatnonzero(~ok)
-    return int(bad[0]) if bad.size else None
+    per = _scales.setdefault(t, {})   # once per trajectory
+    if ("diverges", None) not in per:
+        ok = np.isfinite(t.step_loss)
+        for name in t.param_names:
+            ok &= finite_rows(t.grads[name]) & finite_rows(t.params[name][1:])
+        bad = np.flatnonzero(~ok)
+        per["diverges", None] = int(bad[0]) if bad.size else None
+    return per["diverges", None]
 
 
 def _beyond_range(ref: Trajectory, step: int, dtype: str) -> bool:
@@ -236,8 +279,9 @@ def _case(name: str, reference: Case | None) -> Case:
 
 
 # --------------------------------------------------------------------------- the envelope
-def _train(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None) -> Trajectory:
-    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad.
+def _descend(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None):
+    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad,
+    step by step: yields ``(step, loss, grads, params after the step)``.
 
     Given its unperturbed ``twin``, every parameter is moved after each step by u times its
     tensor's largest magnitude: a shadow of the reference that makes a rounding-level
@@ -249,41 +293,77 @@ def _train(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None) 
     u = tolerances.UNIT_ROUNDOFF["float64"]
     hyper, lr = dict(ref.hyper), float(ref.hyper["lr"])
     p = {k: np.array(v[0], np.float64) for k, v in ref.params.items()}
-    params = {k: np.empty(v.shape, np.float64) for k, v in ref.params.items()}
-    grads = {k: np.empty(v.shape, np.float64) for k, v in ref.grads.items()}
-    loss = np.empty(ref.steps)
-    for k, v in p.items():
-        params[k][0] = v
+    n = every(ref.steps, *ref.params.values())
     with np.errstate(all="ignore"):
         for step in range(ref.steps):
-            loss[step], g = gradient(p, hyper, sample_of(ref, step))
+            loss, g = gradient(p, hyper, sample_of(ref, step))
+            g = {k: np.asarray(g[k], np.float64) for k in p}
             for k in p:
-                grads[k][step] = g[k]
-                p[k] = p[k] - lr * np.asarray(g[k], np.float64)
+                p[k] = p[k] - lr * g[k]
                 if twin is not None:
                     scale = np.max(np.abs(p[k]), initial=0.0)
                     signs = np.sign(p[k] - twin.params[k][step + 1])
                     signs = np.where(signs == 0, rng.choice((-1.0, 1.0), size=np.shape(p[k])), signs)
                     p[k] = p[k] + u * scale * signs
-                params[k][step + 1] = p[k]
+            yield step, loss, g, p
+            if twin is not None and (step + 1) % n == 0:
+                release(*twin.params.values())
+
+
+def _train(ref: Trajectory, gradient: Gradient) -> Trajectory:
+    """The reference's run redone by :func:`_descend`, recorded."""
+    params = {k: buffer(v.shape, np.float64) for k, v in ref.params.items()}
+    grads = {k: buffer(v.shape, np.float64) for k, v in ref.grads.items()}
+    loss = np.empty(ref.steps)
+    for k, v in params.items():
+        v[0] = ref.params[k][0]
+    touched = (*params.values(), *grads.values())
+    n = every(ref.steps, *touched)
+    for step, loss[step], g, p in _descend(ref, gradient):
+        for k in p:
+            grads[k][step] = g[k]
+            params[k][step + 1] = p[k]
+        if (step + 1) % n == 0:
+            release(*touched)
+    release(*touched)
     return dataclasses.replace(ref, framework="shadow", step_loss=loss, grads=grads, params=params)
+
+
+def _shadow_difference(ref: Trajectory, gradient: Gradient, twin: Trajectory) -> np.ndarray:
+    """Per step, the shadow's (:func:`_descend`) largest normwise difference from ``twin`` in
+    loss, gradients and resulting parameters (causal scales of the twin), computed a range
+    of steps at a time as the shadow makes them: the shadow itself is not kept."""
+    n = every(ref.steps, *ref.params.values())
+    loss = np.empty(min(n, ref.steps))
+    params = {k: np.empty((len(loss), *v.shape[1:])) for k, v in ref.params.items()}
+    grads = {k: np.empty((len(loss), *v.shape[1:])) for k, v in ref.grads.items()}
+    d = np.zeros(ref.steps)
+    for step, loss_k, g, p in _descend(ref, gradient, twin):
+        i = step % n
+        loss[i] = loss_k
+        for k in p:
+            grads[k][i] = g[k]
+            params[k][i] = p[k]
+        if i + 1 == n or step + 1 == ref.steps:
+            a, b = step - i, step + 1
+            d[a:b] = step_errors(loss[:i + 1], twin.step_loss[a:b], causal(twin, "loss")[a:b])
+            for k in p:
+                d[a:b] = np.maximum(d[a:b], step_errors(params[k][:i + 1], twin.params[k][a + 1:b + 1],
+                                                        causal(twin, "param", k)[a:b]))
+                d[a:b] = np.maximum(d[a:b], step_errors(grads[k][:i + 1], twin.grads[k][a:b],
+                                                        causal(twin, "grad", k)[a:b]))
+    return d
 
 
 def _is_plain_descent(t: Trajectory) -> bool:
     """Every recorded step is params[k + 1] == params[k] - lr * grads[k], bitwise."""
     lr = float(t.hyper["lr"])
     with np.errstate(all="ignore"):
-        return all(np.array_equal(v[1:], v[:-1] - lr * t.grads[k], equal_nan=True)
-                   for k, v in t.params.items())
-
-
-def _difference(a: Trajectory, b: Trajectory) -> np.ndarray:
-    """Per step, the largest normwise difference of loss, gradients and resulting parameters."""
-    per_step = step_errors(a.step_loss, b.step_loss)
-    for name in b.param_names:
-        per_step = np.maximum(per_step, step_errors(a.params[name][1:], b.params[name][1:]))
-        per_step = np.maximum(per_step, step_errors(a.grads[name], b.grads[name]))
-    return per_step
+        for k, v in t.params.items():
+            for s in ranges(t.steps, v, t.grads[k]):
+                if not np.array_equal(v[s.start + 1:s.stop + 1], v[s] - lr * t.grads[k][s], equal_nan=True):
+                    return False
+    return True
 
 
 def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = None) -> Envelope:
@@ -294,7 +374,7 @@ def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = N
     # its parameters by construction); a reference whose loop does something else gets
     # the twin computed, so that a loop bug cannot widen the envelope it is judged by.
     twin = ref if _is_plain_descent(ref) else _train(ref, gradient)
-    d = _difference(_train(ref, gradient, twin), twin)
+    d = _shadow_difference(ref, gradient, twin)
     stop = diverges_at(ref)
     if stop is not None:   # beyond it the shadow's difference means nothing
         d[stop:] = d[stop - 1] if stop else 0.0
@@ -344,14 +424,21 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
     names = other.param_names
     stop = diverges_at(other)
     steps = other.steps if stop is None else stop
-    manual = {n: np.empty_like(other.grads[n][:steps], np.float64) for n in names}
+    manual = {n: buffer((steps, *other.grads[n].shape[1:]), np.float64) for n in names}
     manual_loss = np.empty(steps)
     same = np.zeros(steps, bool)
     if ref is not None and ref.steps == other.steps and steps and names:
-        same = np.all([np.equal(other.params[n][:steps], ref.params[n][:steps]).reshape(steps, -1).all(axis=1)
-                       for n in names], axis=0)
+        same[:] = True
+        for n in names:
+            for s in ranges(steps, other.params[n], ref.params[n]):
+                equal = np.equal(other.params[n][s], ref.params[n][s])
+                same[s] &= equal.reshape(s.stop - s.start, -1).all(axis=1)
+    touched = (*manual.values(), *other.params.values(), *(ref.grads.values() if ref is not None else ()))
+    n_release = every(steps, *touched)
     with np.errstate(all="ignore"):
         for k in range(steps):
+            if (k + 1) % n_release == 0:
+                release(*touched)
             if same[k]:
                 manual_loss[k] = ref.step_loss[k]
                 for n in names:
@@ -363,9 +450,9 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
                 manual[n][k] = _shaped(g, n, other.grads[n].shape[1:], other)
     u = tolerances.UNIT_ROUNDOFF[other.dtype]
     c = (np.ones(other.steps) if cond is None else cond)[:steps]
-    errors = {"loss": step_errors(manual_loss, other.step_loss[:steps])}
+    errors = {"loss": step_errors(manual_loss, other.step_loss[:steps], causal(other, "loss")[:steps])}
     for n in names:
-        errors[n] = step_errors(manual[n], other.grads[n][:steps])
+        errors[n] = step_errors(manual[n], other.grads[n][:steps], causal(other, "grad", n)[:steps])
     allowed = tolerances.local_rtol(other.dtype) * c
     worst = np.max(list(errors.values()), axis=0) if errors else np.zeros(steps)
     case = _case(other.case, reference)
@@ -498,10 +585,10 @@ def _apart(t: Trajectory, k: int, loss_a: Any, grads_a: Mapping[str, Any], loss_
     quantity relative to ``t``'s causal scale at ``k`` (as the local errors are); NaN or inf
     where they cannot be compared."""
     with np.errstate(all="ignore"):
-        worst = float(abs(loss_a - loss_b) / causal_scale(t.step_loss[:k + 1])[-1])
+        worst = float(abs(loss_a - loss_b) / scale_at(t, "loss", k))
         for n in t.param_names:
             diff = np.abs(np.asarray(grads_a[n]) - np.asarray(grads_b[n]))
-            worst = max(worst, float(np.max(diff, initial=0.0)) / causal_scale(t.grads[n][:k + 1])[-1])
+            worst = max(worst, float(np.max(diff, initial=0.0)) / scale_at(t, n, k))
     return worst
 
 
@@ -597,11 +684,15 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     first_steps: dict[tuple[str, str | None], int] = {}
     allowed = env.per_step
 
-    def check(quantity, name, got, want, steps):
+    series: list[np.ndarray] = []   # per step: loss, gradients, parameters (the errors plot's)
+
+    def check(quantity, name, got, want, steps, scale=None):
         """``got``/``want`` have a leading axis matched to update ``steps`` (an int array)."""
         if not len(steps):
             return
-        err = step_errors(got, want)
+        err = step_errors(got, want, scale)
+        if quantity in ("loss", "grad", "param"):
+            series.append(err)
         per[(quantity, name)] = float(err.max(initial=0.0))
         bad = np.flatnonzero(err > allowed[np.minimum(steps, len(allowed) - 1)])
         if bad.size:
@@ -615,14 +706,16 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     idx = np.arange(end)
     per_epoch = max(ref.steps // max(ref.epochs, 1), 1)
     epochs = end // per_epoch
-    check("loss", None, other.step_loss[:end], ref.step_loss[:end], idx)
+    check("loss", None, other.step_loss[:end], ref.step_loss[:end], idx, causal(ref, "loss")[:end])
     # An epoch's loss is complete only at its last step (SGD sums it over the epoch).
     check("epoch_loss", None, other.epoch_loss[:epochs], ref.epoch_loss[:epochs],
           (np.arange(epochs) + 1) * per_epoch - 1)
     for name in ref.param_names:
         check("init", name, other.params[name][:1], ref.params[name][:1], np.zeros(1, int))
-        check("grad", name, other.grads[name][:end], ref.grads[name][:end], idx)
-        check("param", name, other.params[name][1:end + 1], ref.params[name][1:end + 1], idx)
+        check("grad", name, other.grads[name][:end], ref.grads[name][:end], idx,
+              causal(ref, "grad", name)[:end])
+        check("param", name, other.params[name][1:end + 1], ref.params[name][1:end + 1], idx,
+              causal(ref, "param", name)[:end])
     if complete:
         last = np.full(1, ref.steps - 1)
         check("pred_train", None, other.pred_train[None], ref.pred_train[None], last)
@@ -631,9 +724,12 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
 
     mask_mismatches = 0
     for name in ref.masks if end else ():
-        diff = other.masks[name][:end] != ref.masks[name][:end]
-        mask_mismatches += int(diff.sum())
-        steps = np.flatnonzero(diff.reshape(diff.shape[0], -1).any(axis=1))
+        differ = np.zeros(end, bool)
+        for s in ranges(end, other.masks[name], ref.masks[name]):
+            diff = other.masks[name][s] != ref.masks[name][s]
+            mask_mismatches += int(diff.sum())
+            differ[s] = diff.reshape(len(differ[s]), -1).any(axis=1)
+        steps = np.flatnonzero(differ)
         if steps.size:
             k = int(steps[0])
             first_steps[("mask", name)] = k
@@ -660,4 +756,4 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         autograd_disagreement=loc.split_disagreement, extended_steps=len(loc.extended),
         local_errors=np.max(list(loc.errors.values()), axis=0) if loc.errors else np.zeros(loc.steps),
         local_allowed=np.asarray(loc.allowed, np.float64),
-        global_errors=_difference(other, ref)[:end] if end else np.zeros(0))
+        global_errors=np.max(series, axis=0) if series else np.zeros(end))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck import cases, tolerances
-from crosscheck.record import Trajectory
+from crosscheck.record import Trajectory, finite_rows
 
 #: A fixed point whose loss is below this fraction of the initial loss has reached the target.
 TARGET = 1e-8
@@ -65,8 +65,7 @@ def dynamics(traj: Trajectory) -> Dynamics:
     loss = np.asarray(traj.epoch_loss, np.float64)
     per_epoch = traj.steps // traj.epochs
     finite = np.isfinite(loss) & np.all(
-        [np.isfinite(v[1:]).reshape(traj.steps, -1).all(axis=1)[per_epoch - 1::per_epoch]
-         for v in traj.params.values()], axis=0)
+        [finite_rows(v[1:])[per_epoch - 1::per_epoch] for v in traj.params.values()], axis=0)
     if not finite.all():
         bad = int(np.argmin(finite))
         return Dynamics("diverging", start_step=_blowup_start(loss[: bad + 1]) * per_epoch,

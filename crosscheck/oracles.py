@@ -175,7 +175,7 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
             fd = fds[p]
             # As the run's local question: relative to the largest gradient so far, and within
             # what a u-relative move of the parameters moves this line by.
-            scale = float(compare.causal_scale(traj.grads[p][:step + 1])[-1])
+            scale = compare.scale_at(traj, p, step)
             sensitivity = float(np.max(moved.get(p, 0.0), initial=0.0)) / scale
         elif name in doc_intermediates:
             t = doc_intermediates[name]

@@ -21,8 +21,14 @@ Indexing convention (one for every case):
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
-from collections.abc import Mapping
+import mmap
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -60,6 +66,14 @@ class Trajectory:
     pred_train: np.ndarray
     pred_test: np.ndarray
     masks: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __reduce__(self):
+        """Pickled (to or from a helper process) with each spilled array as its file, not its
+        contents: the receiver maps the same file (see :func:`buffer`)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for group in ("params", "grads", "masks"):
+            fields[group] = {k: _Spill.of(v) for k, v in fields[group].items()}
+        return _rebuild, (fields,)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -123,6 +137,123 @@ class Trajectory:
                    pred_test=np.asarray(arrays["pred_test"]), masks=masks)
 
 
+# --------------------------------------------------------------------------- long runs
+# A run's record grows with steps x parameters: relu_class at --sizes 50,200,10 records
+# 3000 steps of 12 210 parameters, 293 MB for its parameters and as much for its gradients,
+# in each of three implementations. An array above SPILL_BYTES is therefore kept in a file
+# (np.memmap: an ndarray to everything that reads it) in a folder of this run, and whatever
+# walks through it (a training loop writing it, a comparison reading it) goes a bounded
+# range of steps at a time (:func:`ranges`) and hands the pages back (:func:`release`): the
+# data stays in the file and the page cache, not in the process. Memory then does not grow
+# with steps x parameters x implementations; the disk does, and the folder is removed when
+# the process that made it ends.
+
+#: An array of a run larger than this is kept in a file (:func:`buffer`); the environment's
+#: ``CROSSCHECK_SPILL_BYTES`` sets another size (0: every array of a run).
+SPILL_BYTES = int(os.environ.get("CROSSCHECK_SPILL_BYTES", 32 << 20))
+#: A walk through a long record reads or writes about this much of an array at a time.
+CHUNK_BYTES = 8 << 20
+
+_spill = {"dir": None, "owner": True}
+
+
+def spill_dir() -> str:
+    """This run's folder of spilled arrays, made on first use and removed at exit by the
+    process that made it (a helper process is handed its parent's: :func:`use_spill_dir`)."""
+    if _spill["dir"] is None:
+        _spill["dir"] = tempfile.mkdtemp(prefix="crosscheck-run-")
+        atexit.register(shutil.rmtree, _spill["dir"], ignore_errors=True)
+    return _spill["dir"]
+
+
+def use_spill_dir(path: str) -> None:
+    """A helper process writes its spilled arrays where its parent reads and removes them."""
+    _spill["dir"], _spill["owner"] = path, False
+
+
+def buffer(shape: tuple[int, ...], dtype: Any, fill: Any = None) -> np.ndarray:
+    """An uninitialised (or ``fill``-ed) array of ``shape``: in memory, or above
+    :data:`SPILL_BYTES` in a file of :func:`spill_dir`, removed when the array is
+    collected (a file handed to another process is its receiver's to remove)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes <= SPILL_BYTES or nbytes == 0:
+        return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    fd, path = tempfile.mkstemp(suffix=".bin", dir=spill_dir())
+    os.close(fd)
+    a = np.memmap(path, dtype, "w+", shape=tuple(shape))   # zeros: a sparse file
+    if fill is not None and fill != 0:
+        a[...] = fill
+    _own(a, path)
+    return a
+
+
+def _own(a: np.memmap, path: str) -> None:
+    if _spill["owner"]:
+        weakref.finalize(a._mmap, _unlink, path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _reopen(path: str, dtype: str, shape: tuple[int, ...]) -> np.memmap:
+    """A spilled array arriving from another process (see :meth:`Trajectory.__reduce__`)."""
+    a = np.memmap(path, np.dtype(dtype), "r+", shape=shape)
+    _own(a, path)
+    return a
+
+
+def _spilled(a: Any) -> np.memmap | None:
+    """``a`` if it is a whole spilled array (a file's mapping from its start), else None."""
+    if isinstance(a, np.memmap) and a._mmap is not None and a.offset == 0 and a.filename \
+            and a.flags.c_contiguous and a.nbytes == len(a._mmap):
+        return a
+    return None
+
+
+def release(*arrays: Any) -> None:
+    """Hand back the pages of spilled arrays (or arrays viewing them) that this process
+    holds: their data stays in the file, and is read again if touched."""
+    for a in arrays:
+        m = getattr(a, "_mmap", None)
+        if m is not None and not m.closed:
+            m.madvise(mmap.MADV_DONTNEED)
+
+
+def ranges(steps: int, *arrays: Any) -> Iterator[slice]:
+    """Consecutive ranges of ``steps`` steps, each about :data:`CHUNK_BYTES` of the widest
+    of ``arrays`` (whose leading axis is the step; one range where they are small), the
+    pages of ``arrays`` handed back after each (:func:`release`)."""
+    for s in _ranges(steps, arrays):
+        yield s
+        release(*arrays)
+
+
+def every(steps: int, *arrays: Any) -> int:
+    """How many steps of ``arrays`` make a range of :func:`ranges`."""
+    return next(_ranges(steps, arrays), slice(0, 1)).stop
+
+
+def _ranges(steps: int, arrays: tuple) -> Iterator[slice]:
+    row = max((a.nbytes // max(len(a), 1) for a in arrays if np.ndim(a)), default=1)
+    n = max(1, CHUNK_BYTES // max(row, 1))
+    for a in range(0, steps, n):
+        yield slice(a, min(a + n, steps))
+
+
+def finite_rows(a: Any) -> np.ndarray:
+    """Per step (leading index) of ``a``, whether all its values are finite; a long record a
+    range of steps at a time."""
+    out = np.empty(len(a), bool)
+    for s in ranges(len(a), a):
+        out[s] = np.isfinite(a[s]).reshape(s.stop - s.start, -1).all(axis=1)
+    return out
+
+
 class Recorder:
     """Preallocated buffers a training loop writes into, one step at a time.
 
@@ -134,14 +265,17 @@ class Recorder:
                  masks: Mapping[str, tuple[int, ...]] | None = None,
                  dtype: Any = np.float64) -> None:
         self.dtype = np.dtype(dtype)
-        self.params = {k: np.empty((steps + 1, *np.shape(v)), self.dtype) for k, v in init.items()}
+        self.params = {k: buffer((steps + 1, *np.shape(v)), self.dtype) for k, v in init.items()}
         for k, v in init.items():
             self.params[k][0] = v
-        self.grads = {k: np.empty((steps, *np.shape(v)), self.dtype) for k, v in init.items()}
-        self.masks = {k: np.empty((steps, *shape), bool) for k, shape in (masks or {}).items()}
+        self.grads = {k: buffer((steps, *np.shape(v)), self.dtype) for k, v in init.items()}
+        self.masks = {k: buffer((steps, *shape), bool) for k, shape in (masks or {}).items()}
         self.step_loss = np.empty(steps, self.dtype)
         self.epoch_loss = np.empty(epochs, self.dtype)
         self.k = 0
+        spilled = [a for a in (*self.params.values(), *self.grads.values()) if _spilled(a) is not None]
+        #: Steps between two :meth:`release` calls (0: nothing is spilled).
+        self.release_every = every(steps, *spilled) if spilled else 0
 
     def step(self, loss: Any, grads: Mapping[str, Any], params: Mapping[str, Any],
              masks: Mapping[str, Any] | None = None) -> None:
@@ -155,22 +289,53 @@ class Recorder:
         for name, m in (masks or {}).items():
             self.mask(name, k, m)
         self.k = k + 1
+        if self.release_every and self.k % self.release_every == 0:
+            self.release()
+
+    def release(self) -> None:
+        """Hand back the pages written so far of the spilled buffers (see :func:`release`)."""
+        release(*self.params.values(), *self.grads.values(), *self.masks.values())
 
     def mask(self, name: str, k: int, m: Any) -> None:
         """Record step ``k``'s mask ``name``; its buffer is made at its first value, which
         brings the mask's shape."""
         buf = self.masks.get(name)
         if buf is None:
-            buf = self.masks[name] = np.zeros((self.step_loss.shape[0], *np.shape(m)), bool)
+            buf = self.masks[name] = buffer((self.step_loss.shape[0], *np.shape(m)), bool, fill=False)
         buf[k] = m
 
     def finish(self, *, case: str, framework: str, hyper: Mapping[str, Any],
                pred_train: Any, pred_test: Any = ()) -> Trajectory:
         if self.k != self.step_loss.shape[0]:
             raise RuntimeError(f"[{case}/{framework}] recorded {self.k} of {self.step_loss.shape[0]} steps")
+        self.release()
         return Trajectory(case=case, framework=framework, dtype=self.dtype.name, hyper=dict(hyper),
                           epoch_loss=self.epoch_loss, step_loss=self.step_loss,
                           grads=self.grads, params=self.params,
                           pred_train=np.asarray(pred_train, self.dtype),
                           pred_test=np.asarray(pred_test, self.dtype).reshape(-1),
                           masks=self.masks)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spill:
+    """A spilled array in transit: its file, dtype and shape."""
+
+    path: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, a: Any) -> Any:
+        m = _spilled(a)
+        if m is None:
+            return a
+        m.flush()
+        return cls(m.filename, m.dtype.str, m.shape)
+
+
+def _rebuild(fields: dict[str, Any]) -> Trajectory:
+    for group in ("params", "grads", "masks"):
+        fields[group] = {k: _reopen(v.path, v.dtype, v.shape) if isinstance(v, _Spill) else v
+                         for k, v in fields[group].items()}
+    return Trajectory(**fields)

@@ -7,8 +7,10 @@ documented in the README; keep it stable.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, compare, diagnostics, runner, tolerances, transcript
+from crosscheck import cases, compare, diagnostics, record, runner, tolerances, transcript
 from crosscheck import frameworks as fw_registry
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
@@ -106,7 +108,8 @@ class Workers:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_load_models, initargs=(tuple(sources), data))
+                                            initializer=_start_helper,
+                                            initargs=(tuple(sources), data, record.spill_dir()))
             # The first submit starts the helper now; a signal mask is inherited, and Python
             # leaves a blocked SIGINT blocked (as multiprocessing does for its resource tracker).
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -143,7 +146,10 @@ class Workers:
         _stop_resource_tracker()
 
 
-def _load_models(sources: tuple[str, ...], data: dict | None) -> None:
+def _start_helper(sources: tuple[str, ...], data: dict | None, spill_dir: str) -> None:
+    """The helper's start: long records spilled where this process reads them (and removes
+    them), users' models loaded as this process loaded them."""
+    record.use_spill_dir(spill_dir)
     if sources:
         from crosscheck.model import register_file
 
@@ -213,12 +219,34 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
                     if advance is not None:
                         advance(steps)
                 else:
-                    done[key] = _run((owner[key], impl, dtype, overrides), advance)
+                    with _beside(workers, impl):
+                        done[key] = _run((owner[key], impl, dtype, overrides), advance)
             traj = done[key]
             if owner[key] != case:
                 traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))
             trajs[impl] = traj
         yield case, trajs
+
+
+@contextlib.contextmanager
+def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
+    """A torch run here while the helper process computes beside it: torch on one thread.
+
+    torch would start a thread per core, and on a machine whose cores the two processes
+    already fill, its threads wait on each other at every one of a step's small operations:
+    relu_class at --sizes 50,200,10 took 5.9 ms a step so, and 0.48 ms on one thread
+    (measured on the 2-core machine). The thread count is put back afterwards."""
+    if impl != "torch" or workers is None or not workers.pool:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run_checked(task: tuple[str, str, str, dict[str, Any]]) -> tuple[Trajectory, compare.Local]:

@@ -43,7 +43,7 @@ from array_api_compat import array_namespace  # noqa: E402
 from jax import lax  # noqa: E402
 
 from crosscheck.problem import Problem, recording  # noqa: E402
-from crosscheck.record import Trajectory  # noqa: E402
+from crosscheck.record import Recorder, Trajectory  # noqa: E402
 
 
 @functools.partial(jax.jit, static_argnames=("forward", "loss", "mode", "epochs", "masks"))
@@ -111,27 +111,46 @@ def train(problem: Problem, dtype: str = "float64",
           progress: Callable[[int], None] | None = None) -> Trajectory:
     """The hand-written code's training loop, compiled, with JAX autograd gradients.
 
-    The whole run is one compiled call: ``progress``, if given, hears of it once, at the end.
+    The whole run is one compiled call, or for a long record (:func:`crosscheck.record.buffer`
+    spills it) one call per range of epochs, each continuing from the last one's parameters:
+    what the calls return is written into the record and dropped. ``progress``, if given,
+    hears of each call's end.
     """
     jdtype = jnp.dtype(dtype)
     params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
     x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
-    final, epoch_loss, loss, grads, seq, mask = _train(
-        params, _samples(problem, x), _samples(problem, y), jnp.asarray(problem.lr, jdtype),
-        forward=problem.forward, loss=problem.loss, mode=problem.mode, epochs=problem.epochs,
-        masks=problem.masks)
-    # Pytrees sort dict keys (W1, W2, b1, b2); the record keeps the declared order.
-    seq = {k: np.concatenate([np.asarray(params[k])[None], np.asarray(seq[k])]) for k in problem.init}
+    rec = Recorder(problem.init, steps=problem.steps, epochs=problem.epochs, dtype=jdtype)
+    per_epoch = problem.steps // max(problem.epochs, 1)
+    chunk = problem.epochs
+    if rec.release_every:   # spilled: ranges of epochs of about a record chunk each
+        chunk = max(1, rec.release_every // max(per_epoch, 1))
+    epoch, xs, ys, lr = 0, _samples(problem, x), _samples(problem, y), jnp.asarray(problem.lr, jdtype)
+    while epoch < problem.epochs:
+        n = min(chunk, problem.epochs - epoch)
+        params, epoch_loss, loss, grads, seq, mask = _train(
+            params, xs, ys, lr, forward=problem.forward, loss=problem.loss, mode=problem.mode, epochs=n,
+            masks=problem.masks)
+        a, b = epoch * per_epoch, (epoch + n) * per_epoch
+        rec.epoch_loss[epoch:epoch + n] = np.asarray(epoch_loss)
+        rec.step_loss[a:b] = np.asarray(loss)
+        # Pytrees sort dict keys (W1, W2, b1, b2); the record keeps the declared order.
+        for k in problem.init:
+            rec.grads[k][a:b] = np.asarray(grads[k])
+            rec.params[k][a + 1:b + 1] = np.asarray(seq[k])
+        for k in problem.masks:
+            m = np.asarray(mask[k])
+            if k not in rec.masks:
+                rec.mask(k, a, m[0])
+            rec.masks[k][a:b] = m
+        del loss, grads, seq, mask
+        rec.release()
+        epoch += n
+        rec.k = b
+        if progress is not None:
+            progress(b)
     xp = array_namespace(x)
-    pred_train = problem.forward(xp, final, x)
-    pred_test = (problem.forward(xp, final, jnp.asarray(problem.x_test, jdtype)) if problem.x_test.size
+    pred_train = problem.forward(xp, params, x)
+    pred_test = (problem.forward(xp, params, jnp.asarray(problem.x_test, jdtype)) if problem.x_test.size
                  else ())
-    traj = Trajectory(
-        case=problem.case, framework="jax", dtype=jdtype.name, hyper=dict(problem.hyper),
-        epoch_loss=np.asarray(epoch_loss), step_loss=np.asarray(loss),
-        grads={k: np.asarray(grads[k]) for k in problem.init}, params=seq,
-        pred_train=np.asarray(pred_train), pred_test=np.asarray(pred_test, jdtype).reshape(-1),
-        masks={k: np.asarray(mask[k]) for k in problem.masks})
-    if progress is not None:
-        progress(problem.steps)
-    return traj
+    return rec.finish(case=problem.case, framework="jax", hyper=problem.hyper,
+                      pred_train=np.asarray(pred_train), pred_test=np.asarray(pred_test, jdtype))

@@ -102,6 +102,8 @@ def train(problem: Problem, dtype: str = "float64",
                 gradients[k] = g.numpy()
                 values[k + 1] = now
             k += 1
+            if rec.release_every and k % rec.release_every == 0:
+                rec.release()   # a long record's pages back to its file
         rec.epoch_loss[epoch] = total_loss if problem.mode == "sgd" else value
         if progress is not None and ((epoch + 1) % PROGRESS_EVERY == 0 or epoch + 1 == problem.epochs):
             progress(k)
