@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from crosscheck import cases
+from crosscheck import cases, versions
 from crosscheck.frameworks import FrameworkUnavailable
 from crosscheck.model import ModelError
 
@@ -359,7 +359,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if scratch is not None:
                 scratch.cleanup()
         wrote.append(f"HTML {args.html}")
-    print("\n" + report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
+    # Where a nightly log's reader looks: right above the summary, on the table's stream.
+    print("\n" + versions.line(), file=table_out)
+    print(report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH
 
 

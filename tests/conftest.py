@@ -79,6 +79,16 @@ def cli_json():
 
 
 @pytest.fixture(scope="session")
+def nightly(cli_json, tmp_path_factory):
+    """A report as the nightly job writes it, once per test session: (exit code, the JSON,
+    stderr) of ``crosscheck run relu sgd_two_relu --html PATH --json -`` (``--html``, so the
+    JSON carries the kink table). relu settles onto a cycle with a unit dead from step 255;
+    sgd_two_relu has a unit dead throughout and errors that are exactly 0."""
+    page = tmp_path_factory.mktemp("nightly") / "report.html"
+    return cli_json("relu", "sgd_two_relu", "--html", str(page))
+
+
+@pytest.fixture(scope="session")
 def checked():
     """``checked(spec)``: ``crosscheck.check`` of the one model ``spec`` names (``file.py`` or
     ``file.py:name``), once per test session."""
