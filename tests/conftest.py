@@ -25,6 +25,10 @@ def pytest_addoption(parser):
                      help="folder of the regression baselines (default: tests/test_baselines)")
 
 
+def pytest_report_header(config):
+    return baseline.header(config.getoption("baseline_dir"))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
     config.addinivalue_line("markers", "readme: runs a command shown in README.md")
