@@ -341,7 +341,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.table(results), file=table_out)
     wrote = []
     if args.json:
-        text = json.dumps(report.to_json(results, args.dtype), indent=2, sort_keys=False) + "\n"
+        text = json.dumps(report.to_json(results, args.dtype, kink_rows), indent=2, sort_keys=False) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
         else:

@@ -1,5 +1,6 @@
 """``crosscheck run``: exit codes, the JSON contract, plots, determinism, progress."""
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -218,6 +219,15 @@ def test_json_contract(capsys):
         assert isinstance(d["cycle_losses"], list), name
         for u in case["dead_units"]:
             assert set(u) >= {"layer", "unit", "samples"}, name
+    assert report["kinks"] is None, f"kink table without --html: {report['kinks']}"
+
+
+def test_json_carries_the_kink_table_the_page_shows(nightly):
+    from crosscheck import kinks
+
+    recorded = nightly[1]["kinks"]
+    measured = [dataclasses.asdict(row) for row in kinks.table()]
+    assert recorded == measured, f"JSON kinks {recorded}\nmeasured here {measured}"
 
 
 def test_the_versions_line_sits_between_the_table_and_the_summary(nightly):
