@@ -9,8 +9,12 @@ its cause and naming the exact command that fixes it:
 * missing, unreadable or wrongly laid out file: rewrite it from the reference;
 * the reference no longer reproduces it: a regression, or a deliberate change that
   rewrites it from the reference;
-* a framework disagrees with it: a framework mismatch, never a reason to regenerate
-  (only the reference writes baselines).
+* a framework disagrees with it while the reference still reproduces it: a framework
+  mismatch, never a reason to regenerate (only the reference writes baselines);
+* a framework disagrees with it and so does the reference: the reference changed and the
+  baseline is stale, which the framework's check says too, instead of blaming the framework.
+
+Only the reference's change ever suggests regenerating.
 """
 
 from __future__ import annotations
@@ -135,6 +139,21 @@ def write_versions(directory: Path = DIR) -> None:
     p.write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def header(directory: Path = DIR) -> str:
+    """One line for pytest's header: the torch and JAX the baselines were made with, those
+    running, and any other version that changed since."""
+    now = versions()
+    running = f"running torch {now['torch']}, jax {now['jax']}"
+    try:
+        made_with = read_versions(directory)
+    except BaselineError:
+        return f"crosscheck baselines: made with unknown versions ({SIDECAR} unusable); {running}"
+    others = [f"{k} {made_with.get(k)} -> {v}" for k, v in now.items()
+              if k not in ("torch", "jax") and made_with.get(k) != v]
+    return (f"crosscheck baselines: made with torch {made_with.get('torch')}, jax {made_with.get('jax')}; "
+            f"{running}" + (f" (also changed: {', '.join(others)})" if others else ""))
+
+
 def _drift(directory: Path) -> str:
     try:
         made_with = read_versions(directory)
@@ -149,10 +168,19 @@ def _detail(assertion: str) -> str:
     return "\n".join(line for line in assertion.splitlines() if "--force-regen" not in line).strip()
 
 
-def mismatch_message(case: str, implementation: str, detail: str, directory: Path = DIR) -> str:
-    """The one message for a trajectory that differs from its baseline."""
+def mismatch_message(case: str, implementation: str, detail: str, directory: Path = DIR,
+                     reference_reproduces: bool | None = None) -> str:
+    """The one message for a trajectory that differs from its baseline. For a framework,
+    ``reference_reproduces`` says whether the reference still reproduces that baseline
+    (None: not asked): if not, the baseline is stale and the message says so."""
     p = path(case, directory)
-    if implementation == "numpy":
+    if implementation != "numpy" and reference_reproduces is False:
+        head = (f"[{case}/{implementation}] the reference changed: its baseline {p} is stale, the reference "
+                f"no longer reproduces it either ({_drift(directory)}), so this is not a {implementation} "
+                f"mismatch. If the change is deliberate (a case was changed, or new pinned versions), "
+                f"rewrite it from the reference: {regen_command(case, directory)}; otherwise the reference "
+                f"has regressed ([{case}-numpy] says the same).")
+    elif implementation == "numpy":
         head = (f"[{case}/numpy] the reference no longer reproduces its baseline {p} "
                 f"({_drift(directory)}). If the change is deliberate (a case was changed, or new "
                 f"pinned versions), rewrite it from the reference: {regen_command(case, directory)}; "
@@ -162,27 +190,47 @@ def mismatch_message(case: str, implementation: str, detail: str, directory: Pat
             [sys.executable, "-m", "crosscheck", "run", case, "--framework", implementation])
         head = (f"[{case}/{implementation}] {implementation} disagrees with the reference's baseline {p}: "
                 f"a framework mismatch, not a stale baseline, so the baseline stays as it is (only the "
-                f"reference writes it). If [{case}-numpy] fails as well, the reference changed: see its "
-                f"message first. Where {implementation} parts from the reference: {see}")
+                f"reference writes it). "
+                + ("The reference still reproduces it. " if reference_reproduces else
+                   f"If [{case}-numpy] fails as well, the reference changed: see its message first. ")
+                + f"Where {implementation} parts from the reference: {see}")
     return f"{head}\n{_detail(detail)}"
 
 
+def _differs(case: str, arrays: dict[str, np.ndarray], steps: int, check: Callable[..., None],
+             directory: Path, scale_from: dict[str, np.ndarray]) -> str | None:
+    try:
+        check(arrays, fullpath=path(case, directory), tolerances=normwise_tolerances(scale_from, steps))
+    except AssertionError as e:
+        return str(e)
+    return None
+
+
+def reproduces(case: str, reference: dict[str, np.ndarray], steps: int, check: Callable[..., None],
+               directory: Path = DIR) -> bool:
+    """Whether the reference's arrays still match ``case``'s (usable) baseline: if not, it is stale."""
+    return _differs(case, reference, steps, check, directory, reference) is None
+
+
 def verify(case: str, implementation: str, arrays: dict[str, np.ndarray], steps: int,
-           check: Callable[..., None], directory: Path = DIR) -> str | None:
+           check: Callable[..., None], directory: Path = DIR,
+           reference: dict[str, np.ndarray] | None = None) -> str | None:
     """None if ``arrays`` match ``case``'s baseline; otherwise the one message to report.
 
     ``check`` is ``ndarrays_regression.check``: it compares against the baseline file
-    (``fullpath``) and raises ``AssertionError`` with the differing values.
+    (``fullpath``) and raises ``AssertionError`` with the differing values. For a framework,
+    ``reference`` (the reference's arrays of the same run) tells a stale baseline apart from
+    a framework that disagrees with a current one.
     """
     try:
         expected = load(case, directory)
     except BaselineError as e:
         return f"[{case}/{implementation}] {e}"
     scale_from = arrays if implementation == "numpy" else expected
-    try:
-        check(arrays, fullpath=path(case, directory), tolerances=normwise_tolerances(scale_from, steps))
-    except AssertionError as e:
-        detail = str(e)
-    else:
+    detail = _differs(case, arrays, steps, check, directory, scale_from)
+    if detail is None:
         return None
-    return mismatch_message(case, implementation, detail, directory)
+    current = None
+    if implementation != "numpy" and reference is not None:
+        current = reproduces(case, reference, steps, check, directory)
+    return mismatch_message(case, implementation, detail, directory, current)

@@ -2,9 +2,10 @@
 
 Exit codes, one meaning each (documented in the README):
 
-* 0: success; every check agrees.
+* 0: success; every check agrees (``diff``: nothing changed that fails a nightly).
 * 1: a mismatch between implementations, a transcript that differs from the document,
-  or a run that diverges.
+  or a run that diverges (``diff``: a verdict or a transcript's status flipped, a kink
+  convention changed, or an error grew past its budget).
 * 2: a usage error: an unknown case, framework or option, a bad value, or an output path
   that cannot be written. One line on stderr, no traceback, nothing written.
 * 3: an environment or internal error: a framework that cannot be imported, or any
@@ -31,7 +32,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from crosscheck import cases
+from crosscheck import cases, versions
 from crosscheck.frameworks import FrameworkUnavailable
 from crosscheck.model import ModelError
 
@@ -45,7 +46,8 @@ own models (a .py file that defines a crosscheck.Model)."""
 
 EPILOG = """\
 exit codes: 0 every check agrees, 1 a mismatch (implementations or transcript) or a
-diverging run, 2 a usage error, 3 an environment or internal error (--debug shows the
+diverging run (diff: a flipped verdict, a changed kink convention or an error past its
+budget), 2 a usage error, 3 an environment or internal error (--debug shows the
 traceback), 130/143 interrupted.
 Start with 'crosscheck list', then 'crosscheck run'."""
 
@@ -283,6 +285,20 @@ def cmd_kinks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from crosscheck import diff
+
+    try:
+        changes = diff.diff_files(args.old, args.new)
+    except diff.ReportError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        sys.stdout.write(json.dumps(changes.as_dict(), indent=2) + "\n")
+    else:
+        print(changes.text())
+    return EXIT_MISMATCH if changes.fails else EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     names, files = _resolve(args.cases) if args.cases else (list(cases.CASES), [])
     frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
@@ -341,7 +357,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.table(results), file=table_out)
     wrote = []
     if args.json:
-        text = json.dumps(report.to_json(results, args.dtype), indent=2, sort_keys=False) + "\n"
+        text = json.dumps(report.to_json(results, args.dtype, kink_rows), indent=2, sort_keys=False) + "\n"
         if args.json == "-":
             sys.stdout.write(text)
         else:
@@ -359,7 +375,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if scratch is not None:
                 scratch.cleanup()
         wrote.append(f"HTML {args.html}")
-    print("\n" + report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
+    # Where a nightly log's reader looks: right above the summary, on the table's stream.
+    print("\n" + versions.line(), file=table_out)
+    print(report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH
 
 
@@ -419,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = parser("kinks", help="each ReLU spelling's derivative at exactly 0")
     k.set_defaults(func=cmd_kinks)
+
+    d = parser("diff", help="what changed between two JSON reports of 'crosscheck run' (the nightly's view)")
+    d.add_argument("old", metavar="OLD.json", help="the earlier report (crosscheck run --json)")
+    d.add_argument("new", metavar="NEW.json", help="the later report")
+    d.add_argument("--json", action="store_true", help="print the changes as JSON on stdout")
+    d.set_defaults(func=cmd_diff)
     return p
 
 

@@ -377,8 +377,9 @@ def diagnose(r: CaseResult) -> str:
     return line
 
 
-def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
-    """The report's JSON contract (see the README)."""
+def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The report's JSON contract (see the README). ``kinks``: the kink table's rows
+    (:func:`crosscheck.kinks.table`) where the run computed it, else None."""
     out: dict[str, Any] = {"versions": versions(), "dtype": dtype, "cases": {}}
     for r in results:
         ref = r.reference
@@ -423,6 +424,7 @@ def to_json(results: Sequence[CaseResult], dtype: str) -> dict[str, Any]:
             "transcript": r.transcript,
             "diagnosis": r.diagnosis,
         }
+    out["kinks"] = [dataclasses.asdict(row) for row in kinks] if kinks else None
     return out
 
 

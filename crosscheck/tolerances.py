@@ -31,6 +31,8 @@ The measured errors are in the README; they sit well inside these bounds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -287,3 +289,49 @@ def class_gradient_bound(x, y, params: dict, outputs) -> dict:
            "b1": total(err_Da) + E * total(D_a),
            "W1": T(x) @ err_Da + E * (T(x) @ D_a)}
     return {k: 2 * v for k, v in one.items()}
+
+
+# --------------------------------------------------------------------------- nightly diff
+#: ``crosscheck diff OLD.json NEW.json`` compares two reports' errors, group by group (the
+#: trajectories' loss, grads, params and predictions; the local question's loss and each
+#: parameter), each the worst normwise relative error of its run. Two nights with the same
+#: versions give bitwise the same numbers (the runs are deterministic); a new release changes
+#: them, and most such changes are rounding: a reordered sum moves an error of a few u by a
+#: few u, which can be a large *factor* (1 u -> 10 u is x10) and means nothing. An error is
+#: past the budget, and fails the nightly, only when both hold:
+#:
+#: * it grew by more than DIFF_GROWTH = 10, an order of magnitude (from an exact 0, any
+#:   growth counts). Two correct autograd implementations of the same run, which differ in
+#:   exactly this way (kernels, summation order), were measured to differ from each other by
+#:   at most x3.8 on every error of the documents' runs where both exceed 1e-20 (linear_bias's
+#:   params: torch 3.0e-15, jax 1.1e-14; near 0 a factor means nothing: sgd_two_relu's loss
+#:   errors are 3e-25 and 2e-16), so x10 is more than reordering alone has been seen to do;
+#: * it now uses more than DIFF_SHARE = 1/2 of its tolerance (the new report's: the envelope
+#:   where the global check ends, or the local bound). Anything under the tolerance is within
+#:   what rounding may do, so growth below half of it is rounding whatever the factor; above
+#:   half, the margin left is under 2, and one more change of the kind fails ``run`` itself.
+#:   The largest share any error of the documents' runs uses is 0.14 (a local gradient error
+#:   of 4.8e-16, 4.3 u of the 32 u bound), so half leaves x3.7 of room above what is there.
+#:
+#: So a local error of 1e-16 growing x10 to 1e-15 (9 u of 32 u, 28 %) passes, while a
+#: trajectories' error of 2.5e-13 growing to 9e-12 under an envelope of 1.4e-11 (64 %) fails.
+#: Growth by more than DIFF_GROWTH is shown either way. A NaN error where there was a number
+#: fails; a tolerance that is not finite (a diverging run) leaves no share to judge by.
+DIFF_GROWTH = 10.0
+DIFF_SHARE = 0.5
+
+
+def grew(old: float, new: float) -> bool:
+    """Whether an error grew by more than DIFF_GROWTH (or became NaN)."""
+    if math.isnan(new):
+        return not math.isnan(old)
+    return not math.isnan(old) and new > DIFF_GROWTH * old
+
+
+def past_budget(old: float, new: float, tolerance: float) -> bool:
+    """Whether an error's growth from ``old`` to ``new`` fails the nightly (see above)."""
+    if not grew(old, new):
+        return False
+    if math.isnan(new):
+        return True
+    return math.isfinite(tolerance) and tolerance > 0 and new > DIFF_SHARE * tolerance

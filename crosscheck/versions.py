@@ -20,3 +20,9 @@ def versions() -> dict[str, str | None]:
     return {"python": platform.python_version(), "numpy": _version("numpy"),
             "torch": _version("torch"), "jax": _version("jax"), "jaxlib": _version("jaxlib"),
             "blas": blas.active_kernel()}
+
+
+def line(v: dict[str, str | None] | None = None) -> str:
+    """``versions: python 3.11.7, numpy 2.4.6, torch 2.13.0, ...``: one line, for a log."""
+    v = versions() if v is None else v
+    return "versions: " + ", ".join(f"{k} {x if x is not None else 'not installed'}" for k, x in v.items())

@@ -25,6 +25,10 @@ def pytest_addoption(parser):
                      help="folder of the regression baselines (default: tests/test_baselines)")
 
 
+def pytest_report_header(config):
+    return baseline.header(config.getoption("baseline_dir"))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
     config.addinivalue_line("markers", "readme: runs a command shown in README.md")
@@ -76,6 +80,16 @@ def cli_json():
         return cache[args]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def nightly(cli_json, tmp_path_factory):
+    """A report as the nightly job writes it, once per test session: (exit code, the JSON,
+    stderr) of ``crosscheck run relu sgd_two_relu --html PATH --json -`` (``--html``, so the
+    JSON carries the kink table). relu settles onto a cycle with a unit dead from step 255;
+    sgd_two_relu has a unit dead throughout and errors that are exactly 0."""
+    page = tmp_path_factory.mktemp("nightly") / "report.html"
+    return cli_json("relu", "sgd_two_relu", "--html", str(page))
 
 
 @pytest.fixture(scope="session")

@@ -61,7 +61,15 @@ def test_matches_baseline(case, fw, runs, ndarrays_regression, request):
     if unusable and fw != "numpy" and _reported_by_the_reference_check(request, case):
         pytest.skip(f"{baseline.path(case, directory)} is unusable: reported once, by [{case}-numpy]")
     traj = runs(case, fw)
-    failure = baseline.verify(case, fw, traj.to_arrays(), traj.steps, ndarrays_regression.check, directory)
+    reference = None
+    if fw != "numpy" and not unusable:   # a stale baseline is the reference's change, not fw's
+        reference = runs(case).to_arrays()
+        if _reported_by_the_reference_check(request, case) and not baseline.reproduces(
+                case, reference, traj.steps, ndarrays_regression.check, directory):
+            pytest.skip(f"{baseline.path(case, directory)} is stale (the reference no longer reproduces "
+                        f"it): reported once, by [{case}-numpy]")
+    failure = baseline.verify(case, fw, traj.to_arrays(), traj.steps, ndarrays_regression.check, directory,
+                              reference)
     if failure:  # outside any except block: the message is reported once, without a chained copy
         pytest.fail(failure, pytrace=False)
 
@@ -161,10 +169,11 @@ def _perturbed(traj, name, step, factor):
 def test_framework_mismatch_never_suggests_regenerating(copy, runs, ndarrays_regression, comparing):
     traj = runs("sgd_linear", "torch")
     msg = baseline.verify("sgd_linear", "torch", _perturbed(traj, "grad.b", 7, 1 + 1e-6), traj.steps,
-                          ndarrays_regression.check, copy)
+                          ndarrays_regression.check, copy, runs("sgd_linear").to_arrays())
     assert msg is not None, "a gradient off by 1e-6 at step 7 passed the baseline check"
     assert msg.startswith("[sgd_linear/torch] torch disagrees with the reference's baseline"), msg
     assert "a framework mismatch, not a stale baseline" in msg, msg
+    assert "The reference still reproduces it." in msg, f"the reference reproduces it, unsaid: {msg!r}"
     see = shlex.join([sys.executable, "-m", "crosscheck", "run", "sgd_linear", "--framework", "torch"])
     see = f"cd {shlex.quote(str(baseline.ROOT))} && {see}"
     assert see in msg, f"message should name {see!r}: {msg!r}"
@@ -182,6 +191,29 @@ def test_reference_mismatch_names_the_command_that_rewrites_it(copy, runs, ndarr
     assert f"rewrite it from the reference: {baseline.regen_command('sgd_linear', copy)};" in msg, msg
     assert msg.count("--force-regen") == 0 and msg.count("--regen-all") == 1, msg
     assert baseline.load("sgd_linear", copy)["grad.b"][7] == traj.grads["b"][7], "the check rewrote the file"
+
+
+def _stale(copy, case, name, step, factor):
+    """Plant a stale baseline: the copy's ``case`` baseline with one value changed."""
+    p = baseline.path(case, copy)
+    arrays = baseline.load(case, copy)
+    arrays[name] = arrays[name].copy()
+    arrays[name][step] *= factor
+    np.savez(p, **arrays)
+
+
+def test_stale_baseline_is_the_reference_changing_not_a_framework_mismatch(copy, runs, ndarrays_regression,
+                                                                           comparing):
+    _stale(copy, "sgd_linear", "step_loss", 3, 2.0)
+    traj = runs("sgd_linear", "jax")
+    msg = baseline.verify("sgd_linear", "jax", traj.to_arrays(), traj.steps, ndarrays_regression.check, copy,
+                          runs("sgd_linear").to_arrays())
+    assert msg is not None, "a baseline whose step_loss[3] was doubled passed the check"
+    p = baseline.path("sgd_linear", copy)
+    want = f"[sgd_linear/jax] the reference changed: its baseline {p} is stale"
+    assert msg.startswith(want), f"message should start with {want!r}: {msg!r}"
+    assert "framework mismatch" not in msg and "jax disagrees" not in msg, f"jax blamed: {msg!r}"
+    assert f"rewrite it from the reference: {baseline.regen_command('sgd_linear', copy)};" in msg, msg
 
 
 def test_reference_mismatch_names_the_version_drift(copy, runs, ndarrays_regression, comparing):
@@ -224,3 +256,49 @@ def test_problems_are_reported_once_in_a_real_session_and_the_command_fixes_them
     rewritten, committed = baseline.load("sgd_linear", copy), baseline.load("sgd_linear")
     for k, v in committed.items():
         np.testing.assert_array_equal(rewritten[k], v, err_msg=f"rewritten sgd_linear baseline, {k}")
+
+
+def test_a_stale_baseline_fails_once_in_a_real_session(tmp_path):
+    # The reference check reports a stale baseline; the framework checks skip with a pointer to it
+    # instead of each blaming its framework.
+    copy = shutil.copytree(baseline.DIR, tmp_path / "baselines")
+    _stale(copy, "sgd_linear", "step_loss", 3, 2.0)
+    nodes = [f"{baseline.TESTS}::{baseline.TEST}[sgd_linear-{fw}]" for fw in IMPLEMENTATIONS]
+    r = subprocess.run([sys.executable, "-m", "pytest", *nodes, "--baseline-dir", str(copy),
+                        "-p", "no:cacheprovider", "-q", "-o", "addopts=", "-rs"],
+                       capture_output=True, text=True, timeout=300, cwd=baseline.ROOT)
+    out = r.stdout + r.stderr
+    assert "1 failed, 2 skipped" in out.splitlines()[-1], f"expected 1 failed, 2 skipped:\n{out}"
+    assert "[sgd_linear/numpy] the reference no longer reproduces its baseline" in out, out
+    pointer = (f"{baseline.path('sgd_linear', copy)} is stale (the reference no longer reproduces it): "
+               "reported once, by [sgd_linear-numpy]")
+    assert re.search(r"^SKIPPED \[2\] \S+: " + re.escape(pointer), out, re.M), (
+        f"both framework checks should skip with {pointer!r}:\n{out}")
+
+
+# --- pytest's header -----------------------------------------------------------------------------
+
+def test_header_names_the_baselines_versions_and_the_running_ones(copy):
+    now = versions()
+    made_with = {**now, "torch": "2.0.0-planted", "jax": "0.4.0-planted", "numpy": "1.0-planted"}
+    (copy / baseline.SIDECAR).write_text(json.dumps(made_with), encoding="utf-8")
+    line = baseline.header(copy)
+    want = (f"crosscheck baselines: made with torch 2.0.0-planted, jax 0.4.0-planted; running torch "
+            f"{now['torch']}, jax {now['jax']} (also changed: numpy 1.0-planted -> {now['numpy']})")
+    assert line == want, f"header {line!r}, expected {want!r}"
+
+
+def test_header_says_when_the_baselines_versions_are_unknown(copy):
+    (copy / baseline.SIDECAR).unlink()
+    line = baseline.header(copy)
+    assert line.startswith(f"crosscheck baselines: made with unknown versions ({baseline.SIDECAR} unusable); "
+                           f"running torch {versions()['torch']}"), line
+
+
+def test_the_suite_header_shows_the_baselines_versions():
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider",
+                        "-o", "addopts=", str(baseline.ROOT / "tests" / "test_readme.py")],
+                       capture_output=True, text=True, timeout=300, cwd=baseline.ROOT)
+    made_with = baseline.read_versions()
+    want = f"crosscheck baselines: made with torch {made_with['torch']}, jax {made_with['jax']}; running"
+    assert want in r.stdout, f"pytest's header lacks {want!r}:\n{r.stdout[:3000]}{r.stderr[-2000:]}"

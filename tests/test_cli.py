@@ -42,7 +42,7 @@ def test_unknown_case_names_the_known_cases():
     assert all(name in r.stderr for name in cases.CASES), r.stderr
 
 
-COMMANDS = ["list", "transcript", "run", "explain", "kinks"]
+COMMANDS = ["list", "transcript", "run", "explain", "kinks", "diff"]
 
 
 def test_no_arguments_prints_the_help_and_exits_2():

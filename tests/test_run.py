@@ -1,5 +1,6 @@
 """``crosscheck run``: exit codes, the JSON contract, plots, determinism, progress."""
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -15,8 +16,8 @@ import threading
 import numpy as np
 import pytest
 
+from crosscheck import blas, frameworks, report
 from crosscheck import cases as case_registry
-from crosscheck import frameworks, report
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
 
 
@@ -218,6 +219,40 @@ def test_json_contract(capsys):
         assert isinstance(d["cycle_losses"], list), name
         for u in case["dead_units"]:
             assert set(u) >= {"layer", "unit", "samples"}, name
+    assert report["kinks"] is None, f"kink table without --html: {report['kinks']}"
+
+
+def test_json_carries_the_kink_table_the_page_shows(nightly):
+    from crosscheck import kinks
+
+    recorded = nightly[1]["kinks"]
+    measured = [dataclasses.asdict(row) for row in kinks.table()]
+    assert recorded == measured, f"JSON kinks {recorded}\nmeasured here {measured}"
+
+
+def test_the_versions_line_sits_between_the_table_and_the_summary(nightly):
+    code, data, err = nightly
+    lines = err.rstrip("\n").splitlines()
+    want = "versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items())
+    assert code == EXIT_OK and len(lines) > 2, f"exit {code}, stderr {err!r}"
+    assert lines[-2] == want, f"line above the summary {lines[-2]!r}, expected {want!r}"
+    assert lines[-1].startswith("2 cases x 2 frameworks: "), f"last line {lines[-1]!r} is not the summary"
+    assert lines[-4:-2] == [report.TABLE_LEGEND, ""], f"above the versions: {lines[-4:-2]}"
+
+
+def test_json_versions_are_those_imported(nightly):
+    import platform
+
+    import jax
+    import jaxlib
+    import torch
+
+    imported = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+    recorded = nightly[1]["versions"]
+    for name, version in imported.items():
+        assert recorded.get(name) == version, f"JSON {name} {recorded.get(name)!r}, imported {version}"
+    assert recorded.get("blas") == blas.active_kernel(), f"JSON blas {recorded.get('blas')!r}"
 
 
 def test_json_file_is_written_whole(tmp_path, capsys):
