@@ -236,11 +236,13 @@ def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
     already fill, its threads wait on each other at every one of a step's small operations:
     relu_class at --sizes 50,200,10 took 5.9 ms a step so, and 0.48 ms on one thread
     (measured on the 2-core machine). The thread count is put back afterwards."""
-    if impl != "torch" or workers is None or not workers.pool:
+    try:
+        if impl != "torch" or workers is None or not workers.pool:
+            raise LookupError
+        import torch
+    except Exception:   # (torch that cannot be imported is the run's to report)
         yield
         return
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
     try:
