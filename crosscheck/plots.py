@@ -10,8 +10,8 @@ For each case:
 * ``<case>_loss.png``: the full per-epoch loss of every implementation, with the epochs
   the document printed marked (a printed 0.0000 too, at the bottom of a log axis), and the
   last epochs zoomed.
-* ``<case>_params.png``: every parameter at every step, the reference as lines and each
-  framework as its own markers.
+* ``<case>_params.png``: every parameter at every step (up to ``LINES`` values of each
+  tensor), the reference as lines and each framework as its own markers.
 
 Legends sit beside the axes and the figures are cut to their contents, so no label is
 clipped and no legend covers data.
@@ -36,6 +36,10 @@ MARKERS = {"torch": "x", "jax": "+"}
 #: Epochs shown in the zoom panel of the loss plot; framework markers per parameter curve.
 ZOOM = 40
 MARKS = 25
+#: Values drawn of one parameter tensor, evenly spread over it: a model of thousands of
+#: weights would draw thousands of lines (12 210 at relu_class --sizes 50,200,10) and show
+#: nothing; its errors plot covers every value.
+LINES = 8
 
 
 def _figure(ncols: int = 1, width: float = 8.0, ratios=None, right: float = 0.98, bottom: float = 0.11):
@@ -147,17 +151,20 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     steps = np.arange(ref.steps + 1)
     every = max((ref.steps + 1) // MARKS, 1)
     for i, (pname, v) in enumerate(ref.params.items()):
-        flat = v.reshape(len(v), -1)
-        label = pname if flat.shape[1] == 1 else f"{pname} ({flat.shape[1]} values)"
-        for j in range(flat.shape[1]):   # one legend entry per parameter tensor
+        size = flat_size(v)
+        drawn = _drawn(size)
+        label = (pname if size == 1 else f"{pname} ({size} values)" if len(drawn) == size
+                 else f"{pname} ({len(drawn)} of {size} values)")
+        flat = v.reshape(len(v), -1)[:, drawn]
+        for j in range(len(drawn)):   # one legend entry per parameter tensor
             ax.plot(steps, flat[:, j], color=f"C{i}", lw=1.6, alpha=0.7, label=label if j == 0 else None)
     for name, t in trajs.items():
         if name == "numpy":
             continue
         for i, v in enumerate(t.params.values()):
-            flat = v.reshape(len(v), -1)
+            flat = v[::every].reshape(len(steps[::every]), -1)[:, _drawn(flat_size(v))]
             for j in range(flat.shape[1]):
-                ax.plot(steps[::every], flat[::every, j], MARKERS.get(name, "."), color=f"C{i}", ms=5,
+                ax.plot(steps[::every], flat[:, j], MARKERS.get(name, "."), color=f"C{i}", ms=5,
                         mew=0.9, label=f"{name} (markers)" if i == 0 and j == 0 else None)
     ax.set_xlabel("update step")
     ax.set_ylabel("parameter value")
@@ -166,6 +173,19 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     _legend(ax)
     fig.savefig(path)
     return path
+
+
+def flat_size(v: Any) -> int:
+    """Values per step of a recorded parameter (steps first)."""
+    return int(np.prod(np.shape(v)[1:], dtype=np.int64))
+
+
+def _drawn(size: int) -> np.ndarray:
+    """Which of a tensor's ``size`` values the parameter plot draws: all, or ``LINES``
+    spread evenly from the first to the last."""
+    if size <= LINES:
+        return np.arange(size)
+    return np.unique(np.linspace(0, size - 1, LINES).round().astype(int))
 
 
 def filenames(case: str) -> tuple[str, str, str]:
