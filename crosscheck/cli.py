@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crosscheck import cases
-from crosscheck.frameworks import FrameworkUnavailable
+from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
 from crosscheck.model import ModelError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
@@ -523,7 +523,7 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    debug = False
+    debug, args = False, None
     with _OnSignals():
         try:
             args = parser.parse_args(argv)
@@ -545,7 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as e:
             if debug:
                 traceback.print_exc()
-            hint = "" if debug else " (--debug shows the traceback)"
+            hints = [] if debug else ["--debug shows the traceback"]
+            if isinstance(e, FrameworkUnavailable) and hasattr(args, "framework"):
+                others = [f for f in FRAMEWORKS if f != e.framework]
+                hints[:0] = [f"--framework {others[0]} checks without it"] if others else []
+            hint = f" ({'; '.join(hints)})" if hints else ""
             print(f"crosscheck: error: {_one_line(e)}{hint}", file=sys.stderr)
             return EXIT_ENV
 
