@@ -28,6 +28,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
     config.addinivalue_line("markers", "readme: runs a command shown in README.md")
+    for fw in ("torch", "jax"):
+        config.addinivalue_line("markers", f"{fw}: runs {fw} (-m 'not {fw}' leaves it out where broken)")
 
 
 @pytest.fixture(scope="session")

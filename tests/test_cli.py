@@ -120,7 +120,7 @@ def test_a_framework_that_fails_on_first_use_exits_3_in_one_line(tmp_path):
                            "initialization failed"), line
 
 
-@pytest.mark.parametrize("args", [["run", "sgd_linear"]], ids=["run"])
+@pytest.mark.parametrize("args", [["run", "sgd_linear"], ["kinks"]], ids=["run", "kinks"])
 def test_the_other_framework_is_still_checked_with_a_broken_torch(args, tmp_path):
     env = _broken(tmp_path, "torch", body=NO_CUDNN)
     line = _one_error_line(run_cli(*args, env=env), f"{args} with torch broken")
