@@ -85,6 +85,24 @@ def blamed_parameters(comparison) -> set[str]:
     return {p for q, p in comparison.blamed() if q == "grad"}
 
 
+# ---------------------------------------------------------------------------- environments
+BROKEN = "raise ImportError('{module} is broken on purpose (test)')"
+
+
+def broken_framework(tmp_path: Path, module: str, version: str = "2.14.1", body: str = BROKEN) -> dict:
+    """A fake ``module`` package in ``tmp_path`` with its own metadata, so that its installed
+    version reads ``version``: an install broken as ``body`` is. Returns the environment
+    (PYTHONPATH, ahead of the real one) that a subprocess sees it in."""
+    import os
+
+    (tmp_path / module).mkdir()
+    (tmp_path / module / "__init__.py").write_text(body.format(module=module) + "\n")
+    info = tmp_path / f"{module}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
 # ---------------------------------------------------------------------------- meta-tests
 class ExactAutograd:
     """A stand-in for a framework that is exact by construction: ``train`` is the correct

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import broken_framework
 
 from crosscheck import cases, runner
 from crosscheck.cli import EXIT_ENV, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
@@ -67,20 +68,6 @@ def test_help_says_what_the_tool_does(capsys):
         assert words in " ".join(out.split()), f"{words!r} not in the help:\n{out}"
 
 
-BROKEN = "raise ImportError('{module} is broken on purpose (test)')"
-
-
-def _broken(tmp_path, module, version="2.14.1", body=BROKEN):
-    """A fake ``module`` package on PYTHONPATH, ahead of the real one, with its own metadata so
-    that its installed version reads ``version``: an install that is broken as ``body`` is."""
-    (tmp_path / module).mkdir()
-    (tmp_path / module / "__init__.py").write_text(body.format(module=module) + "\n")
-    info = tmp_path / f"{module}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n")
-    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-
-
 # torch 2.14.1 without its CUDA libraries, as in issue 11.
 NO_CUDNN = "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')"
 # A torch that imports but fails at its first computation (a CUDA driver it cannot start).
@@ -98,9 +85,11 @@ def _one_error_line(r, what):
 
 
 # torch is imported in this process, JAX in the helper: both paths end in one line and exit 3.
-@pytest.mark.parametrize("module", ["torch", "jax"])
+# With JAX broken, torch must work: its error would come first.
+@pytest.mark.parametrize("module", ["torch", pytest.param("jax", marks=pytest.mark.torch)])
 def test_a_framework_that_cannot_be_imported_exits_3_in_one_line(module, tmp_path):
-    line = _one_error_line(run_cli("run", "sgd_linear", env=_broken(tmp_path, module)), f"broken {module}")
+    r = run_cli("run", "sgd_linear", env=broken_framework(tmp_path, module))
+    line = _one_error_line(r, f"broken {module}")
     other = "jax" if module == "torch" else "torch"
     assert line.startswith(f"crosscheck: error: cannot import {module} 2.14.1: ImportError: "
                            f"{module} is broken on purpose"), line
@@ -108,21 +97,24 @@ def test_a_framework_that_cannot_be_imported_exits_3_in_one_line(module, tmp_pat
 
 
 def test_torch_without_its_cuda_libraries_exits_3_naming_it_and_its_version(tmp_path):
-    line = _one_error_line(run_cli("run", env=_broken(tmp_path, "torch", body=NO_CUDNN)), "no libcudnn")
+    r = run_cli("run", env=broken_framework(tmp_path, "torch", body=NO_CUDNN))
+    line = _one_error_line(r, "no libcudnn")
     assert line.startswith("crosscheck: error: cannot import torch 2.14.1: ImportError: libcudnn.so.9: "
                            "cannot open shared object file"), line
 
 
 def test_a_framework_that_fails_on_first_use_exits_3_in_one_line(tmp_path):
-    r = run_cli("run", "sgd_linear", "--jobs", "1", env=_broken(tmp_path, "torch", body=FAILS_ON_USE))
+    env = broken_framework(tmp_path, "torch", body=FAILS_ON_USE)
+    r = run_cli("run", "sgd_linear", "--jobs", "1", env=env)
     line = _one_error_line(r, "torch failing on first use")
     assert line.startswith("crosscheck: error: torch 2.14.1 fails on first use: RuntimeError: CUDA driver "
                            "initialization failed"), line
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("args", [["run", "sgd_linear"], ["kinks"]], ids=["run", "kinks"])
 def test_the_other_framework_is_still_checked_with_a_broken_torch(args, tmp_path):
-    env = _broken(tmp_path, "torch", body=NO_CUDNN)
+    env = broken_framework(tmp_path, "torch", body=NO_CUDNN)
     line = _one_error_line(run_cli(*args, env=env), f"{args} with torch broken")
     assert line.startswith("crosscheck: error: cannot import torch 2.14.1"), f"{args}: {line}"
     r = run_cli(*args, "--framework", "jax", env=env)
@@ -132,7 +124,7 @@ def test_the_other_framework_is_still_checked_with_a_broken_torch(args, tmp_path
 
 @pytest.mark.parametrize("where", [["--debug", "run"], ["run", "--debug"]], ids=["before", "after"])
 def test_debug_shows_the_traceback(where, tmp_path):
-    r = run_cli(*where, "sgd_linear", "--jobs", "1", env=_broken(tmp_path, "torch"))
+    r = run_cli(*where, "sgd_linear", "--jobs", "1", env=broken_framework(tmp_path, "torch"))
     assert r.returncode == EXIT_ENV, f"{where}: exit {r.returncode}: {r.stderr}"
     assert "Traceback (most recent call last)" in r.stderr and "torch is broken on purpose" in r.stderr, \
         f"{where}: no traceback in {r.stderr!r}"
@@ -162,6 +154,8 @@ def _explain(capsys, *args):
     return code, lines, verdicts, header
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_header_and_summary_count_the_lines_that_agree(capsys):
     code, lines, verdicts, header = _explain(capsys, "sgd_two_relu", "--step", "7")
     n = len(verdicts)
@@ -170,6 +164,8 @@ def test_explain_header_and_summary_count_the_lines_that_agree(capsys):
     assert lines[-1] == f"{n} of {n} checked lines agree", f"summary line {lines[-1]!r}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_header_and_summary_say_mismatch_when_the_lines_do(capsys):
     # Two outputs: MSE.fp divides by m, MSE.f by m*o, so every manual gradient is twice autograd's.
     code, lines, verdicts, header = _explain(capsys, "relu_class", "--sizes", "1,2,2", "--epochs", "5")

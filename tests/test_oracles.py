@@ -66,6 +66,8 @@ def test_chain_rule_lines_follow_the_document_order():
                      "dA_da", "dL_da", "dL_db1", "da_dw1", "dL_dW1"]
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("case", CASES)
 def test_explain_view_agrees(case, runs):
     text, ok = explain.render(runs(case), 1)
@@ -74,6 +76,8 @@ def test_explain_view_agrees(case, runs):
         assert f"  {name} = " in text or f"self.{name}" in text, f"[{case}] line {name} missing"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_cli(capsys):
     assert main(["explain", "sgd_two_relu", "--step", "7"]) == EXIT_OK
     out = capsys.readouterr().out
