@@ -7,8 +7,11 @@ Exit codes, one meaning each (documented in the README):
   or a run that diverges.
 * 2: a usage error: an unknown case, framework or option, a bad value, or an output path
   that cannot be written. One line on stderr, no traceback, nothing written.
-* 3: an environment or internal error: a framework that cannot be imported, or any
-  unexpected exception. One line on stderr; the traceback only with ``--debug``.
+* 3: an environment or internal error: a framework that cannot be imported or fails on
+  first use (named with its installed version), or any unexpected exception. One line on
+  stderr; the traceback only with ``--debug``.
+* ``kinks`` exits 1 where a ReLU spelling's derivative at 0 differs from the installed
+  version's expectation, or the models' own ReLU from the reference's (``crosscheck.kinks``).
 * 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): interrupted. The helper process ends too, within
   a second or so; no traceback, no report written.
 """
