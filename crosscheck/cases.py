@@ -51,13 +51,16 @@ class Source:
 @dataclasses.dataclass(frozen=True)
 class Kink:
     """A start where ReLU pre-activations hit exactly 0 with nonzero upstream gradients, for
-    ``crosscheck kinks``: the initial values (passed as ``init=`` to the case's ``problem`` and
-    ``run_reference``), the case's forward with a given ReLU spelling ``f(xp, t)`` for every
-    ReLU, and a line saying where the kinks are."""
+    ``crosscheck kinks``: the parameters there (given to the case's manual ``gradient`` and to
+    autograd, at ``sample`` for a per-sample case), and a line saying where the kinks are.
+    Every document case with a ReLU declares one, so that its own forward is checked where
+    the spellings differ; the one that also declares ``forward_with`` (the case's forward with
+    a given ReLU spelling ``f(xp, t)`` for every ReLU) runs the table of spellings."""
 
     init: Mapping[str, Any]
-    forward_with: Callable[[Callable], Forward]
     note: str
+    forward_with: Callable[[Callable], Forward] | None = None
+    sample: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -8,8 +8,11 @@ Exit codes, one meaning each (documented in the README):
   convention changed, or an error grew past its budget).
 * 2: a usage error: an unknown case, framework or option, a bad value, or an output path
   that cannot be written. One line on stderr, no traceback, nothing written.
-* 3: an environment or internal error: a framework that cannot be imported, or any
-  unexpected exception. One line on stderr; the traceback only with ``--debug``.
+* 3: an environment or internal error: a framework that cannot be imported or fails on
+  first use (named with its installed version), or any unexpected exception. One line on
+  stderr; the traceback only with ``--debug``.
+* ``kinks`` exits 1 where a ReLU spelling's derivative at 0 differs from the installed
+  version's expectation, or the models' own ReLU from the reference's (``crosscheck.kinks``).
 * 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): interrupted. The helper process ends too, within
   a second or so; no traceback, no report written.
 """
@@ -33,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crosscheck import cases, versions
-from crosscheck.frameworks import FrameworkUnavailable
+from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
 from crosscheck.model import ModelError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
@@ -268,21 +271,42 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_kinks(args: argparse.Namespace) -> int:
     from crosscheck import kinks
+    from crosscheck.versions import installed
 
-    rows = kinks.table()
+    frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
+    rows = kinks.table(frameworks)
+    checks = kinks.models(frameworks)
     print("ReLU spellings, derivative at exactly 0, installed versions; the reference uses (x > 0).")
     case = kinks.kink_case()
     print(f"Kink case: {case.name} at its document's data from {dict(case.kink.init)},")
     print(f"{case.kink.note}.\n")
-    print(f"{'framework':<9} {'spelling':<36} {'d/dx at 0':>9}  {'= ref':<5}  kink case (max rel. error)")
+    print(f"{'framework':<9} {'spelling':<36} {'d/dx at 0':>9}  {'expected':>8}  {'= ref':<5}  "
+          "kink case (max rel. error)")
     for r in rows:
-        print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {'yes' if r.agrees else 'NO':<5}  "
-              f"{r.kink_case_text}")
-    from crosscheck.versions import versions
-    v = versions()
-    print(f"\ntorch {v['torch']}, jax {v['jax']}. The documents' framework models use "
-          "x * (x > 0).")
-    return EXIT_OK
+        expected = "-" if r.expected is None else f"{r.expected:g}" + ("" if r.as_expected else " !")
+        print(f"{r.framework:<9} {r.spelling:<36} {r.at_zero:>9g}  {expected:>8}  "
+              f"{'yes' if r.agrees else 'NO':<5}  {r.kink_case_text}")
+    recorded = [str(e) for fw in frameworks if (e := kinks.expectation(fw, installed(fw))) is not None]
+    if recorded:
+        print(f"expected: {', '.join(recorded)}")
+    print("\nThe models' own forwards, one autograd step at each case's kink start, against its manual "
+          "backward:")
+    print(f"{'case':<14} {'framework':<9} {'exactly 0':<10} {'max rel. error':>14}  verdict")
+    for c in checks:
+        print(f"{c.case:<14} {c.framework:<9} {', '.join(c.zeros) or '-':<10} {c.error:>14.1e}  "
+              f"{'agrees' if c.agrees else 'DIFFERS'}")
+    found, notes = kinks.problems(rows, checks), kinks.notes(rows)
+    print()
+    for line in notes:
+        print(f"note: {line}")
+    for line in found:
+        print(f"MISMATCH: {line}")
+    checked = ", ".join(f"{fw} {installed(fw)}" for fw in frameworks)
+    if not found:
+        print(f"{checked}: every derivative as expected"
+              + (" where an expectation exists" if notes else "")
+              + "; the models' forwards keep the reference's derivative 0 at exactly 0.")
+    return EXIT_MISMATCH if found else EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -382,12 +406,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _kink_rows(frameworks: Sequence[str]) -> list:
-    """The kink table for the page, where both frameworks run (it needs both)."""
+    """The kink table for the page, for the frameworks of the run."""
     from crosscheck import kinks
 
-    if set(frameworks) != {"torch", "jax"}:
-        return []
-    return kinks.table()
+    return kinks.table(frameworks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -435,7 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     _class_options(e)
     e.set_defaults(func=cmd_explain)
 
-    k = parser("kinks", help="each ReLU spelling's derivative at exactly 0")
+    k = parser("kinks", help="each ReLU spelling's derivative at exactly 0, against the installed "
+                             "versions' expectations, and the models' own forwards at exact zeros")
+    k.add_argument("--framework", action="append", choices=["torch", "jax"],
+                   help="framework to measure (repeatable; default: both)")
     k.set_defaults(func=cmd_kinks)
 
     d = parser("diff", help="what changed between two JSON reports of 'crosscheck run' (the nightly's view)")
@@ -547,7 +572,7 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    debug = False
+    debug, args = False, None
     with _OnSignals():
         try:
             args = parser.parse_args(argv)
@@ -569,7 +594,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as e:
             if debug:
                 traceback.print_exc()
-            hint = "" if debug else " (--debug shows the traceback)"
+            hints = [] if debug else ["--debug shows the traceback"]
+            if isinstance(e, FrameworkUnavailable) and hasattr(args, "framework"):
+                others = [f for f in FRAMEWORKS if f != e.framework]
+                hints[:0] = [f"--framework {others[0]} checks without it"] if others else []
+            hint = f" ({'; '.join(hints)})" if hints else ""
             print(f"crosscheck: error: {_one_line(e)}{hint}", file=sys.stderr)
             return EXIT_ENV
 

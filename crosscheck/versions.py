@@ -8,7 +8,9 @@ from importlib import metadata
 from crosscheck import blas
 
 
-def _version(dist: str) -> str | None:
+def installed(dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (None: not installed), read from its
+    metadata without importing it: also for a package that crashes on import."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -17,8 +19,8 @@ def _version(dist: str) -> str | None:
 
 def versions() -> dict[str, str | None]:
     """python, numpy, torch, jax, jaxlib and the BLAS kernel, without importing torch or JAX."""
-    return {"python": platform.python_version(), "numpy": _version("numpy"),
-            "torch": _version("torch"), "jax": _version("jax"), "jaxlib": _version("jaxlib"),
+    return {"python": platform.python_version(), "numpy": installed("numpy"),
+            "torch": installed("torch"), "jax": installed("jax"), "jaxlib": installed("jaxlib"),
             "blas": blas.active_kernel()}
 
 

@@ -3,8 +3,11 @@ against ``xp``, carried by its :class:`~crosscheck.problem.Problem`), gradients 
 
 Each framework module exposes ``train(problem, dtype, progress=None) -> Trajectory`` and
 ``gradients(problem, params, sample, dtype)``.
-The framework is imported only when it is asked for, so the reference runs without torch
-or JAX; one that cannot be imported raises :class:`FrameworkUnavailable`, naming it.
+The framework is imported only when it is asked for (:func:`load`), so the reference runs
+without torch or JAX. One that cannot be imported, or imports but fails its first small
+computation (a CUDA library missing at first use, a broken build), raises
+:class:`FrameworkUnavailable`, naming it and its installed version: an environment problem,
+told apart from a model's forward that does not run there.
 """
 
 from __future__ import annotations
@@ -24,15 +27,46 @@ _MODULES = {"torch": "crosscheck.frameworks.torch_models", "jax": "crosscheck.fr
 
 
 class FrameworkUnavailable(RuntimeError):
-    """A framework that cannot be imported: an environment problem, not a mismatch."""
+    """A framework that cannot be imported or fails on first use: an environment problem, not
+    a mismatch. ``framework``, its installed ``version`` (None: not installed) and ``why``
+    (what it raised, on one line); ``str()`` is the line the command line prints."""
+
+    def __init__(self, framework: str, version: str | None, why: str, imported: bool = False) -> None:
+        super().__init__(framework, version, why, imported)   # args: picklable, from the helper too
+        self.framework, self.version, self.why, self.imported = framework, version, why, imported
+
+    def __str__(self) -> str:
+        if self.imported:
+            return f"{self.framework} {self.version} fails on first use: {self.why}"
+        if self.version is None:
+            return f"cannot import {self.framework} (not installed): {self.why}"
+        return f"cannot import {self.framework} {self.version}: {self.why}"
 
 
-def _module(framework: str) -> ModuleType:
+_READY: set[str] = set()
+
+
+def load(framework: str) -> ModuleType:
+    """The framework's module (``torch_models`` or ``jax_models``), imported, and its first
+    small computation done once per process (``smoke``: about 2 ms, where the backend starts
+    anyway); :class:`FrameworkUnavailable` if either fails."""
+    from crosscheck.versions import installed
+
     try:
-        return importlib.import_module(_MODULES[framework])
+        module = importlib.import_module(_MODULES[framework])
     except Exception as e:   # ImportError, or whatever a broken install raises on import
-        message = " ".join(f"{type(e).__name__}: {e}".split())
-        raise FrameworkUnavailable(f"cannot import {framework}: {message}") from e
+        raise FrameworkUnavailable(framework, installed(framework), _why(e)) from e
+    if framework not in _READY:
+        try:
+            module.smoke()
+        except Exception as e:
+            raise FrameworkUnavailable(framework, installed(framework), _why(e), imported=True) from e
+        _READY.add(framework)
+    return module
+
+
+def _why(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())
 
 
 def model_key(problem: Problem) -> str:
@@ -49,7 +83,7 @@ def model_key(problem: Problem) -> str:
 def gradients(framework: str, problem: Problem, params: dict, sample: int | None = None,
               dtype: str = "float64") -> dict:
     """Autograd's gradients at ``params``, for one step: ``{"loss", "params", "intermediates"}``."""
-    return _module(framework).gradients(problem, params, sample, dtype)
+    return load(framework).gradients(problem, params, sample, dtype)
 
 
 def train(framework: str, problem: Problem, dtype: str = "float64",
@@ -60,6 +94,6 @@ def train(framework: str, problem: Problem, dtype: str = "float64",
     ``torch_models.PROGRESS_EVERY`` epochs in torch, once at the end in JAX (one compiled
     call).
     """
-    traj = _module(framework).train(problem, dtype, progress)
+    traj = load(framework).train(problem, dtype, progress)
     traj.check_dtype()
     return traj

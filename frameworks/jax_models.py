@@ -46,6 +46,13 @@ from crosscheck.problem import Problem, recording  # noqa: E402
 from crosscheck.record import Recorder, Trajectory  # noqa: E402
 
 
+def smoke() -> None:
+    """Start the backend and move one float64 array onto it (about 20 ms, which the first run
+    would spend anyway): a JAX that imports but cannot compute fails here, before any model
+    runs (see ``frameworks.load``)."""
+    jax.device_put(np.ones(2)).block_until_ready()
+
+
 @functools.partial(jax.jit, static_argnames=("forward", "loss", "mode", "epochs", "masks"))
 def _train(params, x, y, lr, *, forward, loss, mode, epochs, masks):
     xp = array_namespace(x)

@@ -28,6 +28,13 @@ from crosscheck.record import Recorder, Trajectory
 PROGRESS_EVERY = 100
 
 
+def smoke() -> None:
+    """One autograd step on a tiny float64 tensor (about 1 ms): a torch that imports but cannot
+    compute fails here, before any model runs (see ``frameworks.load``)."""
+    t = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    (t * t).sum().backward()
+
+
 def _tensors(problem: Problem, tdtype) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(torch.tensor(a, dtype=tdtype) for a in (problem.x, problem.y))  # type: ignore[return-value]
 

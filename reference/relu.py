@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.cases import Case, Source
+from crosscheck.cases import Case, Kink, Source
 from crosscheck.problem import Problem, make
 from crosscheck.reference._common import (
     Recorder,
@@ -160,6 +160,10 @@ def transcript(traj: Trajectory) -> str:
     return "\n".join([*epoch_lines(traj), *final_block(traj, data()[1], scalar_biases=True)])
 
 
+#: A start where both pre-activations hit exactly 0 with nonzero upstream gradients on the
+#: document's data (a = x - 1 at x = 1, z = A): where ``crosscheck kinks`` checks the forward.
+KINK_INIT = {"W1": [[1.0]], "b1": -1.0, "W2": [[1.0]], "b2": 0.0}
+
 CASE = Case(
     name="relu", document=DOCUMENT, cell=CELL, position=3,
     summary="y = 2x + 3, ReLU on hidden and output, init without *0.01, 3000 epochs",
@@ -167,4 +171,5 @@ CASE = Case(
     transcript=transcript, curvature=True,
     units={"a": ("hidden", 0), "z": ("output", 0)}, unit_params=UNIT_PARAMS,
     source=Source(backward, "b2 -= lr * dL_db2", GRADS,
-                  {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}))
+                  {"dL_dO": "O", "dL_dz": "z", "dL_dA": "A", "dL_da": "a"}),
+    kink=Kink(KINK_INIT, "where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients"))

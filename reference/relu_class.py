@@ -330,5 +330,5 @@ CASE = Case(
                                                    "from the seed)"),
              "activations": Option(parse_activations, "A1,A2",
                                    f"hidden and output activation ({', '.join(ACTIVATION_CLASSES)})")},
-    kink=Kink(KINK_INIT, lambda relu: two_layer((relu, relu)),
-              "where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients"))
+    kink=Kink(KINK_INIT, "where a = x - 1 and z = A hit exactly 0 with nonzero upstream gradients",
+              forward_with=lambda relu: two_layer((relu, relu))))

@@ -27,7 +27,7 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
-from crosscheck.cases import Case, Source
+from crosscheck.cases import Case, Kink, Source
 from crosscheck.problem import Problem, make
 from crosscheck.reference._common import Recorder, Trajectory, keep, squared_error
 from crosscheck.reference._common import relu as relu_xp
@@ -203,6 +203,10 @@ def transcript(traj: Trajectory) -> str:
     return "\n".join(lines)
 
 
+#: A start where both hidden pre-activations hit exactly 0 on the first sample (x = 1) with
+#: nonzero upstream gradients (w3 = w4 = 1, error -2): where ``crosscheck kinks`` checks the forward.
+KINK_INIT = {"w1": 1.0, "b1": -1.0, "w2": 1.0, "b2": -1.0, "w3": 1.0, "w4": 1.0, "b3": 0.0}
+
 CASE = Case(
     name="sgd_two_relu", document=DOCUMENT, cell=CELL, position=2,
     summary="two ReLU hidden units, hand-set init, per-sample SGD on 1..5, cell run twice",
@@ -210,4 +214,6 @@ CASE = Case(
     transcript=transcript, reruns=("lr", "epochs", "runs"),
     units={"z1": ("hidden", 0), "z2": ("hidden", 1)}, unit_params=UNIT_PARAMS,
     source=Source(train_cell, "w1 = w1 - lr * dw1", GRADS,
-                  {"dL_dy": "z3", "dh1": "h1", "dh2": "h2", "dz1": "z1", "dz2": "z2"}))
+                  {"dL_dy": "z3", "dh1": "h1", "dh2": "h2", "dz1": "z1", "dz2": "z2"}),
+    kink=Kink(KINK_INIT, "where z1 = w1 x + b1 and z2 = w2 x + b2 hit exactly 0 at x = 1 with nonzero "
+              "upstream gradients", sample=0))

@@ -1,5 +1,12 @@
 """Strict test configuration: the document's BLAS kernel selected before NumPy loads,
-warnings are errors (pyproject), and float64 really in effect."""
+warnings are errors (pyproject), and float64 really in effect.
+
+One marker per framework, ``torch`` and ``jax``, on every test that runs it, so that
+``pytest -m "not torch"`` runs the rest cleanly where torch is broken (nothing here imports
+a framework). A test gets them from its parameters (a ``fw`` of ``"jax"``: :data:`FRAMEWORK_PARAMS`),
+from the fixtures below that run both (:data:`BOTH_FRAMEWORKS`), or from its own ``@pytest.mark.torch`` /
+``@pytest.mark.jax`` (``pytestmark`` for a whole module); to a test, a framework it is not
+marked for is unavailable (:func:`framework_marks_are_honest`)."""
 
 import crosscheck  # noqa: F401  (must come before numpy: selects the BLAS kernel)
 
@@ -32,6 +39,53 @@ def pytest_report_header(config):
 def pytest_configure(config):
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
     config.addinivalue_line("markers", "readme: runs a command shown in README.md")
+    for fw in FRAMEWORKS:
+        config.addinivalue_line("markers", f"{fw}: runs {fw} (-m 'not {fw}' leaves it out where broken)")
+
+
+#: The frameworks, without importing one (crosscheck.frameworks imports them on demand).
+FRAMEWORKS = ("torch", "jax")
+
+#: Parameters that name the framework a test runs (``impl`` may also be ``"numpy"``).
+FRAMEWORK_PARAMS = {"fw", "impl"}
+
+#: Fixtures that run both frameworks: a test that uses one, directly or through another
+#: fixture, is marked for both.
+BOTH_FRAMEWORKS = {"frameworks_ran", "cli_json", "checked"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        used = {v for k, v in params.items() if k in FRAMEWORK_PARAMS and v in FRAMEWORKS}
+        if BOTH_FRAMEWORKS & set(getattr(item, "fixturenames", ())):
+            used |= set(FRAMEWORKS)
+        for fw in sorted(used - {m.name for m in item.iter_markers()}):
+            item.add_marker(fw)
+
+
+@pytest.fixture(autouse=True)
+def framework_marks_are_honest(request, monkeypatch):
+    """In this process, a framework a test is not marked for is unavailable to it, as it is
+    where that framework is broken: a test that needs it fails here, naming the marker it
+    lacks, and one that copes without it (the referee) passes as it would there. Runs in a
+    helper process or a subprocess are not seen; the suite under a broken framework sees those."""
+    from crosscheck import frameworks
+    from crosscheck.versions import installed
+
+    marked = {m.name for m in request.node.iter_markers()} & set(FRAMEWORKS)
+    if marked == set(FRAMEWORKS):
+        return
+    load = frameworks.load
+
+    def guarded(fw):
+        if fw not in marked:
+            raise frameworks.FrameworkUnavailable(
+                fw, installed(fw), f"{request.node.nodeid} is not marked {fw} (@pytest.mark.{fw}, or a "
+                                   "parameter or fixture that says so: tests/conftest.py)")
+        return load(fw)
+
+    monkeypatch.setattr(frameworks, "load", guarded)
 
 
 @pytest.fixture(scope="session")

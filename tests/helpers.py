@@ -83,3 +83,62 @@ def normwise_differ(a, b, rtol: float = 1e-9) -> bool:
 def blamed_parameters(comparison) -> set[str]:
     """The parameters whose gradient goes wrong at a comparison's first divergent step."""
     return {p for q, p in comparison.blamed() if q == "grad"}
+
+
+# ---------------------------------------------------------------------------- environments
+BROKEN = "raise ImportError('{module} is broken on purpose (test)')"
+
+
+def broken_framework(tmp_path: Path, module: str, version: str = "2.14.1", body: str = BROKEN) -> dict:
+    """A fake ``module`` package in ``tmp_path`` with its own metadata, so that its installed
+    version reads ``version``: an install broken as ``body`` is. Returns the environment
+    (PYTHONPATH, ahead of the real one) that a subprocess sees it in."""
+    import os
+
+    (tmp_path / module).mkdir()
+    (tmp_path / module / "__init__.py").write_text(body.format(module=module) + "\n")
+    info = tmp_path / f"{module}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+# ---------------------------------------------------------------------------- meta-tests
+class ExactAutograd:
+    """A stand-in for a framework that is exact by construction: ``train`` is the correct
+    case's own reference run, relabelled as this framework's, and ``gradients`` its manual
+    backward. A meta-test of the comparison judges a planted mistake against it, so nothing
+    it asserts depends on a framework's numerics (a 1e-9 change in a torch release reads as
+    a framework change in the cross-check tests, never as a broken meta-test)."""
+
+    def __init__(self, framework: str, correct) -> None:
+        self.framework, self.correct = framework, correct
+
+    def train(self, problem, dtype="float64", progress=None):
+        keys = self.correct.reruns
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in problem.hyper.items() if k in keys}
+        traj = self.correct.run_reference(**overrides)
+        if progress is not None:
+            progress(traj.steps)
+        return dataclasses.replace(traj, case=problem.case, framework=self.framework)
+
+    def gradients(self, problem, params, sample=None, dtype="float64"):
+        import numpy as np
+
+        loss, grads = self.correct.gradient(params, problem.hyper, sample)
+        return {"loss": float(loss), "params": {k: np.asarray(v, np.float64) for k, v in grads.items()},
+                "intermediates": {}}
+
+
+def exact_frameworks(monkeypatch, correct) -> None:
+    """Every framework replaced by :class:`ExactAutograd` of the case ``correct`` (a document
+    case or a ``Model``'s ``case``), for the rest of the test."""
+    from crosscheck import frameworks
+
+    monkeypatch.setattr(frameworks, "load", lambda fw: ExactAutograd(fw, correct))
+
+
+def exactly(case: str, framework: str = "exact", **overrides):
+    """The correct reference run of ``case``, relabelled as ``framework``'s: what an exact
+    autograd would record."""
+    return dataclasses.replace(runner.run(case, **overrides), framework=framework)

@@ -166,6 +166,7 @@ def _perturbed(traj, name, step, factor):
     return arrays
 
 
+@pytest.mark.torch
 def test_framework_mismatch_never_suggests_regenerating(copy, runs, ndarrays_regression, comparing):
     traj = runs("sgd_linear", "torch")
     msg = baseline.verify("sgd_linear", "torch", _perturbed(traj, "grad.b", 7, 1 + 1e-6), traj.steps,

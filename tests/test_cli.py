@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import broken_framework
 
 from crosscheck import cases, runner
 from crosscheck.cli import EXIT_ENV, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
@@ -67,32 +68,68 @@ def test_help_says_what_the_tool_does(capsys):
         assert words in " ".join(out.split()), f"{words!r} not in the help:\n{out}"
 
 
-def _broken(tmp_path, module):
-    (tmp_path / module).mkdir()
-    (tmp_path / module / "__init__.py").write_text(
-        f"raise ImportError('{module} is broken on purpose (test)')\n")
-    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+# torch 2.14.1 without its CUDA libraries, as in issue 11.
+NO_CUDNN = "raise ImportError('libcudnn.so.9: cannot open shared object file: No such file or directory')"
+# A torch that imports but fails at its first computation (a CUDA driver it cannot start).
+FAILS_ON_USE = ("float64 = 'float64'\n"
+                "def ones(*args, **kwargs):\n"
+                "    raise RuntimeError('CUDA driver initialization failed, you might not have a CUDA gpu.')")
+
+
+def _one_error_line(r, what):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == EXIT_ENV, f"{what}: exit {r.returncode}, expected {EXIT_ENV}: {r.stderr}"
+    assert len(lines) == 1 and "Traceback" not in r.stderr, f"{what}: stderr {r.stderr!r}"
+    assert r.stdout == "", f"{what}: stdout {r.stdout!r}"
+    return lines[0]
 
 
 # torch is imported in this process, JAX in the helper: both paths end in one line and exit 3.
-@pytest.mark.parametrize("module", ["torch", "jax"])
+# With JAX broken, torch must work: its error would come first.
+@pytest.mark.parametrize("module", ["torch", pytest.param("jax", marks=pytest.mark.torch)])
 def test_a_framework_that_cannot_be_imported_exits_3_in_one_line(module, tmp_path):
-    r = run_cli("run", "sgd_linear", env=_broken(tmp_path, module))
-    assert r.returncode == EXIT_ENV, f"broken {module}: exit {r.returncode}, expected {EXIT_ENV}: {r.stderr}"
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, f"broken {module}: stderr {r.stderr!r}"
-    assert lines[0].startswith(f"crosscheck: error: cannot import {module}: ImportError: "
-                               f"{module} is broken on purpose"), lines[0]
-    assert r.stdout == "", f"broken {module}: stdout {r.stdout!r}"
+    r = run_cli("run", "sgd_linear", env=broken_framework(tmp_path, module))
+    line = _one_error_line(r, f"broken {module}")
+    other = "jax" if module == "torch" else "torch"
+    assert line.startswith(f"crosscheck: error: cannot import {module} 2.14.1: ImportError: "
+                           f"{module} is broken on purpose"), line
+    assert f"--framework {other} checks without it" in line, line
+
+
+def test_torch_without_its_cuda_libraries_exits_3_naming_it_and_its_version(tmp_path):
+    r = run_cli("run", env=broken_framework(tmp_path, "torch", body=NO_CUDNN))
+    line = _one_error_line(r, "no libcudnn")
+    assert line.startswith("crosscheck: error: cannot import torch 2.14.1: ImportError: libcudnn.so.9: "
+                           "cannot open shared object file"), line
+
+
+def test_a_framework_that_fails_on_first_use_exits_3_in_one_line(tmp_path):
+    env = broken_framework(tmp_path, "torch", body=FAILS_ON_USE)
+    r = run_cli("run", "sgd_linear", "--jobs", "1", env=env)
+    line = _one_error_line(r, "torch failing on first use")
+    assert line.startswith("crosscheck: error: torch 2.14.1 fails on first use: RuntimeError: CUDA driver "
+                           "initialization failed"), line
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("args", [["run", "sgd_linear"], ["kinks"]], ids=["run", "kinks"])
+def test_the_other_framework_is_still_checked_with_a_broken_torch(args, tmp_path):
+    env = broken_framework(tmp_path, "torch", body=NO_CUDNN)
+    line = _one_error_line(run_cli(*args, env=env), f"{args} with torch broken")
+    assert line.startswith("crosscheck: error: cannot import torch 2.14.1"), f"{args}: {line}"
+    r = run_cli(*args, "--framework", "jax", env=env)
+    assert r.returncode == EXIT_OK, f"{args} --framework jax: exit {r.returncode}, expected 0: {r.stderr}"
+    assert "torch" not in r.stdout, f"{args} --framework jax names torch:\n{r.stdout}"
 
 
 @pytest.mark.parametrize("where", [["--debug", "run"], ["run", "--debug"]], ids=["before", "after"])
 def test_debug_shows_the_traceback(where, tmp_path):
-    r = run_cli(*where, "sgd_linear", "--jobs", "1", env=_broken(tmp_path, "torch"))
+    r = run_cli(*where, "sgd_linear", "--jobs", "1", env=broken_framework(tmp_path, "torch"))
     assert r.returncode == EXIT_ENV, f"{where}: exit {r.returncode}: {r.stderr}"
     assert "Traceback (most recent call last)" in r.stderr and "torch is broken on purpose" in r.stderr, \
         f"{where}: no traceback in {r.stderr!r}"
-    assert r.stderr.strip().splitlines()[-1].startswith("crosscheck: error: cannot import torch"), r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("crosscheck: error: cannot import torch 2.14.1"), r.stderr
 
 
 def test_an_unexpected_exception_exits_3_in_one_line(monkeypatch, capsys):
@@ -117,6 +154,8 @@ def _explain(capsys, *args):
     return code, lines, verdicts, header
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_header_and_summary_count_the_lines_that_agree(capsys):
     code, lines, verdicts, header = _explain(capsys, "sgd_two_relu", "--step", "7")
     n = len(verdicts)
@@ -125,6 +164,8 @@ def test_explain_header_and_summary_count_the_lines_that_agree(capsys):
     assert lines[-1] == f"{n} of {n} checked lines agree", f"summary line {lines[-1]!r}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_header_and_summary_say_mismatch_when_the_lines_do(capsys):
     # Two outputs: MSE.fp divides by m, MSE.f by m*o, so every manual gradient is twice autograd's.
     code, lines, verdicts, header = _explain(capsys, "relu_class", "--sizes", "1,2,2", "--epochs", "5")

@@ -62,6 +62,7 @@ def test_raw_output_has_the_requested_dtype(case, impl, dtype, monkeypatch):
     assert any(a.dtype.kind == "f" for a in traj.to_arrays().values()), f"[{case}/{impl}] no float arrays"
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("array", ["step_loss", "grad.W1", "param.b2", "pred_train"])
 def test_dtype_guard_catches_a_float32_array_in_a_float64_run(array, runs, monkeypatch):
     # The guard itself, in the path every framework run takes (frameworks.train).

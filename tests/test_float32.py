@@ -49,6 +49,8 @@ def test_float32_keeps_the_qualitative_behaviour(case, fw, f32, runs):
     assert r.drift[fw]["first_step_above_1e-3"] is None, f"[{case}/{fw}] drift {r.drift[fw]}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_float32_cli_reports_drift(capsys):
     assert main(["run", "sgd_two_relu", "--dtype", "float32", "--json", "-", "--jobs", "1"]) == EXIT_OK
     rep = json.loads(capsys.readouterr().out)

@@ -12,6 +12,9 @@ import pytest
 
 from crosscheck.cli import EXIT_MISMATCH, EXIT_USAGE, main
 
+# Every test here looks at a run of both frameworks.
+pytestmark = [pytest.mark.torch, pytest.mark.jax]
+
 REPO = Path(__file__).resolve().parent.parent
 PLANTED = str(REPO / "examples" / "planted_mistake.py")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

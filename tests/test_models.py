@@ -39,6 +39,8 @@ CORRECT_IDS = ["tanh_softmax", "sgd_relu", "tiny_tanh"]
 EXAMPLE_EXITS = [("tanh_softmax", EXIT_OK), ("sgd_relu", EXIT_OK), ("planted_mistake", EXIT_MISMATCH)]
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("name, expected", EXAMPLE_EXITS, ids=[e[0] for e in EXAMPLE_EXITS])
 def test_example_runs_with_its_exit_code(capsys, name, expected):
     # The default --jobs: the helper process loads the example file too.
@@ -46,6 +48,8 @@ def test_example_runs_with_its_exit_code(capsys, name, expected):
     assert code == expected, f"[{name}] crosscheck run: exit {code}, expected {expected}\n{out}{err}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("name", [e[0] for e in EXAMPLE_EXITS])
 def test_example_table_names_the_model_for_each_framework(capsys, name):
     code, out, err = cli(capsys, "run", str(EXAMPLES / f"{name}.py"), "--jobs", "1")
@@ -134,6 +138,8 @@ def test_check_finds_the_planted_bias_gradient(checked):
 
 
 # ---------------------------------------------------------------------------- 3. assert_backprop_matches
+@pytest.mark.torch
+@pytest.mark.jax
 def test_assert_backprop_matches_passes_for_a_correct_model():
     assert_backprop_matches(model_of(TINY))
 
@@ -369,12 +375,16 @@ def test_sample_model_takes_one_step_per_sample(cli_json):
 TANH_SOFTMAX_LINES = ["dL/dlogits", "dL/dh", "dL/dz1", "dL/dW1", "dL/db1", "dL/dW2", "dL/db2"]
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_user_model_agrees_on_every_line(capsys):
     code, out, err = cli(capsys, "explain", TANH_SOFTMAX, "--step", "3")
     assert code == EXIT_OK, f"[tanh_softmax] explain --step 3: exit {code}\n{out}{err}"
     assert "7 of 7 checked lines agree" in out, f"[tanh_softmax] explain --step 3:\n{out}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_user_model_shows_each_intermediate_and_parameter(capsys):
     code, out, err = cli(capsys, "explain", TANH_SOFTMAX, "--step", "3")
     shown = [line.split()[0] for line in out.splitlines() if line.strip().endswith("(hand-written)")]
@@ -382,6 +392,8 @@ def test_explain_user_model_shows_each_intermediate_and_parameter(capsys):
     assert "step 3" in out.splitlines()[0], f"[tanh_softmax] explain --step 3 heads {out.splitlines()[0]!r}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_planted_model_names_the_wrong_line(capsys):
     code, out, err = cli(capsys, "explain", PLANTED, "--step", "0")
     assert code == EXIT_MISMATCH, f"[planted_mistake] explain --step 0: exit {code}\n{out}{err}"
@@ -401,11 +413,15 @@ def test_explain_file_of_two_models_asks_for_one(capsys):
 
 
 # ---------------------------------------------------------------------------- 8. float32, plots
+@pytest.mark.torch
+@pytest.mark.jax
 def test_float32_run_of_a_correct_user_model_agrees(capsys):
     code, out, err = cli(capsys, "run", TINY, "--dtype", "float32", "--jobs", "1")
     assert code == EXIT_OK, f"[tiny_tanh] run --dtype float32: exit {code}\n{out}{err}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_plots_of_a_user_model_are_written(capsys, tmp_path, jobs):
     code, out, err = cli(capsys, "run", TINY, "--plots", str(tmp_path), "--jobs", jobs)
@@ -479,6 +495,8 @@ def test_a_chaotic_correct_model_agrees_up_to_its_horizon(fw, cli_json):
     assert got["horizon"] is not None, f"[chaotic_map/{fw}] lr 0.16 should be chaotic"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_a_per_sample_model_of_one_sample_runs_and_explains(capsys):
     one = str(MODELS / "one_sample.py")
     code, out, err = cli(capsys, "run", one, "--jobs", "1")
@@ -487,6 +505,8 @@ def test_a_per_sample_model_of_one_sample_runs_and_explains(capsys):
     assert code == EXIT_OK and "epoch 3, sample 0" in out, f"[one_sample] explain exit {code}: {err}{out}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_the_json_names_the_likely_mistake_and_stays_strict_json(capsys):
     import json
 
@@ -505,6 +525,8 @@ def test_the_json_names_the_likely_mistake_and_stays_strict_json(capsys):
     assert "likely: grad[b] is exactly 16x" in err, "the table's likely: line is missing"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_explain_names_a_kink_as_run_does(capsys):
     code, out, err = cli(capsys, "explain", str(EXAMPLES / "kink_spelling.py"), "--step", "0")
     assert code == EXIT_MISMATCH and "likely: dL/dW1 differs where a is exactly 0" in out, out[-1500:]

@@ -9,6 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+# Every test here looks at a run of both frameworks.
+pytestmark = [pytest.mark.torch, pytest.mark.jax]
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "teaching.ipynb"
 #: The notebook is meant to run in well under 30 s; this leaves room for a slower machine.
 BUDGET_S = 60

@@ -55,6 +55,8 @@ def test_wheel_holds_the_package_data_and_no_generic_top_level_names(wheel):
     assert want <= set(names), f"{wheel.name} lacks {sorted(want - set(names))}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.packaging
 def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     target, elsewhere = tmp_path / "target", tmp_path / "elsewhere"

@@ -79,11 +79,15 @@ def check_steps(acts, x, y, init, factor=1.0):
                         f"(|diff| {err.max():.3g} > bound {np.max(bound[name]):.3g})")
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @given(class_models())
 def test_manual_gradients_match_autograd(model):
     check_steps(*model)
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.xfail(strict=True, raises=GradientMismatch, reason=(
     "document finding: MSE.fp divides by m, MSE.f by m*o, so for o > 1 outputs every "
     "manual gradient is o times the gradient of the printed loss"))
@@ -92,6 +96,8 @@ def test_manual_gradients_match_autograd_with_several_outputs(model):
     check_steps(*model)
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @given(class_models(outputs=st.integers(1, 4)))
 def test_mse_fp_overstates_every_gradient_by_o(model):
     # The finding, precisely: which quantity (dL_dO, hence every gradient), by what factor (o).
@@ -99,6 +105,8 @@ def test_mse_fp_overstates_every_gradient_by_o(model):
     check_steps(acts, x, y, init, factor=float(y.shape[1]))
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_property_check_catches_a_wrong_activation_derivative(monkeypatch):
     # The bound is tight enough to fail: tanh's derivative taken as 1 - tanh (a plausible slip).
     monkeypatch.setattr(rc.Tanh, "fp", lambda self, x: 1 - np.tanh(x))

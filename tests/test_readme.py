@@ -49,6 +49,16 @@ COMMANDS = commands(README.read_text(encoding="utf-8"))
 CROSSCHECK = [c for c in COMMANDS if c[1].split()[0] == "crosscheck"]
 
 
+def frameworks_of(command: str) -> list[str]:
+    """The frameworks a ``crosscheck`` command runs: ``run`` and ``kinks`` those of its
+    ``--framework`` options (default both), ``explain`` both, the others none."""
+    argv = shlex.split(command, comments=True)
+    if argv[1] not in ("run", "explain", "kinks"):
+        return []
+    named = [v for k, v in zip(argv[:-1], argv[1:], strict=True) if k == "--framework"]
+    return named or ["torch", "jax"]
+
+
 def test_readme_shows_commands_and_the_quick_start():
     shown = {cmd.split("#")[0].strip() for _, cmd, _ in COMMANDS}
     assert {"make report", "make test"} <= shown, f"README lacks make report or make test: {shown}"
@@ -72,7 +82,9 @@ def test_convention_parses_exit_codes():
 
 
 @pytest.mark.readme
-@pytest.mark.parametrize("line,command,code", CROSSCHECK, ids=[f"L{n}: {c}" for n, c, _ in CROSSCHECK])
+@pytest.mark.parametrize("line,command,code", [
+    pytest.param(n, c, code, marks=[getattr(pytest.mark, fw) for fw in frameworks_of(c)], id=f"L{n}: {c}")
+    for n, c, code in CROSSCHECK])
 def test_readme_command(line, command, code, tmp_path):
     argv = shlex.split(command, comments=True)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

@@ -34,12 +34,16 @@ def run_json(capsys, *args, jobs="1"):
     return code, json.loads(out.out), out.err
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_agreement_exits_0(capsys):
     code, report, _ = run_json(capsys, "sgd_linear", "linear_nobias")
     assert code == EXIT_OK
     assert all(fw["agree"] for c in report["cases"].values() for fw in c["frameworks"].values())
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_mismatch_exits_1_and_names_the_place(capsys, monkeypatch):
     real = frameworks.train
 
@@ -58,6 +62,8 @@ def test_mismatch_exits_1_and_names_the_place(capsys, monkeypatch):
     assert (first["step"], first["quantity"], first["parameter"]) == (7, "grad", "b"), first
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_divergence_exits_1_same_step_everywhere_and_other_cases_still_run(capsys):
     code, report, err = run_json(capsys, "linear_nobias", "sgd_linear", "--lr", "0.1")
     assert code == EXIT_MISMATCH
@@ -167,6 +173,8 @@ def test_unusable_plots_path_in_a_real_process_is_one_line(tmp_path):
     assert _tree(tmp_path) == ["afile"], _tree(tmp_path)
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_missing_output_folders_are_created(tmp_path, capsys):
     out, pictures = tmp_path / "a" / "b" / "report.json", tmp_path / "c" / "d"
     assert main(["run", "sgd_linear", "--json", str(out), "--plots", str(pictures), "--jobs", "1"]) == EXIT_OK
@@ -175,6 +183,8 @@ def test_missing_output_folders_are_created(tmp_path, capsys):
                                                           "sgd_linear_params.png"]
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("umask", [0o027, 0o002], ids=["027", "002"])
 def test_report_and_plot_modes_follow_the_umask(umask, tmp_path, capsys):
     old = os.umask(umask)
@@ -190,6 +200,8 @@ def test_report_and_plot_modes_follow_the_umask(umask, tmp_path, capsys):
         assert mode == want, f"{f}: mode {mode:o} under umask {umask:03o}, expected {want:o}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_a_case_named_twice_runs_once(capsys):
     code = main(["run", "sgd_linear", "linear_nobias", "sgd_linear", "--json", "-", "--jobs", "1"])
     out = capsys.readouterr()
@@ -200,6 +212,8 @@ def test_a_case_named_twice_runs_once(capsys):
     assert list(json.loads(out.out)["cases"]) == ["sgd_linear", "linear_nobias"]
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_json_contract(capsys):
     code, report, _ = run_json(capsys, "relu", "sgd_two_relu", jobs="2")
     assert set(report) >= {"versions", "dtype", "cases"}
@@ -255,6 +269,8 @@ def test_json_versions_are_those_imported(nightly):
     assert recorded.get("blas") == blas.active_kernel(), f"JSON blas {recorded.get('blas')!r}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_json_file_is_written_whole(tmp_path, capsys):
     out = tmp_path / "sub" / "report.json"
     assert main(["run", "sgd_linear", "--json", str(out), "--jobs", "1"]) == EXIT_OK
@@ -262,6 +278,8 @@ def test_json_file_is_written_whole(tmp_path, capsys):
     assert [p.name for p in out.parent.iterdir()] == ["report.json"], "temporary file left behind"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_plots_are_written_and_non_empty(tmp_path, capsys):
     assert main(["run", "sgd_two_relu", "--plots", str(tmp_path)]) == EXIT_OK
     for kind in ("loss", "params"):
@@ -270,6 +288,8 @@ def test_plots_are_written_and_non_empty(tmp_path, capsys):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, f"{png}: {len(data)} bytes"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_piped_output_has_no_progress_codes():
     r = run_cli("run", "sgd_linear")
     assert r.returncode == EXIT_OK, r.stderr
@@ -277,6 +297,8 @@ def test_piped_output_has_no_progress_codes():
     assert "sgd_linear" in r.stdout and r.stderr == ""
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_progress_on_a_terminal_shows_steps_rate_and_time_left():
     # stderr on a pseudo-terminal, stdout a pipe: the bar goes to the terminal only.
     master, slave = pty.openpty()
@@ -310,6 +332,8 @@ def test_progress_on_a_terminal_shows_steps_rate_and_time_left():
     assert b"\r" not in out and b"\x1b" not in out and b"relu" in out, f"stdout (a pipe): {out!r}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_torch_reports_progress_every_100_epochs_and_jax_once():
     problem = case_registry.get("sgd_two_relu").problem(epochs=125)   # twice: 250, a partial last 100
     per_epoch = problem.steps // problem.epochs
@@ -321,6 +345,8 @@ def test_torch_reports_progress_every_100_epochs_and_jax_once():
     assert calls["jax"] == [problem.steps], f"jax progress {calls['jax']}, expected [{problem.steps}]"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("cases", [["linear_nobias", "relu", "sgd_two_relu"]], ids=["3-cases"])
 def test_deterministic_json_across_runs_and_thread_counts(cases):
     outs = [run_cli("run", *cases, "--json", "-", env={"OMP_NUM_THREADS": n}) for n in ("1", "2")]
@@ -331,6 +357,8 @@ def test_deterministic_json_across_runs_and_thread_counts(cases):
     assert np.isfinite(relu["frameworks"]["jax"]["max_rel_err"]["loss"])
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("acts", ["relu,identity", "tanh,identity", "sigmoid,relu", "leakyrelu,tanh"])
 def test_class_model_other_sizes_and_activations_agree(acts, capsys):
     code, report, _ = run_json(capsys, "relu_class", "--sizes", "2,3,1", "--activations", acts,
@@ -340,6 +368,8 @@ def test_class_model_other_sizes_and_activations_agree(acts, capsys):
     assert code == EXIT_OK, {fw: r["first_divergence"] for fw, r in case["frameworks"].items()}
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_chaotic_class_run_is_judged_up_to_its_horizon(capsys):
     # sigmoid/relu at (2, 3, 1) amplifies rounding: a 1-ulp change of the initial values
     # alone exceeds the tolerance after ~100 steps; up to there, every framework agrees.
@@ -350,11 +380,15 @@ def test_chaotic_class_run_is_judged_up_to_its_horizon(capsys):
         assert r["horizon"] is not None and 50 < r["horizon"] < 300 and r["agree"], (fw, r["horizon"])
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_document_runs_have_no_horizon(capsys):
     code, report, _ = run_json(capsys, "relu", "linear_nobias")
     assert all(r["horizon"] is None for c in report["cases"].values() for r in c["frameworks"].values())
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_class_model_with_two_outputs_shows_the_mse_finding(capsys):
     # MSE.fp divides by m, MSE.f by m*o: with o = 2 every manual gradient is twice autograd's.
     code, report, _ = run_json(capsys, "relu_class", "--sizes", "1,2,2", "--epochs", "5")

@@ -92,7 +92,8 @@ def test_a_signal_ends_the_run_and_its_helper_within_2_s(sig, send, code, tmp_pa
     assert list(tmp_path.iterdir()) == [], f"{name}: wrote {list(tmp_path.iterdir())}"
 
 
-@pytest.mark.parametrize("args,code", [(["run", "sgd_linear", "--framework", "jax"], EXIT_OK),
+@pytest.mark.parametrize("args,code", [pytest.param(["run", "sgd_linear", "--framework", "jax"], EXIT_OK,
+                                                    marks=pytest.mark.jax),
                                        (["run", "sgd_linear", "--framework", "nope"], 2)],
                          ids=["normal-run", "usage-error"])
 def test_no_process_outlives_a_run(args, code):
@@ -128,6 +129,7 @@ with _OnSignals():
 """
 
 
+@pytest.mark.jax
 def test_a_signal_inside_one_long_compiled_call_still_ends_within_2_s():
     # Python runs a handler only between bytecodes; with --jobs 1 the main process may be
     # inside one long JAX call. The watchdog ends it after _OnSignals.GRACE_S.

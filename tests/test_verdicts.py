@@ -29,6 +29,8 @@ def sweep():
     return results
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("fw", FRAMEWORKS)
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("lr", LEARNING_RATES)
@@ -41,6 +43,8 @@ def test_no_false_mismatch_at_any_learning_rate(lr, case, fw, sweep):
     assert c.local_first is None, f"[{case}/{fw}] lr {lr}: local {c.local_first}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 @pytest.mark.parametrize("lr", LEARNING_RATES)
 def test_relu_and_its_class_twin_get_the_same_verdict(lr, sweep):
     # The same function on the same inputs: one may not be chaotic while the other mismatches.
@@ -85,6 +89,8 @@ def test_a_1e_13_gradient_error_is_caught_at_step_0(case, param, fw, runs):
     assert c.first.question == "local", f"[{case}/{fw}] {c.first}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_runs_that_all_overflow_agree_on_a_divergence():
     trajs = {impl: runner.run("relu", impl, lr=1e308) for impl in ("numpy", *FRAMEWORKS)}
     r = report.analyse("relu", trajs)
@@ -102,6 +108,8 @@ def test_no_dead_units_are_inferred_from_non_finite_activations():
     assert diagnostics.dead_units(t) == [], f"[relu] lr 1e308: {diagnostics.dead_units(t)}"
 
 
+@pytest.mark.torch
+@pytest.mark.jax
 def test_the_local_question_holds_past_the_predictability_horizon(sweep):
     r = sweep[0.02, "relu"]
     for fw in FRAMEWORKS:

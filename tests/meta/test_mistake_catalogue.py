@@ -5,10 +5,19 @@ The base model: a ReLU layer and a linear layer, 6 samples, 3 inputs, 3 hidden u
 3 outputs, the loss a mean over every output of every sample. Square weights let a
 transposed gradient keep its shape; three outputs tell the batch size (6) from the number
 of outputs (3). The kind is what the mistake's fingerprint is; "unknown" is said where no
-single pattern exists (and the closing note says which)."""
+single pattern exists (and the closing note says which).
+
+Each mistake is judged against an exact autograd: the correct model's own run and backward,
+standing in for the framework (``helpers.exact_frameworks``). For the forward spelled with
+``maximum`` that correct backward is autograd's rule there, derivative 0.5 at a tie (what
+torch and JAX give: ``crosscheck.kinks.EXPECTATIONS``, checked by ``tests/test_kinks.py``),
+so nothing here moves with a framework's numerics."""
+
+import dataclasses
 
 import numpy as np
 import pytest
+from helpers import exact_frameworks
 
 import crosscheck
 from crosscheck import Model
@@ -86,6 +95,17 @@ def stale():
     return backward
 
 
+def right_maximum(p, x, y):
+    """Autograd's gradient of ``forward_maximum``: at a = 0 exactly, half of it goes to ``a``."""
+    a, A, d = parts(p, x, y)
+    da = (d @ p["W2"].T) * ((a > 0) + 0.5 * (a == 0))
+    return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
+
+
+#: The correct backward of each forward: what an exact autograd gives.
+AUTOGRAD = {forward: right, forward_maximum: right_maximum}
+
+
 def no_relu_derivative(p, x, y):
     a, A, d = parts(p, x, y)
     da = d @ p["W2"].T                                    # the mask (a > 0) forgotten
@@ -140,11 +160,12 @@ CATALOGUE = [
 
 
 @pytest.mark.parametrize("entry", CATALOGUE, ids=[c[0] for c in CATALOGUE])
-def test_the_mistake_is_named(entry):
+def test_the_mistake_is_named(entry, monkeypatch):
     name, backward, fwd, kink, kind, param = entry
     model = Model(name=f"catalogue_{name.replace('/', '_')}", x=X_KINK if kink else X, y=Y,
                   init=INIT_KINK if kink else INIT, forward=fwd, loss=loss, backward=backward,
                   lr=0.05, epochs=4, relu=("a",))
+    exact_frameworks(monkeypatch, dataclasses.replace(model, name="autograd", backward=AUTOGRAD[fwd]).case)
     first = crosscheck.check(model, frameworks=("torch",)).first_divergence
     assert first is not None and first.question == "local", f"[{name}] not caught: {first}"
     got = first.explanation["kind"] if first.explanation else None
@@ -153,10 +174,11 @@ def test_the_mistake_is_named(entry):
         f"{first.explanation}")
 
 
-def test_a_backward_that_keeps_state_is_refused():
+def test_a_backward_that_keeps_state_is_refused(monkeypatch):
     # Gradients at the previous call's parameters (a cache refreshed too late): every check
     # evaluates the backward out of order, so such a backward cannot be judged at all.
     model = Model(name="catalogue_stale", x=X, y=Y, init=INIT, forward=forward, loss=loss, backward=stale(),
                   lr=0.05, epochs=4)
+    exact_frameworks(monkeypatch, dataclasses.replace(model, name="autograd", backward=right).case)
     with pytest.raises(crosscheck.ModelError, match="keeps state between calls"):
         crosscheck.check(model, frameworks=("torch",))
