@@ -1,20 +1,28 @@
-"""``make bench``: where the time of a cross-check goes, on this machine.
+"""``make bench``: where the time and memory of a cross-check go, on this machine.
 
-Measures, each as the median of ``--repeat`` fresh processes where a process is the unit:
+Every figure is measured here, now, in fresh processes, side by side in one run (so that
+ratios compare like with like):
 
-* the floor: importing numpy, torch and JAX, plus every case's reference run;
-* ``crosscheck run`` (the cross-check, no plots) and ``crosscheck run --json --plots
-  --html`` (what ``make report`` runs);
-* per case and framework, the cost of one update step, warm (compiled, imported) and
-  the first call in a process (JAX compiles then, unless its persistent cache has it).
+* **start-up**: the import floor (``import numpy, torch, jax, jax.numpy``), ``crosscheck
+  run`` of every document case, and what ``make report`` runs (``--json --plots --html``),
+  each the median of ``--repeat`` processes, with their ratio to the floor;
+* **per step**: each case in each implementation, warm (imported, compiled) and its first
+  call in a process;
+* **long runs**: relu at 3, 30 and 300 thousand steps, against the floor of that many steps
+  (the imports, plus the hand-written reference itself running them: what any check must
+  at least do), with the peak memory of the largest process;
+* **a wide model**: relu_class at ``--sizes 50,200,10`` (12 210 parameters, 3000 steps).
 
-It prints the ratio of run time to floor; the target is <= 1.5 on the 2-core machine.
+The targets (issue 12) are printed beside the figures: run <= 1.3x the import floor,
+torch <= 100 us a step on relu, the wide model <= 10 s and <= 1 GiB, 100 000 relu steps
+<= 15 s at flat memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import subprocess
 import sys
@@ -22,18 +30,30 @@ import tempfile
 import time
 from pathlib import Path
 
-FLOOR = ("import crosscheck, numpy, torch, jax\n"
-         "from crosscheck import cases, runner\n"
-         "for c in cases.CASES: runner.run(c)\n")
+IMPORTS = "import numpy, torch, jax, jax.numpy"
+#: The floor of a long run: the imports, then the reference (the hand-written code) itself.
+REFERENCE = IMPORTS + "\nfrom crosscheck import runner\nrunner.run('relu', epochs={epochs})\n"
+#: A command run in a process of its own, reporting its wall time and the peak resident
+#: memory of the largest process under it (the helper process included).
+_MEASURE = """
+import json, resource, subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(json.dumps([time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))
+"""
+LONG = (3_000, 30_000, 300_000)
 
 
-def wall(cmd: list[str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak MiB of ``cmd``."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, check=True)
+    wall, peak = json.loads(out.stdout)
+    return wall, peak
+
+
+def median(cmd: list[str], repeat: int) -> tuple[float, float]:
+    runs = [measure(cmd) for _ in range(repeat)]
+    return statistics.median(w for w, _ in runs), max(p for _, p in runs)
 
 
 def per_step() -> list[dict]:
@@ -43,8 +63,12 @@ def per_step() -> list[dict]:
     for case in cases.CASES:
         t = time.perf_counter()
         ref = runner.run(case)
-        rows.append({"case": case, "framework": "numpy", "steps": ref.steps,
-                     "first_s": time.perf_counter() - t, "warm_us_per_step": None})
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        runner.run(case)
+        warm = time.perf_counter() - t
+        rows.append({"case": case, "framework": "numpy", "steps": ref.steps, "first_s": first,
+                     "warm_us_per_step": warm / ref.steps * 1e6})
         for fw in ("torch", "jax"):
             t = time.perf_counter()
             runner.run(case, fw)
@@ -57,33 +81,66 @@ def per_step() -> list[dict]:
     return rows
 
 
+def _machine() -> str:
+    import os
+
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m crosscheck.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=3, help="processes per measurement (median)")
+    p.add_argument("--repeat", type=int, default=3, help="processes per start-up measurement (median)")
+    p.add_argument("--long", type=int, nargs="*", default=list(LONG), metavar="STEPS",
+                   help="relu run lengths to measure (default: 3000 30000 300000)")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args(argv)
+    py, cc = sys.executable, [sys.executable, "-m", "crosscheck"]
+    figures: dict = {"machine": _machine()}
+    print(f"machine: {figures['machine']}\n")
 
-    py = sys.executable
-    floor = wall([py, "-c", FLOOR], args.repeat)
-    run = wall([py, "-m", "crosscheck", "run"], args.repeat)
+    floor, _ = median([py, "-c", IMPORTS], args.repeat)
+    run, run_mb = median([*cc, "run"], args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        report = wall([py, "-m", "crosscheck", "run", "--json", f"{tmp}/r.json", "--plots", f"{tmp}/p",
-                       "--html", f"{tmp}/index.html"], args.repeat)
-    rows = per_step()
+        report, _ = median([*cc, "run", "--json", f"{tmp}/r.json", "--plots", f"{tmp}/p",
+                            "--html", f"{tmp}/index.html"], args.repeat)
+    figures.update(floor_s=floor, run_s=run, run_peak_mib=run_mb, report_s=report)
+    print(f"import floor (import numpy, torch, jax):       {floor:6.2f} s")
+    print(f"crosscheck run (6 cases x 2 frameworks):       {run:6.2f} s   {run / floor:.2f}x the floor  "
+          f"(target <= 1.3x: {'met' if run / floor <= 1.3 else 'NOT met'}), peak {run_mb:.0f} MiB")
+    print(f"make report (run --json --plots --html):       {report:6.2f} s   {report / floor:.2f}x the floor")
+    print(f"(median of {args.repeat} processes each)\n")
 
+    rows = per_step()
+    figures["per_step"] = rows
     print(f"{'case':<14} {'impl':<6} {'steps':>6} {'first call s':>13} {'warm us/step':>13}")
     for r in rows:
-        warm = f"{r['warm_us_per_step']:.1f}" if r["warm_us_per_step"] is not None else "-"
-        print(f"{r['case']:<14} {r['framework']:<6} {r['steps']:>6} {r['first_s']:>13.3f} {warm:>13}")
-    print()
-    print(f"floor (import numpy+torch+jax, all reference runs): {floor:6.2f} s")
-    print(f"crosscheck run (all cases, both frameworks):        {run:6.2f} s   ratio {run / floor:.2f}")
-    print(f"make report (run --json --plots --html):            {report:6.2f} s   ratio {report / floor:.2f}")
-    print(f"target: run / floor <= 1.5 ({'met' if run / floor <= 1.5 else 'NOT met'}), "
-          f"median of {args.repeat} processes each")
+        print(f"{r['case']:<14} {r['framework']:<6} {r['steps']:>6} {r['first_s']:>13.3f} "
+              f"{r['warm_us_per_step']:>13.1f}")
+    us = next(r["warm_us_per_step"] for r in rows if (r["case"], r["framework"]) == ("relu", "torch"))
+    print(f"torch on relu: {us:.0f} us a step (target <= 100: {'met' if us <= 100 else 'NOT met'})\n")
+
+    figures["long"] = []
+    print(f"{'relu steps':>10} {'floor s':>8} {'run s':>8} {'ratio':>6} {'us/step':>8} {'peak MiB':>9}")
+    for steps in args.long:
+        base, _ = measure([py, "-c", REFERENCE.format(epochs=steps)])
+        wall, peak = measure([*cc, "run", "relu", "--epochs", str(steps)])
+        figures["long"].append({"steps": steps, "floor_s": base, "run_s": wall, "peak_mib": peak})
+        print(f"{steps:>10} {base:>8.2f} {wall:>8.2f} {wall / base:>6.2f} {wall / steps * 1e6:>8.1f} "
+              f"{peak:>9.0f}")
+    print("(floor: the imports and the reference's own run of as many steps)\n")
+
+    wall, peak = measure([*cc, "run", "relu_class", "--sizes", "50,200,10"])
+    figures["wide"] = {"run_s": wall, "peak_mib": peak}
+    print(f"relu_class --sizes 50,200,10 (12 210 parameters, 3000 steps): {wall:.2f} s, peak {peak:.0f} MiB "
+          f"(target <= 10 s and <= 1024 MiB: {'met' if wall <= 10 and peak <= 1024 else 'NOT met'})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"floor_s": floor, "run_s": run, "report_s": report,
-                                               "ratio": run / floor, "per_step": rows}, indent=2))
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -400,7 +400,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 scratch.cleanup()
         wrote.append(f"HTML {args.html}")
     # Where a nightly log's reader looks: right above the summary, on the table's stream.
-    print("\n" + versions.line(), file=table_out)
+    print("\n" + versions.line(frameworks=frameworks), file=table_out)
     print(report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH
 

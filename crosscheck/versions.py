@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib import metadata
 
 from crosscheck import blas
@@ -24,7 +25,15 @@ def versions() -> dict[str, str | None]:
             "blas": blas.active_kernel()}
 
 
-def line(v: dict[str, str | None] | None = None) -> str:
-    """``versions: python 3.11.7, numpy 2.4.6, torch 2.13.0, ...``: one line, for a log."""
+#: The distributions of each framework, in a versions line.
+_OF = {"torch": ("torch",), "jax": ("jax", "jaxlib")}
+
+
+def line(v: dict[str, str | None] | None = None,
+         frameworks: Sequence[str] = ("torch", "jax")) -> str:
+    """``versions: python 3.11.7, numpy 2.4.6, torch 2.13.0, ...``: one line, for a log, naming
+    the frameworks that ran (``frameworks``) and not the others."""
     v = versions() if v is None else v
-    return "versions: " + ", ".join(f"{k} {x if x is not None else 'not installed'}" for k, x in v.items())
+    left_out = {d for fw, dists in _OF.items() if fw not in frameworks for d in dists}
+    return "versions: " + ", ".join(f"{k} {x if x is not None else 'not installed'}" for k, x in v.items()
+                                    if k not in left_out)
