@@ -1,16 +1,18 @@
 # The two commands of the quick start: `make report` and `make test`.
 # Both create .venv on first use and install the pinned dependencies once;
-# the stamp file makes a second call skip the install.
+# the stamp file makes a second call skip the install. `make matrix` (not part of
+# `make test` or CI) adds nox to .venv once, then runs the version matrix (noxfile.py).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NOX_STAMP := $(VENV)/.installed-nox
 PLOTS  ?= report/plots
 JSON   ?= report/report.json
 HTML   ?= report/index.html
 
-.PHONY: report test lint bench install clean
+.PHONY: report test lint bench matrix install clean
 
 report: $(STAMP)
 	$(BIN)/crosscheck run --json $(JSON) --plots $(PLOTS) --html $(HTML)
@@ -24,6 +26,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m crosscheck.bench
 
+# NOX: nox's options, e.g. make matrix NOX="-r -s floors" (reuse its virtualenv, one session).
+matrix: $(NOX_STAMP)
+	$(BIN)/nox $(NOX)
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -32,5 +38,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation --config-settings editable_mode=compat -e '.[frameworks,test]'
 	@touch $(STAMP)
 
+$(NOX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation --config-settings editable_mode=compat -e '.[matrix]'
+	@touch $(NOX_STAMP)
+
 clean:
-	rm -rf $(VENV) report *.egg-info
+	rm -rf $(VENV) .nox report *.egg-info
