@@ -20,6 +20,7 @@ Exit codes, one meaning each (documented in the README):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -324,6 +325,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as scratch:   # a folder of plots for the page, gone on any exit
+        return _run(args, scratch)
+
+
+def _run(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
     names, files = _resolve(args.cases) if args.cases else (list(cases.CASES), [])
     frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
@@ -335,10 +341,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.html is not None:
         _check_writable("--html", args.html, "file")
     plot_dir = args.plots
-    scratch = None
     if args.html and not plot_dir:   # the page embeds the plots: draw them aside
-        scratch = tempfile.TemporaryDirectory(prefix="crosscheck-plots-")
-        plot_dir = scratch.name
+        plot_dir = scratch.enter_context(tempfile.TemporaryDirectory(prefix="crosscheck-plots-"))
 
     from crosscheck import report  # imports the frameworks lazily
 
@@ -392,12 +396,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.html:
         from crosscheck import html
 
-        try:
-            _write_atomic(Path(args.html), html.render(results, args.dtype, Path(plot_dir),
-                                                       kink_rows))
-        finally:
-            if scratch is not None:
-                scratch.cleanup()
+        _write_atomic(Path(args.html), html.render(results, args.dtype, Path(plot_dir), kink_rows))
         wrote.append(f"HTML {args.html}")
     # Where a nightly log's reader looks: right above the summary, on the table's stream.
     print("\n" + versions.line(frameworks=frameworks), file=table_out)
