@@ -22,6 +22,7 @@ Indexing convention (one for every case):
 from __future__ import annotations
 
 import atexit
+import copyreg
 import dataclasses
 import mmap
 import os
@@ -66,14 +67,6 @@ class Trajectory:
     pred_train: np.ndarray
     pred_test: np.ndarray
     masks: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
-
-    def __reduce__(self):
-        """Pickled (to or from a helper process) with each spilled array as its file, not its
-        contents: the receiver maps the same file (see :func:`buffer`)."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for group in ("params", "grads", "masks"):
-            fields[group] = {k: _Spill.of(v) for k, v in fields[group].items()}
-        return _rebuild, (fields,)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -317,25 +310,14 @@ class Recorder:
                           masks=self.masks)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Spill:
-    """A spilled array in transit: its file, dtype and shape."""
-
-    path: str
-    dtype: str
-    shape: tuple[int, ...]
-
-    @classmethod
-    def of(cls, a: Any) -> Any:
-        m = _spilled(a)
-        if m is None:
-            return a
-        m.flush()
-        return cls(m.filename, m.dtype.str, m.shape)
+def _reduce_memmap(a: np.memmap):
+    """How a spilled array pickles (to or from a helper process, in a trajectory or a local
+    check): as its file, not its contents; the receiver maps the same file. A view into one
+    (a range of its steps) is copied, as any array is."""
+    if _spilled(a) is None:
+        return np.array, (np.asarray(a),)
+    a.flush()
+    return _reopen, (a.filename, a.dtype.str, a.shape)
 
 
-def _rebuild(fields: dict[str, Any]) -> Trajectory:
-    for group in ("params", "grads", "masks"):
-        fields[group] = {k: _reopen(v.path, v.dtype, v.shape) if isinstance(v, _Spill) else v
-                         for k, v in fields[group].items()}
-    return Trajectory(**fields)
+copyreg.pickle(np.memmap, _reduce_memmap)

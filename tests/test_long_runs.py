@@ -57,6 +57,8 @@ def test_a_spilled_trajectory_travels_as_its_file(spill_everything):
     spilled = sum(a.nbytes for a in arrays if isinstance(a, np.memmap))
     assert len(data) < kept + 4096, \
         f"pickled {len(data)} bytes for {kept} bytes in memory and {spilled} in files: files copied"
+    bare = traj.grads["W1"]   # as a local check's manual values travel: an array, not a trajectory
+    assert len(pickle.dumps(bare)) < 1024 <= bare.nbytes, "a spilled array pickled with its contents"
     back = pickle.loads(data)
     for name in traj.params:
         for group in ("params", "grads"):
