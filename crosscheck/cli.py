@@ -353,20 +353,14 @@ def _run(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
 
         with report.Workers(args.jobs, files, data_of([n for n in names if cases.get(n).document is None])) \
                 as workers:
-            checks: dict = {}   # local checks the helper computed beside its runs
-            runs = report.run_trajectories(names, frameworks, args.dtype, workers=workers, checks=checks,
-                                           progress=progress, **overrides)
-            envs: dict = {}
-            for i, (name, trajs) in enumerate(runs):
-                if i == 0 and workers.pool:   # queued behind the helper's share of the runs
-                    envs = report.envelopes(names, args.dtype, workers, **overrides)
-                env = envs[name].result() if name in envs else None
-                r = report.analyse(name, trajs, args.dtype, progress=progress, env=env, checks=checks)
+            checked = report.check_cases(names, frameworks, args.dtype, workers=workers,
+                                         progress=progress, **overrides)
+            for i, r in enumerate(checked):
                 results.append(r)
                 progress.step()
                 if plot_dir:   # half for the helper now, half for this process afterwards
                     from crosscheck import plots, transcript
-                    job = (plots.write, r.trajs, transcript.printed_losses(name, r.reference),
+                    job = (plots.write, r.trajs, transcript.printed_losses(r.case, r.reference),
                            Path(plot_dir), r.diagnosis, report.error_series(r))
                     (mine.append(job) if i % 2 and workers.pool else
                      pictures.append(workers.submit(*job)))

@@ -267,6 +267,25 @@ def envelopes(names: Sequence[str], dtype: str, workers: Workers, **overrides: A
     return {case: workers.submit(_envelope, (case, dtype, overrides)) for case in names}
 
 
+def check_cases(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
+                workers: Workers | None = None, progress: Callable[..., Any] = _no_progress,
+                **overrides: Any) -> Iterator[CaseResult]:
+    """Every case run and judged (:func:`run_trajectories`, then :func:`analyse`), in order.
+
+    With a helper process, the helper also measures each case's envelope (queued behind its
+    share of the runs) and the local check of its own framework runs, while this process
+    runs torch and judges; the results are the same as in one process."""
+    checks: dict[tuple[str, str], compare.Local] = {}
+    runs = run_trajectories(names, frameworks, dtype, workers=workers, checks=checks,
+                            progress=progress, **overrides)
+    envs: dict[str, Future] = {}
+    for i, (name, trajs) in enumerate(runs):
+        if i == 0 and workers is not None and workers.pool:
+            envs = envelopes(names, dtype, workers, **overrides)
+        env = envs[name].result() if name in envs else None
+        yield analyse(name, trajs, dtype, progress=progress, env=env, checks=checks)
+
+
 def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
             progress: Callable[[str], None] = lambda s: None,
             env: compare.Envelope | None = None,

@@ -24,8 +24,8 @@ def sweep():
     results = {}
     with report.Workers(2) as workers:
         for lr in LEARNING_RATES:
-            for case, trajs in report.run_trajectories(CASES, FRAMEWORKS, workers=workers, lr=lr):
-                results[lr, case] = report.analyse(case, trajs)
+            for r in report.check_cases(CASES, FRAMEWORKS, workers=workers, lr=lr):
+                results[lr, r.case] = r
     return results
 
 
