@@ -103,7 +103,8 @@ def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,
     env = _environment()
     rows = _rows(results)
     kink_rows = [{"framework": k.framework, "spelling": k.spelling, "at_zero": f"{k.at_zero:g}",
-                  "agrees": k.agrees,
+                  "expected": "-" if k.expected is None else f"{k.expected:g}",
+                  "as_expected": k.as_expected, "agrees": k.agrees,
                   "kink_case": k.kink_case_text}
                  for k in kinks]
     return env.get_template("report.html.j2").render(

@@ -116,3 +116,26 @@ def test_chromium_screenshot_shows_the_page(page, tmp_path):
     pixels = image.imread(shot)
     assert pixels.shape[:2] == (2400, 1300), f"screenshot {pixels.shape}"
     assert float(np.std(pixels)) > 0.05, "the screenshot is blank"
+
+
+def test_the_kink_table_shows_each_spellings_expected_derivative(page):
+    """Beside each measured derivative at 0, what the installed version's recorded
+    expectation says (``-`` for a release without one), as ``crosscheck kinks`` shows it."""
+    import html
+
+    from crosscheck import kinks
+    from crosscheck.versions import installed
+
+    _, _, text, _ = page
+    table = text.split('id="kinks"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr><td>(torch|jax)</td><td><code>(.*?)</code></td><td class="num">(.*?)</td>\n'
+                      r'<td class="num( bad)?">(.*?)</td>', table)
+    assert len(rows) == sum(len(kinks.SPELLINGS[fw]()) for fw in ("torch", "jax")), f"kink rows: {rows}"
+    for fw, spelling, measured, bad, shown in rows:
+        spelling = html.unescape(spelling)
+        expected = kinks.expectation(fw, installed(fw))
+        recorded = None if expected is None else expected.at_zero.get(spelling)
+        want = "-" if recorded is None else f"{recorded:g}"
+        assert shown == want, f"[{fw}] {spelling}: the page says expected {shown}, the record {want}"
+        assert bool(bad) == (want != "-" and measured != want), \
+            f"[{fw}] {spelling}: measured {measured}, expected {shown}, marked bad: {bool(bad)}"
