@@ -172,7 +172,7 @@ def _no_progress(what: str, steps: int | None = None) -> None:
 
 def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
                      workers: Workers | None = None, progress: Callable[..., Any] = _no_progress,
-                     checks: dict[tuple[str, str], compare.Local] | None = None,
+                     checks: dict[tuple[str, str], Any] | None = None,
                      **overrides: Any) -> Iterator[tuple[str, dict[str, Trajectory]]]:
     """Every case's trajectories, case by case in order.
 
@@ -184,9 +184,10 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     :func:`frameworks.model_key`; a second case with the same key (the same forward and
     loss on the same data and start) reuses the run instead of repeating it.
 
-    Given ``checks``, a framework run in the helper also gets its local check there (the
-    helper has the time while this process runs torch), stored under (case, framework)
-    for :func:`analyse`.
+    Given ``checks``, each run gets its own check beside it, in the process that ran it
+    (:func:`_run_checked`): a framework run its local check, the reference its envelope,
+    stored under (case, implementation) for :func:`analyse`. A case's runs here come
+    before its runs from the helper, which has had that time to finish them.
     """
     impls = ["numpy", *frameworks]
     plan: dict[str, dict[str, tuple]] = {}       # case -> impl -> run key
@@ -199,28 +200,30 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
         for key in plan[case].values():
             owner.setdefault(key, case)
 
+    run = _run if checks is None else _run_checked
     local = "torch" if "torch" in frameworks else "numpy"
     futures = {}
     if workers is not None and workers.pool:   # queue the helper's whole share up front
-        futures = {key: workers.submit(_run if key[0] == "numpy" or checks is None else _run_checked,
-                                       (case, key[0], dtype, overrides))
+        futures = {key: workers.submit(run, (case, key[0], dtype, overrides))
                    for key, case in owner.items() if key[0] != local}
     done: dict[tuple, Trajectory] = {}
     for case in names:
+        todo = [key for key in dict.fromkeys(plan[case].values()) if key not in done]
+        for key in sorted(todo, key=lambda k: k in futures):   # this process's runs first
+            impl, steps = key[0], problems[case].steps
+            advance = progress(f"{case} [{impl}]", steps)
+            if key in futures:
+                result = futures.pop(key).result()
+                if advance is not None:
+                    advance(steps)
+            else:
+                with _beside(workers, impl):
+                    result = run((owner[key], impl, dtype, overrides), advance)
+            if checks is not None:
+                result, checks[owner[key], impl] = result
+            done[key] = result
         trajs = {}
         for impl, key in plan[case].items():
-            if key not in done:
-                steps = problems[case].steps
-                advance = progress(f"{case} [{impl}]", steps)
-                if key in futures:
-                    done[key] = futures.pop(key).result()
-                    if isinstance(done[key], tuple):
-                        done[key], checks[owner[key], impl] = done[key]
-                    if advance is not None:
-                        advance(steps)
-                else:
-                    with _beside(workers, impl):
-                        done[key] = _run((owner[key], impl, dtype, overrides), advance)
             traj = done[key]
             if owner[key] != case:
                 traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))
@@ -251,20 +254,14 @@ def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _run_checked(task: tuple[str, str, str, dict[str, Any]]) -> tuple[Trajectory, compare.Local]:
-    traj = _run(task)
+def _run_checked(task: tuple[str, str, str, dict[str, Any]],
+                 progress: Callable[[int], None] | None = None) -> tuple[Trajectory, Any]:
+    """A run and its own check: the reference's envelope (:func:`compare.envelope`), a
+    framework run's local check (:func:`compare.local`)."""
+    traj = _run(task, progress)
+    if traj.framework == "numpy":
+        return traj, compare.envelope(traj, task[2])
     return traj, compare.local(traj, cond=compare.conditioning(traj))
-
-
-def _envelope(task: tuple[str, str, dict[str, Any]]) -> compare.Envelope:
-    case, dtype, overrides = task
-    return compare.envelope(runner.run(case, **overrides), dtype)
-
-
-def envelopes(names: Sequence[str], dtype: str, workers: Workers, **overrides: Any) -> dict[str, Future]:
-    """Each case's envelope (a shadow run of the reference), queued on the helper process
-    behind the trajectories, so that it overlaps this process's torch runs."""
-    return {case: workers.submit(_envelope, (case, dtype, overrides)) for case in names}
 
 
 def check_cases(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
@@ -272,27 +269,25 @@ def check_cases(names: Sequence[str], frameworks: Sequence[str], dtype: str = "f
                 **overrides: Any) -> Iterator[CaseResult]:
     """Every case run and judged (:func:`run_trajectories`, then :func:`analyse`), in order.
 
-    With a helper process, the helper also measures each case's envelope (queued behind its
-    share of the runs) and the local check of its own framework runs, while this process
-    runs torch and judges; the results are the same as in one process."""
-    checks: dict[tuple[str, str], compare.Local] = {}
-    runs = run_trajectories(names, frameworks, dtype, workers=workers, checks=checks,
-                            progress=progress, **overrides)
-    envs: dict[str, Future] = {}
-    for i, (name, trajs) in enumerate(runs):
-        if i == 0 and workers is not None and workers.pool:
-            envs = envelopes(names, dtype, workers, **overrides)
-        env = envs[name].result() if name in envs else None
-        yield analyse(name, trajs, dtype, progress=progress, env=env, checks=checks)
+    Each run's own check (the reference's envelope, a framework run's local check) is made
+    beside it, so with a helper process the helper makes those of the reference and JAX
+    while this process runs torch and checks it; the results are the same as in one
+    process."""
+    checks: dict[tuple[str, str], Any] = {}
+    for name, trajs in run_trajectories(names, frameworks, dtype, workers=workers, checks=checks,
+                                        progress=progress, **overrides):
+        yield analyse(name, trajs, dtype, progress=progress, checks=checks)
 
 
 def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
             progress: Callable[[str], None] = lambda s: None,
-            env: compare.Envelope | None = None,
-            checks: dict[tuple[str, str], compare.Local] | None = None) -> CaseResult:
-    """Compare every framework with the reference, and diagnose the run."""
+            checks: dict[tuple[str, str], Any] | None = None) -> CaseResult:
+    """Compare every framework with the reference, and diagnose the run; ``checks`` holds
+    what :func:`run_trajectories` already measured beside the runs (for this case's own
+    runs: one reused from another case was checked as that case)."""
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
+    env = (checks or {}).get((case, "numpy"))
     if env is None:
         progress(f"{case} [envelope]")
         env = compare.envelope(ref, dtype)
