@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                             "--html", f"{tmp}/index.html"], args.repeat)
     figures.update(floor_s=floor, run_s=run, run_peak_mib=run_mb, report_s=report)
     print(f"import floor (import numpy, torch, jax):       {floor:6.2f} s")
-    print(f"crosscheck run (6 cases x 2 frameworks):       {run:6.2f} s   {run / floor:.2f}x the floor  "
+    print(f"run (6 cases x 2 frameworks):                  {run:6.2f} s   {run / floor:.2f}x the floor  "
           f"(target <= 1.3x: {'met' if run / floor <= 1.3 else 'NOT met'}), peak {run_mb:.0f} MiB")
-    print(f"make report (run --json --plots --html):       {report:6.2f} s   {report / floor:.2f}x the floor")
+    print(f"report (run --json --plots --html):            {report:6.2f} s   {report / floor:.2f}x the floor")
     print(f"(median of {args.repeat} processes each)\n")
 
     rows = per_step()
