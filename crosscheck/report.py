@@ -1,6 +1,6 @@
 """The main job: run every case in every implementation, compare, diagnose, report.
 
-``crosscheck run`` (and ``make report``) call :func:`run_cases`, then print
+``crosscheck run`` (and ``make report``) call :func:`check_cases`, then print
 :func:`table` and write :func:`to_json` and the plots. The JSON layout is a contract,
 documented in the README; keep it stable.
 """
@@ -22,6 +22,10 @@ from crosscheck import cases, compare, diagnostics, record, runner, tolerances, 
 from crosscheck import frameworks as fw_registry
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
+
+#: What a run's own check measured beside it: the reference's envelope, a framework run's
+#: local check (see :func:`run_trajectories`).
+Check = compare.Envelope | compare.Local
 
 
 @dataclasses.dataclass
@@ -89,7 +93,8 @@ class Workers:
     """A helper process beside this one (``jobs >= 2``), or none (``jobs == 1``).
 
     The helper is started fresh (spawn), before torch or JAX is imported here, and takes
-    work that does not need this process: the reference and JAX runs, then the plots.
+    work that does not need this process: the reference and JAX runs with their checks
+    (:func:`run_trajectories`), then the plots.
     Two processes do not share an interpreter lock, so on two cores they overlap.
 
     The helper ends with this process: it starts with SIGINT blocked, so a Ctrl-C on the
@@ -172,7 +177,7 @@ def _no_progress(what: str, steps: int | None = None) -> None:
 
 def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
                      workers: Workers | None = None, progress: Callable[..., Any] = _no_progress,
-                     checks: dict[tuple[str, str], Any] | None = None,
+                     checks: dict[tuple[str, str], Check] | None = None,
                      **overrides: Any) -> Iterator[tuple[str, dict[str, Trajectory]]]:
     """Every case's trajectories, case by case in order.
 
@@ -255,12 +260,13 @@ def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
 
 
 def _run_checked(task: tuple[str, str, str, dict[str, Any]],
-                 progress: Callable[[int], None] | None = None) -> tuple[Trajectory, Any]:
+                 progress: Callable[[int], None] | None = None) -> tuple[Trajectory, Check]:
     """A run and its own check: the reference's envelope (:func:`compare.envelope`), a
     framework run's local check (:func:`compare.local`)."""
+    _, impl, dtype, _ = task
     traj = _run(task, progress)
-    if traj.framework == "numpy":
-        return traj, compare.envelope(traj, task[2])
+    if impl == "numpy":
+        return traj, compare.envelope(traj, dtype)
     return traj, compare.local(traj, cond=compare.conditioning(traj))
 
 
@@ -270,21 +276,24 @@ def check_cases(names: Sequence[str], frameworks: Sequence[str], dtype: str = "f
     """Every case run and judged (:func:`run_trajectories`, then :func:`analyse`), in order.
 
     Each run's own check (the reference's envelope, a framework run's local check) is made
-    beside it, so with a helper process the helper makes those of the reference and JAX
-    while this process runs torch and checks it; the results are the same as in one
-    process."""
-    checks: dict[tuple[str, str], Any] = {}
+    beside it, in the process that ran it (:func:`run_trajectories`): with a helper process
+    and torch, the helper makes those of the reference and JAX while this process runs
+    torch and checks it. The results are the same as in one process."""
+    checks: dict[tuple[str, str], Check] = {}
     for name, trajs in run_trajectories(names, frameworks, dtype, workers=workers, checks=checks,
                                         progress=progress, **overrides):
         yield analyse(name, trajs, dtype, progress=progress, checks=checks)
+        for key in [k for k in checks if k[0] == name]:   # (a long run's are large)
+            del checks[key]
 
 
 def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
             progress: Callable[[str], None] = lambda s: None,
-            checks: dict[tuple[str, str], Any] | None = None) -> CaseResult:
+            checks: dict[tuple[str, str], Check] | None = None) -> CaseResult:
     """Compare every framework with the reference, and diagnose the run; ``checks`` holds
-    what :func:`run_trajectories` already measured beside the runs (for this case's own
-    runs: one reused from another case was checked as that case)."""
+    what :func:`run_trajectories` already measured beside the runs, under (case,
+    implementation). A run reused from another case has no entry under this one: its
+    local check is made here, against this case's own manual backward."""
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
     env = (checks or {}).get((case, "numpy"))

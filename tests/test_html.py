@@ -127,6 +127,7 @@ def test_the_kink_table_shows_each_spellings_expected_derivative(page):
     from crosscheck.versions import installed
 
     _, _, text, _ = page
+    assert 'id="kinks"' in text, "a run of both frameworks wrote a page without its kink table"
     table = text.split('id="kinks"', 1)[1].split("</table>", 1)[0]
     rows = re.findall(r'<tr><td>(torch|jax)</td><td><code>(.*?)</code></td><td class="num">(.*?)</td>\n'
                       r'<td class="num( bad)?">(.*?)</td>', table)
@@ -139,3 +140,14 @@ def test_the_kink_table_shows_each_spellings_expected_derivative(page):
         assert shown == want, f"[{fw}] {spelling}: the page says expected {shown}, the record {want}"
         assert bool(bad) == (want != "-" and measured != want), \
             f"[{fw}] {spelling}: measured {measured}, expected {shown}, marked bad: {bool(bad)}"
+
+
+def test_a_derivative_off_its_expectation_is_marked_on_the_page(tmp_path):
+    """A planted row (a torch 2.13.0 whose torch.relu has derivative 1 at 0, where the record
+    expects 0): its expected cell is marked, and says 0."""
+    from crosscheck import html, kinks
+
+    row = kinks.Row("torch", "torch.relu(x)", 1.0, False, version="2.13.0", expected=0.0)
+    text = html.render([], "float64", tmp_path, kinks=[row])
+    cells = re.findall(r'<td class="num">1</td>\n<td class="num( bad)?">(.*?)</td>', text)
+    assert cells == [(" bad", "0")], f"[torch] torch.relu(x): measured 1, expected 0; page cells {cells}"
