@@ -76,6 +76,9 @@ EXPECTATIONS: tuple[Expected, ...] = (
     Expected("torch", "~=2.13.0", "2.13.0", {
         "torch.relu(x)": 0.0, "F.relu(x)": 0.0, "x.clamp(min=0)": 1.0, "torch.maximum(x, 0)": 0.5,
         "torch.where(x > 0, x, 0)": 0.0, MODELS: 0.0}),
+    Expected("jax", "~=0.4.27", "0.4.27", {   # pyproject's floor (make matrix NOX="-s floors")
+        "jax.nn.relu(x)": 0.0, "jnp.maximum(x, 0)": 0.5, "jnp.where(x > 0, x, 0)": 0.0,
+        "jnp.clip(x, 0)": 0.5, MODELS: 0.0}),
     Expected("jax", "~=0.10.2", "0.10.2", {
         "jax.nn.relu(x)": 0.0, "jnp.maximum(x, 0)": 0.5, "jnp.where(x > 0, x, 0)": 0.0,
         "jnp.clip(x, 0)": 0.5, MODELS: 0.0}),
