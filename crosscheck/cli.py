@@ -32,11 +32,12 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from crosscheck import cases, versions
+from crosscheck import cases, interrupts, versions
 from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
 from crosscheck.model import ModelError
 
@@ -498,11 +499,17 @@ class _OnSignals:
     Python runs a signal handler only between bytecodes: should the main thread be inside
     one long compiled call (a JAX run with ``--jobs 1``), or a cleanup that hangs, a
     watchdog thread ends the process ``GRACE_S`` after the signal, killing the helper
-    first. A second signal while the first unwinds is not raised again.
+    first. A second signal while the first unwinds is not raised again. Where the handler
+    must not raise (:mod:`crosscheck.interrupts`: a framework's import, the helper's start),
+    the exception waits for the block's end, and a block still running ``HOLD_S`` after the
+    signal is not waited for: the watchdog ends the process then, the helper first.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
     GRACE_S = 1.0
+    #: How long a block the handler must not raise in (:func:`crosscheck.interrupts.hold`)
+    #: is waited for: starting the helper takes milliseconds, a framework's import seconds.
+    HOLD_S = 0.25
 
     def __enter__(self) -> _OnSignals:
         self.active = threading.current_thread() is threading.main_thread()
@@ -510,6 +517,7 @@ class _OnSignals:
             return self
         self.fired = False
         self.finished = threading.Event()
+        self._ending = threading.Lock()
         self._read, self._write = socket.socketpair()
         self._write.setblocking(False)
         self._old_handlers = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
@@ -521,6 +529,9 @@ class _OnSignals:
     def _handler(self, signum: int, frame: object) -> None:
         if not self.fired:
             self.fired = True
+            if interrupts.holding():   # an import, the helper's start: raised at the end
+                interrupts.keep(Interrupted(signum))
+                return
             raise Interrupted(signum)
 
     def _watch(self) -> None:
@@ -533,13 +544,26 @@ class _OnSignals:
                 return
             if data[0] in self.SIGNALS:
                 break
-        if self.finished.wait(self.GRACE_S):
+        deadline = time.monotonic() + self.HOLD_S
+        while interrupts.holding() and time.monotonic() < deadline and not self.finished.is_set():
+            time.sleep(0.005)
+        held = interrupts.holding()   # still inside an import: end now, without unwinding
+        if not held and self.finished.wait(self.GRACE_S):
             return
+        if not self.claim():          # the main thread has unwound, and says so itself
+            return
+        interrupts.abandon()          # the helper and the spilled records, as unwinding would
         for child in multiprocessing.active_children():
             child.kill()
         name = signal.Signals(data[0]).name
-        os.write(2, f"crosscheck: interrupted ({name}); stopped inside a long call\n".encode())
+        why = "" if held else "; stopped inside a long call"
+        os.write(2, f"crosscheck: interrupted ({name}){why}\n".encode())
         os._exit(128 + data[0])
+
+    def claim(self) -> bool:
+        """Whether this thread is the one to end the run and say so: the main thread once
+        it has unwound, or the watchdog ending the process first (once, never both)."""
+        return not self.active or self._ending.acquire(blocking=False)
 
     def __exit__(self, *exc: object) -> None:
         if not self.active:
@@ -566,7 +590,7 @@ def _one_line(e: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     debug, args = False, None
-    with _OnSignals():
+    with _OnSignals() as signals:
         try:
             args = parser.parse_args(argv)
             debug = args.debug
@@ -582,6 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
             return 128 + signal.SIGPIPE
         except Interrupted as e:
+            if not signals.claim():   # the watchdog is ending the process, and says so
+                threading.Event().wait()
             print(f"crosscheck: interrupted ({signal.Signals(e.signum).name})", file=sys.stderr)
             return 128 + e.signum
         except Exception as e:

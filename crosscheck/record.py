@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import copyreg
 import dataclasses
+import functools
 import mmap
 import os
 import shutil
@@ -33,6 +34,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+
+from crosscheck import interrupts
 
 #: Prefixes of the flat array names used by :meth:`Trajectory.to_arrays`.
 _FLAT = ("param.", "grad.", "mask.")
@@ -155,7 +158,9 @@ def spill_dir() -> str:
     process that made it (a helper process is handed its parent's: :func:`use_spill_dir`)."""
     if _spill["dir"] is None:
         _spill["dir"] = tempfile.mkdtemp(prefix="crosscheck-run-")
-        atexit.register(shutil.rmtree, _spill["dir"], ignore_errors=True)
+        remove = functools.partial(shutil.rmtree, _spill["dir"], ignore_errors=True)
+        atexit.register(remove)
+        interrupts.on_abandon(remove)   # also where a signal ends the run without unwinding
     return _spill["dir"]
 
 

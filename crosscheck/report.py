@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, compare, diagnostics, record, runner, tolerances, transcript
+from crosscheck import cases, compare, diagnostics, interrupts, record, runner, tolerances, transcript
 from crosscheck import frameworks as fw_registry
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
@@ -115,13 +115,20 @@ class Workers:
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_start_helper,
                                             initargs=(tuple(sources), data, record.spill_dir()))
+            interrupts.on_abandon(self._end)
             # The first submit starts the helper now; a signal mask is inherited, and Python
             # leaves a blocked SIGINT blocked (as multiprocessing does for its resource tracker).
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            # A signal meanwhile is raised once the helper has its start (interrupts.hold).
             try:
-                self.pool.submit(int)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+                with interrupts.hold():
+                    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                    try:
+                        self.pool.submit(int)
+                    finally:
+                        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            except BaseException:
+                self.__exit__(None)
+                raise
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         if self.pool:
@@ -137,6 +144,12 @@ class Workers:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        interrupts.forget(self._end)
+        self._end()
+
+    def _end(self) -> None:
+        """The helper killed, the pool shut down, the resource tracker stopped: once, from
+        whichever thread gets here first (``cli._OnSignals``' watchdog may)."""
         pool, self.pool = self.pool, None
         if pool is None:
             return
@@ -247,6 +260,7 @@ def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
     try:
         if impl != "torch" or workers is None or not workers.pool:
             raise LookupError
+        fw_registry.load("torch")   # imported as every framework is, a signal held till its end
         import torch
     except Exception:   # (torch that cannot be imported is the run's to report)
         yield

@@ -19,6 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
+from crosscheck import interrupts
 from crosscheck.problem import Problem
 from crosscheck.record import Trajectory
 
@@ -49,11 +50,13 @@ _READY: set[str] = set()
 def load(framework: str) -> ModuleType:
     """The framework's module (``torch_models`` or ``jax_models``), imported, and its first
     small computation done once per process (``smoke``: about 2 ms, where the backend starts
-    anyway); :class:`FrameworkUnavailable` if either fails."""
+    anyway); :class:`FrameworkUnavailable` if either fails. A signal that arrives during the
+    import is raised once the import has ended (:func:`crosscheck.interrupts.hold`)."""
     from crosscheck.versions import installed
 
     try:
-        module = importlib.import_module(_MODULES[framework])
+        with interrupts.hold():   # a signal handler must not raise inside torch's C++ init
+            module = importlib.import_module(_MODULES[framework])
     except Exception as e:   # ImportError, or whatever a broken install raises on import
         raise FrameworkUnavailable(framework, installed(framework), _why(e)) from e
     if framework not in _READY:

@@ -13,15 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import broken_framework
 
 from crosscheck.cli import EXIT_ENV, EXIT_OK
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def start(*args):
+def start(*args, env=None):
     return subprocess.Popen([sys.executable, "-m", "crosscheck", *args], cwd=REPO, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def session(sid):
@@ -114,6 +115,50 @@ def test_no_process_outlives_an_environment_error(tmp_path):
     left = session(p.pid)
     assert p.returncode == EXIT_ENV, f"exit {p.returncode}, expected {EXIT_ENV}"
     assert not left, f"the helper (busy with JAX) outlived the error: {left}"
+
+
+# A torch whose import is signalled half-way: the module sends SIGTERM to its own process
+# and goes on for 5 s (a sleep, where Python would run the handler), noting any exception
+# raised inside it.
+SIGNALLED_IMPORT = "\n".join([
+    "import os, signal, time",
+    "try:",
+    "    open(os.environ['SENT'], 'w').write(repr(time.time()))",
+    "    os.kill(os.getpid(), signal.SIGTERM)",
+    "    time.sleep(5)",
+    "except BaseException as e:",
+    "    open(os.environ['RAISED_INSIDE'], 'w').write(type(e).__name__)",
+    "    raise",
+])
+
+
+def test_a_signal_during_a_frameworks_import_ends_the_run_without_raising_inside_it(tmp_path):
+    # Raised inside the import, it can meet C++ that calls back into Python (torch's
+    # _c10d_init): the process aborts and the helper is left behind (a real torch, about one
+    # SIGTERM in six 0.3 s into a run). The import is not waited for either: the run ends
+    # within 2 s, the helper and the spilled records' folder with it.
+    raised, sent = tmp_path / "raised-inside", tmp_path / "sent"
+    out, tmp = tmp_path / "out" / "report.json", tmp_path / "tmp"
+    for folder in (out.parent, tmp, tmp_path / "fake"):
+        folder.mkdir()
+    env = {**os.environ, **broken_framework(tmp_path / "fake", "torch", body=SIGNALLED_IMPORT),
+           "RAISED_INSIDE": str(raised), "SENT": str(sent), "TMPDIR": str(tmp)}
+    p = start("run", "relu", "--json", str(out), env=env)
+    try:
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    elapsed = time.time() - float(sent.read_text())
+    left = session(p.pid)
+    assert not raised.exists(), f"{raised.read_text()} raised inside the import; stderr {stderr!r}"
+    assert p.returncode == 143, f"exit {p.returncode}, expected 143; stderr {stderr!r}"
+    assert stderr == "crosscheck: interrupted (SIGTERM)\n", f"stderr {stderr!r}"
+    assert elapsed < 2.0, f"crosscheck took {elapsed:.2f} s to end, expected < 2 s"
+    assert not left, f"processes outlived crosscheck: {left}"
+    assert list(out.parent.iterdir()) == [], f"wrote {list(out.parent.iterdir())}"
+    assert list(tmp.iterdir()) == [], f"left in TMPDIR: {list(tmp.iterdir())}"
 
 
 STUCK = """
