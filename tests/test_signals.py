@@ -5,6 +5,7 @@ Each test starts a real ``crosscheck`` in a session of its own and looks at ever
 of that session in /proc, the helper and multiprocessing's resource tracker included.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,14 @@ REPO = Path(__file__).resolve().parent.parent
 def start(*args, env=None):
     return subprocess.Popen([sys.executable, "-m", "crosscheck", *args], cwd=REPO, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def end(p):
+    """Whatever is left of ``p``'s process group killed, ``p`` reaped: a test's cleanup, so
+    that a helper left running fails the test instead of holding its pipes open for ever."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
 
 
 def session(sid):
@@ -79,11 +88,10 @@ def test_a_signal_ends_the_run_and_its_helper_within_2_s(sig, send, code, tmp_pa
         p.wait(timeout=10)
         elapsed = time.monotonic() - sent
         left = session(p.pid)
-        stdout, stderr = p.communicate()
+        end(p)   # what outlived it, before reading its pipes (a helper left running holds them)
+        stdout, stderr = p.communicate(timeout=30)
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        end(p)
     name = signal.Signals(sig).name
     assert p.returncode == code, f"{name}: exit {p.returncode}, expected {code}; stderr {stderr!r}"
     assert elapsed < 2.0, f"{name}: crosscheck took {elapsed:.2f} s to end, expected < 2 s"
@@ -147,9 +155,7 @@ def test_a_signal_during_a_frameworks_import_ends_the_run_without_raising_inside
     try:
         stdout, stderr = p.communicate(timeout=120)
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        end(p)
     elapsed = time.time() - float(sent.read_text())
     left = session(p.pid)
     assert not raised.exists(), f"{raised.read_text()} raised inside the import; stderr {stderr!r}"
@@ -187,11 +193,9 @@ def test_a_signal_inside_one_long_compiled_call_still_ends_within_2_s():
         os.kill(p.pid, signal.SIGINT)
         p.wait(timeout=10)
         elapsed = time.monotonic() - sent
-        _, stderr = p.communicate()
+        _, stderr = p.communicate(timeout=30)
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        end(p)
     assert p.returncode == 130, f"exit {p.returncode}, expected 130; stderr {stderr!r}"
     assert elapsed < 2.0, f"took {elapsed:.2f} s to end, expected < 2 s"
     assert "Traceback" not in stderr and len(stderr.splitlines()) == 1, f"stderr {stderr!r}"
