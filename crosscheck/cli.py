@@ -515,6 +515,8 @@ class _OnSignals:
         self.active = threading.current_thread() is threading.main_thread()
         if not self.active:
             return self
+        self._entering = contextlib.ExitStack()   # a signal before arm() is raised by arm()
+        self._entering.enter_context(interrupts.hold())
         self.fired = False
         self.finished = threading.Event()
         self._ending = threading.Lock()
@@ -552,13 +554,23 @@ class _OnSignals:
             return
         if not self.claim():          # the main thread has unwound, and says so itself
             return
-        interrupts.abandon()          # the helper and the spilled records, as unwinding would
-        for child in multiprocessing.active_children():
-            child.kill()
-        name = signal.Signals(data[0]).name
-        why = "" if held else "; stopped inside a long call"
-        os.write(2, f"crosscheck: interrupted ({name}){why}\n".encode())
-        os._exit(128 + data[0])
+        try:   # the helper and the spilled records, as unwinding would, for at most GRACE_S
+            ending = threading.Thread(target=interrupts.abandon, name="crosscheck-abandon", daemon=True)
+            ending.start()
+            ending.join(self.GRACE_S)
+            for child in multiprocessing.active_children():
+                child.kill()
+            name = signal.Signals(data[0]).name
+            why = "" if held else "; stopped inside a long call"
+            os.write(2, f"crosscheck: interrupted ({name}){why}\n".encode())
+        finally:
+            os._exit(128 + data[0])
+
+    def arm(self) -> None:
+        """From now on a signal raises at once; one that came while entering, here (the
+        first statement of the caller's ``try``, where :class:`Interrupted` is handled)."""
+        if self.active:
+            self._entering.close()
 
     def claim(self) -> bool:
         """Whether this thread is the one to end the run and say so: the main thread once
@@ -568,6 +580,9 @@ class _OnSignals:
     def __exit__(self, *exc: object) -> None:
         if not self.active:
             return
+        self.fired = True   # the command has ended: a signal now changes nothing
+        with contextlib.suppress(Interrupted):
+            self._entering.close()
         self.finished.set()
         signal.set_wakeup_fd(self._old_wakeup)
         for s, handler in self._old_handlers.items():
@@ -592,6 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug, args = False, None
     with _OnSignals() as signals:
         try:
+            signals.arm()
             args = parser.parse_args(argv)
             debug = args.debug
             if args.command is None:   # plain `crosscheck`: a usage error, with the help

@@ -5,7 +5,8 @@ when a process is ended without unwinding.
 thread is (``cli._OnSignals``), so that every ``with`` and ``finally`` on the way out runs
 and the helper process ends with the run. Two places cannot take it:
 
-* a framework's import: importing torch runs Python code called from C++
+* an import that may bring a framework in (a framework's, a user's model file): importing
+  torch runs Python code called from C++
   (``torch._C._c10d_init`` in ``torch.distributed``), and an exception raised there cannot
   unwind through it. The process aborts (``terminate called after throwing an instance of
   'pybind11::error_already_set'``, exit -6) and leaves the helper running, holding the
@@ -16,14 +17,16 @@ and the helper process ends with the run. Two places cannot take it:
 
 Inside :func:`hold` the handler keeps the exception (:func:`keep`), and :func:`hold` raises
 it when the block ends. A block that outlasts ``cli._OnSignals.HOLD_S`` (an import takes a
-second or two) is not waited for: the watchdog ends the process at once, after running
-what was registered with :func:`on_abandon` (the helper's end, the spilled records'
-folder), as leaving their blocks would have.
+second or two) is not waited for: the watchdog ends the process, after running what was
+registered with :func:`on_abandon` (the helper's end, which waits for a helper still
+being started; the spilled records' folder), as leaving their blocks would have, for at
+most ``cli._OnSignals.GRACE_S``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 
 _state: dict = {"depth": 0, "kept": None}
@@ -44,7 +47,11 @@ def keep(exc: BaseException) -> None:
 @contextlib.contextmanager
 def hold() -> Iterator[None]:
     """A block a signal handler must not raise inside; what it kept is raised at its end,
-    in place of any exception the block raised."""
+    in place of any exception the block raised. Only the main thread's blocks count: that
+    is where a handler runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _state["depth"] += 1
     try:
         yield

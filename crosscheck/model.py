@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases
+from crosscheck import cases, interrupts
 from crosscheck.cases import Case
 from crosscheck.problem import Problem, keep, make, recording
 from crosscheck.record import Recorder, Trajectory
@@ -367,7 +367,8 @@ def load(arg: str) -> list[Model]:
         sys.modules[module_name] = module          # dataclasses and pickling look modules up
         sys.path.insert(0, str(path.resolve().parent))   # so that it imports its neighbours
         try:
-            spec.loader.exec_module(module)
+            with interrupts.hold():   # a user's file may import torch (see crosscheck.interrupts)
+                spec.loader.exec_module(module)
         except ModelError as e:
             del sys.modules[module_name]
             raise ModelError(f"{path}: {e}") from None

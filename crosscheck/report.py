@@ -157,8 +157,14 @@ class Workers:
         # left, and its interpreter's shutdown (JAX's included) would only cost time.
         # (Python 3.14 has pool.kill_workers(); before it, the processes are reachable
         # only this way.)
-        for process in list((pool._processes or {}).values()):
-            process.kill()
+        # A helper still being started (submit holds the lock) is in _processes only after.
+        locked = pool._shutdown_lock.acquire(timeout=5)
+        try:
+            for process in list((pool._processes or {}).values()):
+                process.kill()
+        finally:
+            if locked:
+                pool._shutdown_lock.release()
         pool.shutdown(wait=True, cancel_futures=True)
         del pool
         _stop_resource_tracker()
