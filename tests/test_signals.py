@@ -125,6 +125,32 @@ def test_no_process_outlives_an_environment_error(tmp_path):
     assert not left, f"the helper (busy with JAX) outlived the error: {left}"
 
 
+def run_signalling_itself(sent, *args, env):
+    """``crosscheck <args>``, whose own code sends it SIGTERM and writes the time to ``sent``:
+    its exit code, its stderr, the seconds from the signal to its end, and what outlived it."""
+    p = start(*args, env=env)
+    try:
+        p.wait(timeout=60)
+        ended = time.monotonic()   # CLOCK_MONOTONIC: one clock for every process (Linux)
+        left = session(p.pid)
+        end(p)   # what outlived it, before reading its pipes (a helper left running holds them)
+        _, stderr = p.communicate(timeout=30)
+    finally:
+        end(p)
+    assert sent.exists(), f"nothing sent the signal (exit {p.returncode}); stderr {stderr!r}"
+    return p.returncode, stderr, ended - float(sent.read_text()), left
+
+
+def assert_ended_on_sigterm(code, stderr, elapsed, left, *untouched):
+    """Exit 143 with one line, within 2 s of the signal, nothing left running or written."""
+    assert code == 143, f"exit {code}, expected 143; stderr {stderr!r}"
+    assert stderr == "crosscheck: interrupted (SIGTERM)\n", f"stderr {stderr!r}"
+    assert elapsed < 2.0, f"crosscheck took {elapsed:.2f} s to end, expected < 2 s"
+    assert not left, f"processes outlived crosscheck: {left}"
+    for folder in untouched:
+        assert list(folder.iterdir()) == [], f"left in {folder}: {list(folder.iterdir())}"
+
+
 # A torch whose import is signalled half-way: the module sends SIGTERM to its own process
 # and goes on for a while (a sleep, where Python would run the handler), noting any
 # exception raised inside it.
@@ -156,24 +182,9 @@ def test_a_signal_during_a_frameworks_import_ends_the_run_without_raising_inside
         folder.mkdir()
     env = {**os.environ, **broken_framework(tmp_path / "fake", "torch", body=SIGNALLED_IMPORT),
            "RAISED_INSIDE": str(raised), "SENT": str(sent), "GOES_ON": str(goes_on), "TMPDIR": str(tmp)}
-    p = start("run", "relu", "--json", str(out), env=env)
-    try:
-        p.wait(timeout=60)
-        ended = time.monotonic()   # CLOCK_MONOTONIC: one clock for every process (Linux)
-        left = session(p.pid)
-        end(p)   # what outlived it, before reading its pipes (a helper left running holds them)
-        stdout, stderr = p.communicate(timeout=30)
-    finally:
-        end(p)
-    assert sent.exists(), f"the fake torch was not imported (exit {p.returncode}); stderr {stderr!r}"
-    elapsed = ended - float(sent.read_text())
+    code, stderr, elapsed, left = run_signalling_itself(sent, "run", "relu", "--json", str(out), env=env)
     assert not raised.exists(), f"{raised.read_text()} raised inside the import; stderr {stderr!r}"
-    assert p.returncode == 143, f"exit {p.returncode}, expected 143; stderr {stderr!r}"
-    assert stderr == "crosscheck: interrupted (SIGTERM)\n", f"stderr {stderr!r}"
-    assert elapsed < 2.0, f"crosscheck took {elapsed:.2f} s to end, expected < 2 s"
-    assert not left, f"processes outlived crosscheck: {left}"
-    assert list(out.parent.iterdir()) == [], f"wrote {list(out.parent.iterdir())}"
-    assert list(tmp.iterdir()) == [], f"left in TMPDIR: {list(tmp.iterdir())}"
+    assert_ended_on_sigterm(code, stderr, elapsed, left, out.parent, tmp)
 
 
 # A user's model with more data than a pipe holds (8 MB, so starting the helper blocks until
@@ -228,23 +239,9 @@ def test_a_signal_while_the_helper_starts_ends_the_run_and_the_helper(tmp_path):
         folder.mkdir()
     (tmp_path / "big_line.py").write_text(SIGNALLED_START)
     env = {**os.environ, "SENT": str(sent), "TMPDIR": str(tmp)}
-    p = start("run", str(tmp_path / "big_line.py"), "--json", str(out), env=env)
-    try:
-        p.wait(timeout=60)
-        ended = time.monotonic()
-        left = session(p.pid)
-        end(p)
-        stdout, stderr = p.communicate(timeout=30)
-    finally:
-        end(p)
-    assert sent.exists(), f"no helper was started (exit {p.returncode}); stderr {stderr!r}"
-    elapsed = ended - float(sent.read_text())
-    assert p.returncode == 143, f"exit {p.returncode}, expected 143; stderr {stderr!r}"
-    assert stderr == "crosscheck: interrupted (SIGTERM)\n", f"stderr {stderr!r}"
-    assert elapsed < 2.0, f"crosscheck took {elapsed:.2f} s to end, expected < 2 s"
-    assert not left, f"processes outlived crosscheck: {left}"
-    assert list(out.parent.iterdir()) == [], f"wrote {list(out.parent.iterdir())}"
-    assert list(tmp.iterdir()) == [], f"left in TMPDIR: {list(tmp.iterdir())}"
+    code, stderr, elapsed, left = run_signalling_itself(sent, "run", str(tmp_path / "big_line.py"),
+                                                        "--json", str(out), env=env)
+    assert_ended_on_sigterm(code, stderr, elapsed, left, out.parent, tmp)
 
 
 STUCK = """
