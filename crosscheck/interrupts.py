@@ -63,11 +63,10 @@ def hold() -> Iterator[None]:
             raise kept
 
 
-def on_abandon(end: Callable[[], None]) -> Callable[[], None]:
+def on_abandon(end: Callable[[], None]) -> None:
     """Run ``end`` should the process be ended without unwinding (:func:`abandon`), until
     :func:`forget`. ``end`` must be safe to call from another thread, and twice."""
     _ends.append(end)
-    return end
 
 
 def forget(end: Callable[[], None]) -> None:

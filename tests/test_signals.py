@@ -187,60 +187,17 @@ def test_a_signal_during_a_frameworks_import_ends_the_run_without_raising_inside
     assert_ended_on_sigterm(code, stderr, elapsed, left, out.parent, tmp)
 
 
-# A user's model with more data than a pipe holds (8 MB, so starting the helper blocks until
-# it has read them), whose file sends SIGTERM to the run 50 ms into the helper's start.
-SIGNALLED_START = """
-import os, signal, threading, time
-import multiprocessing.popen_spawn_posix as spawn
-import numpy as np
-from crosscheck import Model
-
-x = np.linspace(-1.0, 1.0, 1_000_000).reshape(-1, 1)
-y = 3 * x - 1
-_launch = spawn.Popen._launch
-
-
-def _signal():
-    open(os.environ["SENT"], "w").write(repr(time.monotonic()))
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _signalled_launch(self, process_obj):   # the signal comes while the start is written
-    threading.Timer(0.05, _signal).start()
-    return _launch(self, process_obj)
-
-
-spawn.Popen._launch = _signalled_launch
-
-
-def forward(xp, p, x):
-    return x @ p["w"] + p["b"]
-
-
-def loss(xp, pred, y):
-    return xp.mean((pred - y) ** 2)
-
-
-def backward(p, x, y):
-    d = 2 * (x @ p["w"] + p["b"] - y) / y.size
-    return {"w": x.T @ d, "b": d.sum(axis=0)}
-
-
-model = Model(name="big_line", x=x, y=y, init={"w": np.zeros((1, 1)), "b": np.zeros(1)},
-              forward=forward, loss=loss, backward=backward, lr=0.1, epochs=3)
-"""
-
-
 def test_a_signal_while_the_helper_starts_ends_the_run_and_the_helper(tmp_path):
     # Interrupted while it writes the helper's start, the helper read an end of file and
     # printed a traceback; a helper still being started must be killed all the same.
+    # The model (tests/models/big_line_signals_its_helper.py) has more data than a pipe holds,
+    # so the start blocks until the helper has read them, and SIGTERM comes 50 ms into it.
     sent, tmp, out = tmp_path / "sent", tmp_path / "tmp", tmp_path / "out" / "report.json"
     for folder in (tmp, out.parent):
         folder.mkdir()
-    (tmp_path / "big_line.py").write_text(SIGNALLED_START)
     env = {**os.environ, "SENT": str(sent), "TMPDIR": str(tmp)}
-    code, stderr, elapsed, left = run_signalling_itself(sent, "run", str(tmp_path / "big_line.py"),
-                                                        "--json", str(out), env=env)
+    model = REPO / "tests" / "models" / "big_line_signals_its_helper.py"
+    code, stderr, elapsed, left = run_signalling_itself(sent, "run", str(model), "--json", str(out), env=env)
     assert_ended_on_sigterm(code, stderr, elapsed, left, out.parent, tmp)
 
 
