@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from crosscheck import frameworks as fw_registry
 from crosscheck.compare import Divergence
-from crosscheck.model import Model, register
+from crosscheck.model import Model, bad_epochs, bad_lr, register
 from crosscheck.record import Trajectory
 
 
@@ -73,12 +73,32 @@ def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtyp
 
     if not isinstance(model, Model):
         raise TypeError(f"check() takes a crosscheck.Model, got {type(model).__name__}")
-    unknown = [f for f in frameworks if f not in fw_registry.FRAMEWORKS]
-    if unknown or not frameworks:
-        raise ValueError(f"frameworks must be some of {fw_registry.FRAMEWORKS}, got {tuple(frameworks)}")
+    frameworks, overrides = arguments(frameworks, dtype, lr, epochs)
+    case = register(model)
+    (name, trajs), = report.run_trajectories([case.name], frameworks, dtype, **overrides)
+    return Result(name, report.analyse(name, trajs, dtype), dtype)
+
+
+def arguments(frameworks: Sequence[str] | str, dtype: str, lr: float | None,
+              epochs: int | None) -> tuple[list[str], dict]:
+    """``check()``'s arguments validated as the command line validates its options (one
+    ``ValueError`` line each): the frameworks, each once (one name alone is one framework),
+    and the overrides of the model's lr and epochs."""
+    names = [frameworks] if isinstance(frameworks, str) else frameworks
+    try:
+        names = list(dict.fromkeys(names))
+    except TypeError:
+        names = None
+    if not names or any(f not in fw_registry.FRAMEWORKS for f in names):
+        raise ValueError(f"frameworks must be one or more of {', '.join(fw_registry.FRAMEWORKS)}, "
+                         f"got {frameworks!r}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    case = register(model)
-    overrides = {k: v for k, v in (("lr", lr), ("epochs", epochs)) if v is not None}
-    (name, trajs), = report.run_trajectories([case.name], list(dict.fromkeys(frameworks)), dtype, **overrides)
-    return Result(name, report.analyse(name, trajs, dtype), dtype)
+    overrides = {}
+    for what, value, bad in (("lr", lr, bad_lr), ("epochs", epochs, bad_epochs)):
+        if value is not None:
+            why = bad(value)
+            if why:
+                raise ValueError(f"{what} {why}")
+            overrides[what] = value
+    return names, overrides

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import functools
 import json
-import math
 import multiprocessing
 import os
 import secrets
@@ -39,7 +38,7 @@ from pathlib import Path
 
 from crosscheck import cases, interrupts, versions
 from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
-from crosscheck.model import ModelError
+from crosscheck.model import ModelError, bad_epochs, bad_lr
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
@@ -112,24 +111,25 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-    return v
+def _validated(parse: Callable[[str], object],
+               bad: Callable[[object], str | None]) -> Callable[[str], object]:
+    """An option's type: ``text`` parsed, then judged by the validator the Python API
+    uses (:mod:`crosscheck.model`), with its words."""
+    def parsed(text: str) -> object:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        why = bad(value)
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return value
+    parsed.__name__ = parse.__name__
+    return parsed
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return v
+_lr = _validated(float, bad_lr)
+_positive_int = _validated(int, bad_epochs)
 
 
 class _Progress:
@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="framework to check against the reference (repeatable; default: both)")
     r.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="dtype of the framework runs; the reference is always float64")
-    r.add_argument("--lr", type=_positive_float, help="override every case's learning rate")
+    r.add_argument("--lr", type=_lr, help="override every case's learning rate")
     r.add_argument("--epochs", type=_positive_int, help="override every case's epochs")
     r.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or stdout with -")
     r.add_argument("--plots", metavar="DIR", help="write the errors, loss and parameter plots to DIR")
@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("case", metavar="CASE|FILE.py[:NAME]",
                    help="a document case (see 'crosscheck list') or one of your models")
     e.add_argument("--step", type=int, default=0, help="update step to explain (default 0)")
-    e.add_argument("--lr", type=_positive_float, help="override the learning rate")
+    e.add_argument("--lr", type=_lr, help="override the learning rate")
     e.add_argument("--epochs", type=_positive_int, help="override the epochs")
     _class_options(e)
     e.set_defaults(func=cmd_explain)

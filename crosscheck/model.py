@@ -68,6 +68,36 @@ def _shape(a: Any) -> tuple[int, ...]:
     return tuple(np.shape(a))
 
 
+# One validator per setting, shared by Model, check() and the command line, so that each
+# says the same thing wherever the value comes from.
+def bad_lr(value: Any) -> str | None:
+    """Why ``value`` cannot be a learning rate (None: it can)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(value) and value > 0):
+        return f"must be a positive finite number, got {value!r}"
+    return None
+
+
+def bad_epochs(value: Any) -> str | None:
+    """Why ``value`` cannot be a number of epochs (None: it can)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        return f"must be a positive integer, got {value!r}"
+    return None
+
+
+def _broadcast_trap(pred: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape an elementwise loss of a prediction and target of these shapes would
+    silently take where it is larger than both (``(m,)`` against ``(m, 1)`` gives
+    ``(m, m)``: every prediction against every target); None where no such trap is set.
+    Shapes that do not broadcast, such as class scores ``(m, C)`` against integer labels
+    ``(m,)``, differ for a reason and are left to the loss."""
+    try:
+        both = np.broadcast_shapes(pred, y)
+    except ValueError:
+        return None
+    return both if math.prod(both) > max(math.prod(pred), math.prod(y)) else None
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Model:
     """A user's model and its hand-written backward.
@@ -111,11 +141,9 @@ class Model:
             if not callable(getattr(self, what)):
                 kind = type(getattr(self, what)).__name__
                 raise ModelError(f"[{name}] {what} must be a function, got {kind}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not (
-                math.isfinite(self.lr) and self.lr > 0):
-            raise ModelError(f"[{name}] lr must be a positive finite number, got {self.lr!r}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral) or self.epochs < 1:
-            raise ModelError(f"[{name}] epochs must be a positive integer, got {self.epochs!r}")
+        for what, why in (("lr", bad_lr(self.lr)), ("epochs", bad_epochs(self.epochs))):
+            if why:
+                raise ModelError(f"[{name}] {what} {why}")
         if self.batch not in BATCHES:
             raise ModelError(f"[{name}] batch must be one of {', '.join(map(repr, BATCHES))}, "
                              f"got {self.batch!r}")
@@ -190,6 +218,12 @@ class Model:
         if isinstance(out, (tuple, list, dict)):
             raise ModelError(f"[{self.name}] forward returned a {type(out).__name__}, not one array "
                              f"(the prediction the loss takes) {where}")
+        trap = _broadcast_trap(_shape(out), _shape(yb))
+        if trap is not None:
+            raise ModelError(f"[{self.name}] the forward's prediction has shape {_shape(out)} and y "
+                             f"{_shape(yb)} {where}: an elementwise loss of the two broadcasts to {trap}, "
+                             "every prediction against every target; give both one shape (e.g. "
+                             "reshape the prediction, or y, to (m, 1))")
         if np.ndim(value) != 0:
             raise ModelError(f"[{self.name}] loss returned shape {_shape(value)}, not a scalar {where}; "
                              "reduce it to one number (e.g. a mean over samples)")
@@ -243,10 +277,19 @@ class Model:
         """Run one step at the initial values, checking what only a call can show; and that
         the backward is a function of its arguments (called again at the initial values after
         a call elsewhere, it must give the same): every check evaluates it out of order."""
+        with np.errstate(all="ignore"):   # what goes wrong is said once, as a ModelError
+            self._validate()
+
+    def _validate(self) -> None:
         for sample in ((None,) if self.batch == "full" else (0,)):
             xb, yb = self._batch(sample)
             where = "at the initial values"
-            _, named = self._forward_loss(self.params0, xb, yb, where)
+            value, named = self._forward_loss(self.params0, xb, yb, where)
+            if not math.isfinite(value):
+                step = "step 0" if sample is None else "step 0 (sample 0)"
+                raise ModelError(f"[{self.name}] the loss is {value!r} at the initial values ({step}): "
+                                 "no gradient can be compared where the loss is not a finite number "
+                                 "(a log(0), a division by 0?); start where it is")
             first = self._backward(self.params0, xb, yb, where, named)[0]
             try:   # values the user never declared: a backward may refuse them (its own domain)
                 self._backward({k: v + 0.5 for k, v in self.params0.items()}, xb, yb, "at moved values")

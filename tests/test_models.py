@@ -270,6 +270,8 @@ BAD = [
     ("no_model.py", ["no_model.py", "no crosscheck.Model"]),
     ("does_not_exist.py", ["does_not_exist.py", "no such file"]),
     ("tiny_tanh.py:nosuch", ["tiny_tanh.py", "'nosuch'"]),
+    ("log_of_zero.py", ["[log_of_zero]", "the loss is inf", "initial values", "step 0"]),
+    ("broadcast_prediction.py", ["[broadcast_prediction]", "(8,)", "(8, 1)", "broadcasts to (8, 8)"]),
 ]
 BAD_IDS = [b[0].removesuffix(".py").replace(".py:", ":") for b in BAD]
 
