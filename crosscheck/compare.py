@@ -128,11 +128,16 @@ class Comparison:
 
     @property
     def agree(self) -> bool:
-        return self.first is None
+        """No divergence, and at least one step's gradients compared: a check that compared
+        nothing (a run not finite from step 0) never agrees."""
+        return self.first is None and self.local_steps > 0
 
     @property
     def question(self) -> str | None:
-        """Which question failed first: ``local``, ``global`` or None."""
+        """Which question failed first: ``local``, ``global``, ``nothing compared`` (no
+        step's gradients could be compared), or None."""
+        if self.first is None and self.local_steps == 0:
+            return "nothing compared"
         return self.first.question if self.first else None
 
     def blamed(self) -> set[tuple[str, str | None]]:
@@ -360,25 +365,16 @@ def _shadow_difference(ref: Trajectory, gradient: Gradient, twin: Trajectory) ->
     return d
 
 
-def _is_plain_descent(t: Trajectory) -> bool:
-    """Every recorded step is params[k + 1] == params[k] - lr * grads[k], bitwise."""
-    lr = float(t.hyper["lr"])
-    with np.errstate(all="ignore"):
-        for k, v in t.params.items():
-            for s in ranges(t.steps, v, t.grads[k]):
-                if not np.array_equal(v[s.start + 1:s.stop + 1], v[s] - lr * t.grads[k][s], equal_nan=True):
-                    return False
-    return True
-
-
 def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = None) -> Envelope:
     """Measure the reference's sensitivity with a shadow run, and derive the envelope."""
     gradient = _case(ref.case, reference).gradient
-    # The shadow's unperturbed twin is the reference itself wherever the reference's own
-    # record is the update p - lr * grad, bitwise (its gradients are the manual gradient at
-    # its parameters by construction); a reference whose loop does something else gets
-    # the twin computed, so that a loop bug cannot widen the envelope it is judged by.
-    twin = ref if _is_plain_descent(ref) else _train(ref, gradient)
+    # The shadow is measured against its unperturbed twin, the same descent by the manual
+    # gradient, never against the reference's own record: the reference's training loop is
+    # code under test too, and a mistake in it (a factor from some step on, an update
+    # skipped or applied twice) would otherwise count as sensitivity and widen the very
+    # envelope it is judged by (a 1e-7 factor from step 2000 of relu made it 5e-7, from
+    # 1e-11). A loop that agrees with its backward costs one more descent here.
+    twin = _train(ref, gradient)
     d = _shadow_difference(ref, gradient, twin)
     stop = diverges_at(ref)
     if stop is not None:   # beyond it the shadow's difference means nothing
@@ -422,12 +418,16 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
     Where ``other``'s parameters equal the reference's bitwise, the reference's recorded
     values are the manual ones (the same function at the same inputs) and are reused.
     The check stops at the first step where the framework's parameters, loss or gradients
-    are not finite: the run has left the numbers (see :func:`diverges_at`).
+    are not finite: the run has left the numbers (see :func:`diverges_at`). The step whose
+    update first overflows is still checked: its loss and gradients are finite numbers.
     """
     gradient: Gradient = _case(other.case, reference).gradient
     hyper = dict(ref.hyper if ref is not None else other.hyper)
     names = other.param_names
     stop = diverges_at(other)
+    if stop is not None and np.isfinite(other.step_loss[stop]) and all(
+            np.all(np.isfinite(other.grads[n][stop])) for n in names):
+        stop += 1   # only the parameters after it left the numbers
     steps = other.steps if stop is None else stop
     manual = {n: buffer((steps, *other.grads[n].shape[1:]), np.float64) for n in names}
     manual_loss = np.empty(steps)
@@ -590,11 +590,11 @@ def _apart(t: Trajectory, k: int, loss_a: Any, grads_a: Mapping[str, Any], loss_
     quantity relative to ``t``'s causal scale at ``k`` (as the local errors are); NaN or inf
     where they cannot be compared."""
     with np.errstate(all="ignore"):
-        worst = float(abs(loss_a - loss_b) / scale_at(t, "loss", k))
+        apart = [abs(float(loss_a) - float(loss_b)) / scale_at(t, "loss", k)]
         for n in t.param_names:
-            diff = np.abs(np.asarray(grads_a[n]) - np.asarray(grads_b[n]))
-            worst = max(worst, float(np.max(diff, initial=0.0)) / scale_at(t, n, k))
-    return worst
+            diff = np.abs(np.asarray(grads_a[n], np.float64) - np.asarray(grads_b[n], np.float64))
+            apart.append(float(np.max(diff, initial=0.0)) / scale_at(t, n, k))
+    return float(np.max(apart))   # (NaN anywhere is NaN: Python's max() would drop it)
 
 
 def nudged(params: Mapping[str, Any], u: float, flip: float) -> dict[str, np.ndarray]:

@@ -446,7 +446,7 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
                 "agree": r.agree(fw),
                 "failed": c.question,
                 "local": {
-                    "agree": c.local_first is None,
+                    "agree": c.local_first is None and c.local_steps > 0,
                     "max_rel_err": c.local_max,
                     "tolerance": c.local_tol,
                     "steps": c.local_steps,
@@ -533,6 +533,11 @@ def verdict(r: CaseResult, fw: str) -> str:
     if c.first is not None:
         what = ("manual backward" if c.first.question == "local" else "trajectories")
         return f"MISMATCH ({what}): {c.first}"
+    if c.question == "nothing compared":
+        where = [k if k != "numpy" else "the reference" for k, s in c.diverges_at.items() if s == 0]
+        where = " and ".join(where) + (" are" if len(where) > 1 else " is") if where else "the run is"
+        return (f"MISMATCH (nothing compared): [{r.case}/{fw}] {where} not finite from step 0 "
+                "(loss, gradients or parameters): no step's gradients could be compared")
     return f"MISMATCH (behaviour): {behaviour_difference(r, fw)}"
 
 
@@ -556,8 +561,10 @@ def row(r: CaseResult, fw: str) -> dict[str, str]:
     """One framework's numbers as the table and the page show them."""
     c = r.comparisons[fw]
     e = c.max_rel_err
-    return {"local": f"{max(c.local_max.values(), default=0.0):.2e}", "loss": f"{e['loss']:.2e}",
-            "grads": f"{e['grads']:.2e}", "params": f"{e['params']:.2e}", "envelope": f"{c.tol:.1e}"}
+    stepped = len(c.global_errors) > 0   # "-": no step compared, where 0 would read as agreement
+    return {"local": f"{max(c.local_max.values(), default=0.0):.2e}" if c.local_steps else "-",
+            **{k: f"{e[k]:.2e}" if stepped else "-" for k in ("loss", "grads", "params")},
+            "envelope": f"{c.tol:.1e}"}
 
 
 def table(results: Sequence[CaseResult]) -> str:

@@ -142,3 +142,30 @@ def exactly(case: str, framework: str = "exact", **overrides):
     """The correct reference run of ``case``, relabelled as ``framework``'s: what an exact
     autograd would record."""
     return dataclasses.replace(runner.run(case, **overrides), framework=framework)
+
+
+def mutant(case: str, *edits: tuple[str, str]):
+    """A copy of ``case``'s reference module, each ``(old, new)`` replaced exactly once (a
+    planted bug: see tests/meta/)."""
+    import inspect
+    import types
+
+    from crosscheck import cases
+
+    module = inspect.getmodule(cases.get(case).run_reference)
+    source = inspect.getsource(module)
+    for old, new in edits:
+        assert source.count(old) == 1, f"[{case}] planted text must occur once: {old!r}"
+        source = source.replace(old, new)
+    copy = types.ModuleType(f"{module.__name__}_mutant")
+    copy.__file__ = module.__file__
+    exec(compile(source, f"<mutant of {module.__name__}>", "exec"), copy.__dict__)
+    return copy
+
+
+def run_mutant(copy, **overrides):
+    """The planted copy's run (its module's ``run``), overflows silenced."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):  # a planted bug may make the run blow up
+        return copy.run(**overrides)

@@ -12,32 +12,11 @@ comparison, so nothing they assert may move with torch's or JAX's numerics; whet
 frameworks agree with the reference is ``tests/test_crosscheck.py``'s question.
 """
 
-import inspect
-import types
-
 import numpy as np
 import pytest
-from helpers import exact_frameworks, exactly
+from helpers import exact_frameworks, exactly, mutant, run_mutant
 
 from crosscheck import cases, compare, runner
-
-
-def mutant(case: str, *edits: tuple[str, str]) -> types.ModuleType:
-    """A copy of ``case``'s reference module, each ``(old, new)`` replaced exactly once."""
-    module = inspect.getmodule(cases.get(case).run_reference)
-    source = inspect.getsource(module)
-    for old, new in edits:
-        assert source.count(old) == 1, f"[{case}] planted text must occur once: {old!r}"
-        source = source.replace(old, new)
-    copy = types.ModuleType(f"{module.__name__}_mutant")
-    copy.__file__ = module.__file__
-    exec(compile(source, f"<mutant of {module.__name__}>", "exec"), copy.__dict__)
-    return copy
-
-
-def run_mutant(copy, **overrides):
-    with np.errstate(all="ignore"):  # a planted bug may make the run blow up
-        return copy.run(**overrides)
 
 
 def first_dead_step(mask_name, case="relu"):
@@ -71,6 +50,18 @@ BUGS = [
        "            w = w - lr * dw_prev\n            b = b - lr * db_prev\n"
        "            dw_prev, db_prev = dw, db\n")],
      lambda: 0, "param", {"w", "b"}),
+    # Mistakes in the training loop alone: the backward (the case's gradient) stays right,
+    # so only the trajectories can show them, and only if the envelope measures rounding
+    # and never the loop's own difference from its backward (compare.envelope; a late
+    # factor in the loop: tests/meta/test_no_vacuous_pass.py).
+    ("skipped-update", "sgd_linear", {},
+     [("            w = w - lr * dw\n            b = b - lr * db\n",
+       "            if rec.k != 7:\n                w = w - lr * dw\n                b = b - lr * db\n")],
+     lambda: 7, "param", {"w", "b"}),
+    ("update-applied-twice", "sgd_linear", {},
+     [("            b = b - lr * db\n", "            b = b - lr * db\n            if rec.k == 7:\n"
+                                       "                w = w - lr * dw\n")],
+     lambda: 7, "param", {"w"}),
 ]
 
 
