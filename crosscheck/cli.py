@@ -25,7 +25,6 @@ import functools
 import json
 import multiprocessing
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -33,10 +32,11 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
-from crosscheck import cases, interrupts, versions
+from crosscheck import cases, interrupts, outputs, versions
 from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
 from crosscheck.model import ModelError, bad_epochs, bad_lr
 
@@ -182,55 +182,6 @@ def _tqdm() -> type:
     return Bar
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` only once it is complete: never a truncated report. The
-    file is created like any other (mode 0o666 less the umask), not mkstemp's 0o600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _check_writable(option: str, text: str, kind: str, files: Sequence[str] = ()) -> None:
-    """Raise :class:`UsageError` unless ``text`` can be written as a ``kind`` ("file" or
-    "dir", with ``files`` inside it). Creates nothing: missing folders are made only when
-    the output is written. Writability is tried, not inferred from mode bits (root, ACLs,
-    read-only mounts): a nameless temporary file in the nearest existing folder."""
-    where = f"{option} {text}"
-    if not text:
-        raise UsageError(f"{option}: empty path")
-    path = Path(text)
-    try:
-        if path.is_dir() and kind == "file":
-            raise UsageError(f"{where}: is a directory")
-        if text.endswith(os.sep) and kind == "file":
-            raise UsageError(f"{where}: names a directory, not a file")
-        if path.exists() and not (path.is_dir() if kind == "dir" else path.is_file()):
-            raise UsageError(f"{where}: exists and is not a "
-                             + ("directory" if kind == "dir" else "regular file (use - for stdout)"))
-        for name in files:
-            if (path / name).exists() and not (path / name).is_file():
-                raise UsageError(f"{where}: {path / name} exists and is not a regular file")
-        folder = path if kind == "dir" else path.parent
-        while not folder.exists():
-            folder = folder.parent
-        if not folder.is_dir():
-            raise UsageError(f"{where}: {folder} is not a directory")
-    except OSError as e:    # e.g. a folder on the way that may not be searched
-        raise UsageError(f"{where}: {e.strerror}") from None
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise UsageError(f"{where}: cannot write in {folder}: {e.strerror}") from None
-
-
 def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
     """The per-run overrides; an option that only some cases declare (``--sizes``) needs
     every case named to take it."""
@@ -326,29 +277,65 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    with contextlib.ExitStack() as scratch:   # a folder of plots for the page, gone on any exit
-        return _run(args, scratch)
+    with contextlib.ExitStack() as stack:   # a folder of plots, gone on any exit
+        json_out = sys.stdout
+        if args.json == "-":   # the JSON alone on stdout, whatever a user's model prints
+            json_out = stack.enter_context(_user_output_to_stderr())
+        return _run(args, stack, json_out)
 
 
-def _run(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
+@contextlib.contextmanager
+def _user_output_to_stderr() -> Iterator[TextIO]:
+    """While the run goes on, what anyone prints to stdout goes to stderr (a user's
+    debugging ``print`` in a backward, in this process or the helper, which inherits the
+    file descriptor); yields a stream to the real stdout, for the JSON."""
+    real = sys.stdout
+    try:
+        fd = real.fileno()
+    except (AttributeError, OSError, ValueError):   # no descriptor (a StringIO in a test)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield real
+        return
+    real.flush()
+    saved = os.dup(fd)
+    try:
+        os.dup2(sys.stderr.fileno(), fd)
+        with open(saved, "w", encoding="utf-8", closefd=False) as json_out:
+            yield json_out
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO) -> int:
+    from crosscheck.plots import filenames
+
     names, files = _resolve(args.cases) if args.cases else (list(cases.CASES), [])
     frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
-    if args.json not in (None, "-"):
-        _check_writable("--json", args.json, "file")
-    if args.plots is not None:
-        from crosscheck.plots import filenames
-        _check_writable("--plots", args.plots, "dir", [f for n in names for f in filenames(n)])
-    if args.html is not None:
-        _check_writable("--html", args.html, "file")
-    plot_dir = args.plots
-    if args.html and not plot_dir:   # the page embeds the plots: draw them aside
-        plot_dir = scratch.enter_context(tempfile.TemporaryDirectory(prefix="crosscheck-plots-"))
+    named = {}
+    try:
+        if args.json not in (None, "-"):
+            outputs.check("--json", args.json, "file")
+            named["--json"] = [args.json]
+        if args.plots is not None:
+            outputs.check("--plots", args.plots, "dir", [f for n in names for f in filenames(n)])
+            named["--plots"] = [Path(args.plots) / f for n in names for f in filenames(n)]
+        if args.html is not None:
+            outputs.check("--html", args.html, "file")
+            named["--html"] = [args.html]
+        outputs.distinct(named)
+    except outputs.Unusable as e:
+        raise UsageError(str(e)) from None
+    # Plots are drawn aside and written with the other outputs once the verdicts are out.
+    plot_dir = (Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crosscheck-plots-")))
+                if args.plots or args.html else None)
 
     from crosscheck import report  # imports the frameworks lazily
 
     progress = _Progress(len(names))
-    results, pictures, mine = [], [], []
+    results, pictures, mine, drawn = [], [], [], []
     try:
         from crosscheck.model import data_of
 
@@ -362,37 +349,50 @@ def _run(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
                 if plot_dir:   # half for the helper now, half for this process afterwards
                     from crosscheck import plots, transcript
                     job = (plots.write, r.trajs, transcript.printed_losses(r.case, r.reference),
-                           Path(plot_dir), r.diagnosis, report.error_series(r))
+                           plot_dir, r.diagnosis, report.error_series(r))
                     (mine.append(job) if i % 2 and workers.pool else
                      pictures.append(workers.submit(*job)))
             # The page's kink table: in the helper, behind its plots, while this process draws.
             kink_rows = workers.submit(_kink_rows, frameworks) if args.html else None
             for i, (fn, *job_args) in enumerate(mine):
                 progress(f"plots {i + 1}/{len(mine)}")
-                fn(*job_args)
+                try:
+                    drawn += fn(*job_args)
+                except OSError as e:   # said after the verdicts, which it does not change
+                    drawn.append(e)
             for picture in pictures:
-                picture.result()
+                try:
+                    drawn += picture.result()
+                except OSError as e:
+                    drawn.append(e)
             kink_rows = kink_rows.result() if kink_rows is not None else []
     finally:
         progress.close()
 
     table_out = sys.stderr if args.json == "-" else sys.stdout
     print(report.table(results), file=table_out)
-    wrote = []
+    table_out.flush()
+    failed = next((e for e in drawn if isinstance(e, OSError)), None)
+    if failed is not None:
+        raise outputs.WriteFailed(failed.errno, failed.strerror or str(failed), failed.filename)
+    files_out, wrote = outputs.Files(), []
     if args.json:
         text = json.dumps(report.to_json(results, args.dtype, kink_rows), indent=2, sort_keys=False) + "\n"
         if args.json == "-":
-            sys.stdout.write(text)
+            json_out.write(text)
         else:
-            _write_atomic(Path(args.json), text)
+            files_out.text(args.json, text)
             wrote.append(f"JSON {args.json}")
     if args.plots:
-        wrote.append(f"plots {args.plots}{os.sep} ({len(results) * 3} PNGs)")
+        for picture in drawn:
+            files_out.copy(picture, Path(args.plots) / picture.name)
+        wrote.append(f"plots {args.plots}{os.sep} ({len(drawn)} PNGs)")
     if args.html:
         from crosscheck import html
 
-        _write_atomic(Path(args.html), html.render(results, args.dtype, Path(plot_dir), kink_rows))
+        files_out.text(args.html, html.render(results, args.dtype, plot_dir, kink_rows))
         wrote.append(f"HTML {args.html}")
+    files_out.write()
     # Where a nightly log's reader looks: right above the summary, on the table's stream.
     print("\n" + versions.line(frameworks=frameworks), file=table_out)
     print(report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
@@ -593,7 +593,7 @@ class _OnSignals:
 
 
 def _one_line(e: BaseException) -> str:
-    if isinstance(e, FrameworkUnavailable):
+    if isinstance(e, (FrameworkUnavailable, outputs.WriteFailed)):
         text = str(e)
     elif isinstance(e, OSError):
         text = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
@@ -629,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as e:
             if debug:
                 traceback.print_exc()
-            hints = [] if debug else ["--debug shows the traceback"]
+            hints = [] if debug or isinstance(e, outputs.WriteFailed) else ["--debug shows the traceback"]
             if isinstance(e, FrameworkUnavailable) and hasattr(args, "framework"):
                 others = [f for f in FRAMEWORKS if f != e.framework]
                 hints[:0] = [f"--framework {others[0]} checks without it"] if others else []

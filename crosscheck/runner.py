@@ -42,9 +42,47 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
     except Exception as e:
         from crosscheck.model import ModelError
 
-        raise ModelError(f"[{case}] forward or loss failed in {framework}: {type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:300]} (write them against xp, the array namespace "
-                         "they are given, not np)") from e
+        where = _user_line(e, c.origin)
+        raise ModelError(f"[{case}] forward or loss failed in {framework}{where}: {type(e).__name__}: "
+                         f"{_sentences(str(e))} ({_hint(e)})") from e
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return traj
+
+
+#: JAX's errors for a Python ``if``, ``bool()``, ``int()`` or ``float()`` on a traced value.
+_TRACED = ("ConcretizationTypeError", "TracerBoolConversionError", "TracerIntegerConversionError")
+
+
+def _hint(e: Exception) -> str:
+    """What to change, for what a framework raised in a user's forward or loss."""
+    if type(e).__name__ in _TRACED:
+        return ("JAX traces the forward and loss: a Python if, while, bool(), int() or float() on a "
+                "value computed from the parameters or data cannot be traced; branch with xp.where")
+    return "write them against xp, the array namespace they are given, not np"
+
+
+def _sentences(text: str, limit: int = 300) -> str:
+    """A framework's message on one line, whole sentences up to ``limit`` characters, without
+    the sentences that point into this tool's own code or only at a web page."""
+    kept, length = [], 0
+    for sentence in " ".join(text.split()).split(". "):
+        if "frameworks/" in sentence or "crosscheck/" in sentence or sentence.startswith("See http"):
+            continue
+        if kept and length + len(sentence) > limit:
+            break
+        kept.append(sentence)
+        length += len(sentence) + 2
+    return ". ".join(kept)
+
+
+def _user_line(e: BaseException, origin: str | None) -> str:
+    """`` at FILE:LINE``: the deepest line of the model's own file in ``e``'s traceback."""
+    import traceback
+    from pathlib import Path
+
+    if origin is None:
+        return ""
+    here = Path(origin).resolve()
+    lines = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == here]
+    return f" at {origin}:{lines[-1].lineno}" if lines else ""

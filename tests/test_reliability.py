@@ -116,3 +116,107 @@ def test_shapes_that_differ_for_a_reason_are_allowed():
     m = Model(name="labels", x=x, y=labels, init={"W": np.zeros((3, 3))}, forward=forward, loss=loss,
               backward=backward, lr=0.1, epochs=2)
     m.validate()   # raises ModelError if the shapes were refused
+
+
+# ---------------------------------------------------------------------------- no crash
+@pytest.mark.jax
+def test_a_python_if_in_the_forward_is_said_as_jax_says_it_with_the_right_hint(capsys):
+    spec = str(MODELS / "python_if_on_traced.py")
+    code, out, err = cli(capsys, "run", spec, "--framework", "jax")
+    assert code == EXIT_USAGE and err.count("\n") == 1, f"[python_if_on_traced/jax] exit {code}: {err}"
+    for says in (f"{spec}:14", "TracerBoolConversionError", "branch with xp.where"):
+        assert says in err, f"[python_if_on_traced/jax] {says!r} missing from {err!r}"
+    for wrong in ("not np", "https://"):   # the other hint, and a URL cut off mid-way
+        assert wrong not in err, f"[python_if_on_traced/jax] {wrong!r} in {err!r}"
+
+
+# ---------------------------------------------------------------------------- nothing lost
+#: Starts ``python -m crosscheck`` with the largest file it may write limited (a disk that
+#: fills up, for real: the kernel fails a write past it), without a fork-time hook in this
+#: threaded process.
+LIMITED = ("import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+           "n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+           "os.execv(sys.executable, [sys.executable, '-m', 'crosscheck', *sys.argv[2:]])")
+
+
+def run_process(*argv: str, file_limit: int | None = None, cwd: Path | None = None):
+    """``crosscheck *argv`` as a process of its own (``file_limit``: the largest file, in
+    bytes, it may write)."""
+    import subprocess
+    import sys
+
+    start = [sys.executable, "-m", "crosscheck"] if file_limit is None else \
+        [sys.executable, "-c", LIMITED, str(file_limit)]
+    return subprocess.run([*start, *argv], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.torch
+def test_a_models_prints_never_reach_the_json_on_stdout():
+    # The helper process runs the reference (the printing backward) on its inherited stdout.
+    done = run_process("run", str(MODELS / "printing_backward.py"), "--framework", "torch", "--json", "-")
+    import json
+
+    report = json.loads(done.stdout)   # fails on any line the model printed
+    assert done.returncode == 0 and "printing_backward" in report["cases"], done.stderr
+    assert "debug: backward at w" in done.stderr, "[printing_backward] its prints are lost, not on stderr"
+
+
+@pytest.mark.parametrize("options", [("--json", "a.json", "--html", "a.json"),
+                                     ("--json", "link.json", "--html", "a.html"),
+                                     ("--json", "plots/line_fit_loss.png", "--plots", "plots")],
+                         ids=["same-path", "through-a-link", "inside-the-plots"])
+def test_two_outputs_naming_one_file_is_a_usage_error(capsys, tmp_path, monkeypatch, options):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.html").write_text("previous")
+    (tmp_path / "link.json").symlink_to(tmp_path / "a.html")
+    code, out, err = cli(capsys, "run", LINE_FIT, *options)
+    assert code == EXIT_USAGE and "both name" in err, f"[{' '.join(options)}] exit {code}: {err}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "link.json"], (
+        f"[{' '.join(options)}] wrote {sorted(p.name for p in tmp_path.iterdir())}")
+    assert (tmp_path / "a.html").read_text() == "previous", f"[{' '.join(options)}] overwrote a.html"
+
+
+@pytest.mark.torch
+def test_devices_are_written_to_directly(capsys):
+    code, out, err = cli(capsys, "run", LINE_FIT, "--framework", "torch", "--json", "/dev/null",
+                         "--html", "/dev/null")
+    assert code == 0, f"[line_fit] --json /dev/null --html /dev/null: exit {code}: {err}"
+    assert "wrote JSON /dev/null" in out, f"[line_fit] {out.splitlines()[-1]}"
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("outputs", [("--json", "out/r.json"), ("--json", "out/r.json", "--plots", "out")],
+                         ids=["json", "json-and-plots"])
+def test_a_full_disk_fails_after_the_verdicts_and_keeps_the_previous_files(tmp_path, outputs):
+    out = tmp_path / "out"
+    out.mkdir()
+    previous = {name: f"previous {name}" for name in ("r.json", "line_fit_loss.png")}
+    for name, text in previous.items():
+        (out / name).write_text(text)
+    done = run_process("run", LINE_FIT, "--framework", "torch", "--jobs", "1", *outputs,
+                       file_limit=1000, cwd=tmp_path)
+    assert done.returncode == 3, f"[line_fit] {' '.join(outputs)} on a full disk: exit {done.returncode}"
+    assert "line_fit       torch" in done.stdout, f"[line_fit] no verdicts before the error:\n{done.stdout}"
+    assert done.stderr.startswith("crosscheck: error: cannot write ") and "File too large" in done.stderr, (
+        f"[line_fit] {done.stderr!r}")
+    assert done.stderr.count("\n") == 1, f"[line_fit] not one line: {done.stderr!r}"
+    found = {p.name: p.read_text() for p in out.iterdir()}
+    assert found == previous, f"[line_fit] {' '.join(outputs)}: the folder holds {sorted(found)}, " \
+                              "not the previous files as they were"
+
+
+@pytest.mark.torch
+def test_a_named_pipe_is_written_to_directly(capsys, tmp_path):
+    import json
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    code, out, err = cli(capsys, "run", LINE_FIT, "--framework", "torch", "--json", str(fifo))
+    reader.join(10)
+    assert code == 0 and got, f"[line_fit] --json FIFO: exit {code}, read {got}: {err}"
+    assert "line_fit" in json.loads(got[0])["cases"], "[line_fit] the FIFO did not carry the report"

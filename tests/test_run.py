@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import socket
 import stat
 import struct
 import subprocess
@@ -126,13 +127,14 @@ def _unwritable(tmp_path):
 
 
 # (option, path given, what the one line must name); {t} is the test's folder, which holds
-# `afile` (a regular file), `fifo` (a named pipe) and `dir` (a folder).
+# `afile` (a regular file), `socket` (a Unix socket) and `dir` (a folder). A device or a
+# named pipe is written to directly (tests/test_reliability.py).
 BAD_PATHS = {
     "json-is-a-directory": ("--json", "{t}/dir", "is a directory"),
     "json-ends-in-a-slash": ("--json", "{t}/new/", "names a directory"),
     "json-parent-is-a-file": ("--json", "{t}/afile/x.json", "afile is not a directory"),
     "json-grandparent-is-a-file": ("--json", "{t}/afile/sub/x.json", "afile is not a directory"),
-    "json-is-a-named-pipe": ("--json", "{t}/fifo", "not a regular file"),
+    "json-is-a-socket": ("--json", "{t}/socket", "not a regular file, a device or a FIFO"),
     "json-empty": ("--json", "", "empty path"),
     "json-unwritable": ("--json", "{ro}/sub/x.json", "cannot write in"),
     "plots-is-a-file": ("--plots", "{t}/afile", "not a directory"),
@@ -145,7 +147,8 @@ BAD_PATHS = {
 @pytest.mark.parametrize("option,path,why", BAD_PATHS.values(), ids=BAD_PATHS.keys())
 def test_unusable_output_path_exits_2_before_any_work(option, path, why, tmp_path, capsys, monkeypatch):
     (tmp_path / "afile").write_text("x")
-    os.mkfifo(tmp_path / "fifo")
+    with socket.socket(socket.AF_UNIX) as server:   # its file stays when it is closed
+        server.bind(str(tmp_path / "socket"))
     (tmp_path / "dir").mkdir()
     (tmp_path / "sgd_linear_loss.png").mkdir()
     path = path.format(t=tmp_path, ro=_unwritable(tmp_path))
