@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import interrupts
+from crosscheck import environment, interrupts
 
 #: Prefixes of the flat array names used by :meth:`Trajectory.to_arrays`.
 _FLAT = ("param.", "grad.", "mask.")
@@ -136,17 +136,15 @@ class Trajectory:
 # --------------------------------------------------------------------------- long runs
 # A run's record grows with steps x parameters: relu_class at --sizes 50,200,10 records
 # 3000 steps of 12 210 parameters, 293 MB for its parameters and as much for its gradients,
-# in each of three implementations. An array above SPILL_BYTES is therefore kept in a file
-# (np.memmap: an ndarray to everything that reads it) in a folder of this run, and whatever
-# walks through it (a training loop writing it, a comparison reading it) goes a bounded
-# range of steps at a time (:func:`ranges`) and hands the pages back (:func:`release`): the
-# data stays in the file and the page cache, not in the process. Memory then does not grow
-# with steps x parameters x implementations; the disk does, and the folder is removed when
-# the process that made it ends.
+# in each of three implementations. An array above environment.spill_bytes() (32 MiB, or
+# CROSSCHECK_SPILL_BYTES) is therefore kept in a file (np.memmap: an ndarray to everything
+# that reads it) in a folder of this run, and whatever walks through it (a training loop
+# writing it, a comparison reading it) goes a bounded range of steps at a time
+# (:func:`ranges`) and hands the pages back (:func:`release`): the data stays in the file and
+# the page cache, not in the process. Memory then does not grow with steps x parameters x
+# implementations; the disk does, and the folder is removed when the process that made it
+# ends.
 
-#: An array of a run larger than this is kept in a file (:func:`buffer`); the environment's
-#: ``CROSSCHECK_SPILL_BYTES`` sets another size (0: every array of a run).
-SPILL_BYTES = int(os.environ.get("CROSSCHECK_SPILL_BYTES", 32 << 20))
 #: A walk through a long record reads or writes about this much of an array at a time.
 CHUNK_BYTES = 8 << 20
 
@@ -171,11 +169,11 @@ def use_spill_dir(path: str) -> None:
 
 def buffer(shape: tuple[int, ...], dtype: Any, fill: Any = None) -> np.ndarray:
     """An uninitialised (or ``fill``-ed) array of ``shape``: in memory, or above
-    :data:`SPILL_BYTES` in a file of :func:`spill_dir`, removed when the array is
+    :func:`environment.spill_bytes` in a file of :func:`spill_dir`, removed when the array is
     collected (a file handed to another process is its receiver's to remove)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes <= SPILL_BYTES or nbytes == 0:
+    if nbytes <= environment.spill_bytes() or nbytes == 0:
         return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
     fd, path = tempfile.mkstemp(suffix=".bin", dir=spill_dir())
     os.close(fd)

@@ -20,6 +20,7 @@ import numpy as np
 
 from crosscheck import cases, compare, diagnostics, interrupts, record, runner, tolerances, transcript
 from crosscheck import frameworks as fw_registry
+from crosscheck.environment import check as check_environment
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
 
@@ -107,6 +108,7 @@ class Workers:
     def __init__(self, jobs: int = 2, sources: Sequence[str] = (), data: dict | None = None) -> None:
         """``sources``: files of users' models, loaded in the helper too (it starts fresh),
         with ``data`` (name -> x, y, init) as this process loaded them."""
+        check_environment()   # a bad setting stops the run before the helper starts
         self.pool = None
         if jobs > 1:
             import multiprocessing
@@ -225,6 +227,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     stored under (case, implementation) for :func:`analyse`. A case's runs here come
     before its runs from the helper, which has had that time to finish them.
     """
+    check_environment()   # before any run, not at the first array that reads one
     impls = ["numpy", *frameworks]
     plan: dict[str, dict[str, tuple]] = {}       # case -> impl -> run key
     owner: dict[tuple, str] = {}                  # run key -> the case that runs it
