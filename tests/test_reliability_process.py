@@ -1,16 +1,20 @@
 """Never a false pass, never a lost result (issue 22), where processes and the environment
-are concerned: a bad environment variable is a usage error, not a traceback."""
+are concerned: a helper process killed under a run is said in one line, and a bad
+environment variable is a usage error, not a traceback."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from helpers import cli
+from test_signals import end, session, start
 
 import crosscheck
-from crosscheck.cli import EXIT_USAGE
+from crosscheck.cli import EXIT_ENV, EXIT_USAGE
 from crosscheck.model import load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,3 +86,34 @@ def test_importing_crosscheck_never_fails_on_a_bad_environment_variable():
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, ""), \
         f"importing crosscheck: exit {r.returncode}, stderr {r.stderr!r}"
+
+
+# ---------------------------------------------------------------------------- the helper process
+@pytest.mark.jax
+def test_a_killed_helper_is_said_in_one_line(tmp_path):
+    # The OOM killer picks the largest process, often the helper: the pool's BrokenProcessPool
+    # was reported as an internal error. The model's JAX run stalls in the helper (its
+    # forward, traced there, sleeps), so the helper is killed in the middle of a known run.
+    stalled = tmp_path / "stalled"
+    model = MODELS / "line_fit_stalls_in_the_helper.py"
+    p = start("run", str(model), "--framework", "jax", env={**os.environ, "STALLED": str(stalled)})
+    try:
+        deadline = time.monotonic() + 60
+        while not stalled.exists() or not stalled.read_text():
+            assert p.poll() is None, f"crosscheck ended early, exit {p.returncode}: {p.stderr.read()}"
+            assert time.monotonic() < deadline, f"the helper never ran the model's forward: {session(p.pid)}"
+            time.sleep(0.02)
+        helper = int(stalled.read_text())
+        assert "spawn_main" in session(p.pid).get(helper, ("", ""))[1], \
+            f"pid {helper} is not crosscheck's helper: {session(p.pid)}"
+        os.kill(helper, signal.SIGKILL)
+        stdout, stderr = p.communicate(timeout=30)
+        left = session(p.pid)
+    finally:
+        end(p)
+    want = ("crosscheck: error: the helper process died (killed by SIGKILL) while running "
+            "line_fit_stalls [jax] (--debug shows the traceback)\n")
+    assert p.returncode == EXIT_ENV, f"exit {p.returncode}, expected {EXIT_ENV}; stderr {stderr!r}"
+    assert stderr == want, f"stderr {stderr!r}, expected {want!r}"
+    assert stdout == "", f"stdout {stdout!r}: a report of a run whose helper died"
+    assert not left, f"processes outlived crosscheck: {left}"
