@@ -104,7 +104,9 @@ class Workers:
     terminal (sent to the whole process group) is this process's alone to handle; leaving
     the ``with`` block on an exception or a signal kills it at once instead of waiting for
     its current run. On any exit, multiprocessing's resource tracker is stopped and
-    waited for, so that no process outlives the run.
+    waited for, so that no process outlives the run. Should this process be killed without
+    unwinding (SIGKILL), the helper ends itself at once (:func:`_end_with_parent`), and the
+    tracker, whose pipe no process then holds, with it.
 
     A helper that dies (the OOM killer, a ``kill``) fails what it had left to do with
     :class:`HelperDied`, which says so in one line.
@@ -246,14 +248,36 @@ def _what(fn: Callable[..., Any], args: tuple) -> str:
 
 
 def _start_helper(sources: tuple[str, ...], data: dict | None, spill_dir: str) -> None:
-    """The helper's start: long records spilled where this process reads them (and removes
-    them), users' models loaded as this process loaded them."""
+    """The helper's start: its end tied to this process's (:func:`_end_with_parent`), long
+    records spilled where this process reads them (and removes them), users' models loaded
+    as this process loaded them."""
+    threading.Thread(target=_end_with_parent, name="crosscheck-parent", daemon=True).start()
     record.use_spill_dir(spill_dir)
     if sources:
         from crosscheck.model import register_file
 
         for source in sources:
             register_file(source, data)
+
+
+def _end_with_parent() -> None:
+    """In the helper: wait for the parent process to die, then end at once.
+
+    A parent killed without unwinding (SIGKILL: the OOM killer, a CI runner's hard timeout)
+    never ends its helper, which would compute on, then block for ever on the pipe of its
+    results, holding the resource tracker's pipe open too (the tracker exits only once every
+    process holding it has). ``multiprocessing.parent_process()``'s sentinel is the end of a
+    pipe that only the parent holds open, so it becomes readable the moment the parent is
+    gone, however it died: no polling, on Linux and macOS alike (``prctl(PR_SET_PDEATHSIG)``
+    is Linux only, and fires when the thread that started the child ends, not its process).
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:   # not started by multiprocessing: no parent to outlive
+        return
+    parent.join()
+    os._exit(1)
 
 
 def _stop_resource_tracker(queues: Sequence[Any] = ()) -> None:

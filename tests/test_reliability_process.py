@@ -1,7 +1,9 @@
 """Never a false pass, never a lost result (issue 22), where processes and the environment
-are concerned: a helper process killed under a run is said in one line, and a bad
-environment variable is a usage error, not a traceback."""
+are concerned: a run killed with SIGKILL leaves no process behind, and its folder goes with
+the next run; a helper process killed under a run is said in one line; a bad environment
+variable is a usage error, not a traceback."""
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from helpers import cli
-from test_signals import end, session, start
+from test_signals import end, session, start, wait_until_the_helper_computes
 
 import crosscheck
-from crosscheck.cli import EXIT_ENV, EXIT_USAGE
+from crosscheck import record
+from crosscheck.cli import EXIT_ENV, EXIT_OK, EXIT_USAGE
 from crosscheck.model import load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,6 +92,75 @@ def test_importing_crosscheck_never_fails_on_a_bad_environment_variable():
 
 
 # ---------------------------------------------------------------------------- the helper process
+def alive(sid):
+    """The processes of session ``sid`` still running: a zombie has ended, its parent (here
+    init, the run's main process having been killed) not having reaped it yet."""
+    return {pid: cmd for pid, (state, cmd) in session(sid).items() if state != "Z"}
+
+
+@pytest.mark.jax
+def test_a_run_killed_with_sigkill_leaves_no_process_and_its_folder_goes_with_the_next_run(tmp_path):
+    # An OOM kill or a CI runner's hard timeout unwinds nothing: the helper computed on, then
+    # blocked for minutes on its results' pipe with the resource tracker beside it, and the
+    # run's folder of spilled records stayed in the temporary folder for good.
+    tmp = tmp_path / "tmp"   # this test's runs' own temporary folder: only their folders in it
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    p = start("run", "relu", "--epochs", "200000", env=env)
+    try:
+        helper = wait_until_the_helper_computes(p)
+        running = alive(p.pid)
+        os.kill(p.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        p.wait(timeout=10)
+        while alive(p.pid) and time.monotonic() - killed < 5:
+            time.sleep(0.02)
+        elapsed, left = time.monotonic() - killed, alive(p.pid)
+        end(p)   # what outlived it, before reading its pipes (a helper left running holds them)
+        p.communicate(timeout=30)
+    finally:
+        end(p)
+    trackers = [pid for pid, cmd in running.items() if "resource_tracker" in cmd]
+    assert trackers, f"no resource tracker ran beside the helper {helper}: {running}"
+    assert not left, f"processes outlived the killed run by {elapsed:.1f} s: {left}"
+    assert elapsed < 2.0, f"the helper and the resource tracker took {elapsed:.2f} s to end, expected < 2 s"
+    stale = [f.name for f in tmp.iterdir()]
+    assert len(stale) == 1 and stale[0].startswith(record.SPILL_PREFIX), f"the killed run left {stale}"
+
+    r = subprocess.run([sys.executable, "-m", "crosscheck", "run", "sgd_linear", "--framework", "jax"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_OK, f"the next run: exit {r.returncode}; stderr {r.stderr!r}"
+    left = [f.name for f in tmp.iterdir()]
+    assert left == [], f"after the next run, left in the temporary folder: {left}"
+
+
+def test_only_the_folders_of_dead_runs_are_removed(tmp_path):
+    # A folder's run is alive while its owner file is locked; a lock is one open file's, so
+    # a second open of the same file here stands for another process's run.
+    def folder(name, owner=None):
+        path = tmp_path / (record.SPILL_PREFIX + name)
+        path.mkdir()
+        (path / "spilled.bin").write_bytes(b"\0" * 64)
+        if owner is not None:
+            (path / record.OWNER).write_text("")
+        return path
+
+    live = folder("live", owner=True)
+    lock = os.open(live / record.OWNER, os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        dead = folder("dead", owner=True)
+        unknown = folder("without-an-owner-file")
+        other = tmp_path / "crosscheck-plots-dead"
+        other.mkdir()
+        removed = record.remove_stale(str(tmp_path))
+        kept = sorted(p.name for p in tmp_path.iterdir())
+    finally:
+        os.close(lock)
+    assert removed == [str(dead)], f"removed {removed}, expected only the dead run's {dead}"
+    assert kept == sorted(p.name for p in (live, unknown, other)), f"kept {kept}"
+
+
 @pytest.mark.jax
 def test_a_killed_helper_is_said_in_one_line(tmp_path):
     # The OOM killer picks the largest process, often the helper: the pool's BrokenProcessPool
