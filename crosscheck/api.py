@@ -67,8 +67,10 @@ def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtyp
     """Run ``model``'s hand-written training beside each framework's autograd, and compare.
 
     Raises :class:`crosscheck.ModelError` for a model that cannot be checked as declared,
-    and ``crosscheck.frameworks.FrameworkUnavailable`` for a framework that does not import
-    or fails on first use (it names the framework and its installed version)."""
+    ``crosscheck.frameworks.FrameworkUnavailable`` for a framework that does not import
+    or fails on first use (it names the framework and its installed version), and a
+    ``ValueError`` (``crosscheck.environment.BadEnvironmentVariable``) for a bad
+    ``CROSSCHECK_*`` environment variable, before anything runs."""
     from crosscheck import report
 
     if not isinstance(model, Model):

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TextIO
 
 from crosscheck import cases, interrupts, outputs, versions
+from crosscheck.environment import BadEnvironmentVariable
 from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
 from crosscheck.model import ModelError, bad_epochs, bad_lr
 
@@ -614,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.print_help(sys.stderr)
                 return EXIT_USAGE
             return args.func(args)
-        except (UsageError, ModelError) as e:   # a model that cannot be checked is bad input
+        except (UsageError, ModelError, BadEnvironmentVariable) as e:   # so is a model that cannot be checked
             print(f"crosscheck: error: {' '.join(str(e).split())}", file=sys.stderr)
             return EXIT_USAGE
         except BrokenPipeError:   # the reader went away (``| head``): end quietly, as SIGPIPE would

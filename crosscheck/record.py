@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import copyreg
 import dataclasses
+import fcntl
 import functools
 import mmap
 import os
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import interrupts
+from crosscheck import environment, interrupts
 
 #: Prefixes of the flat array names used by :meth:`Trajectory.to_arrays`.
 _FLAT = ("param.", "grad.", "mask.")
@@ -136,32 +137,84 @@ class Trajectory:
 # --------------------------------------------------------------------------- long runs
 # A run's record grows with steps x parameters: relu_class at --sizes 50,200,10 records
 # 3000 steps of 12 210 parameters, 293 MB for its parameters and as much for its gradients,
-# in each of three implementations. An array above SPILL_BYTES is therefore kept in a file
-# (np.memmap: an ndarray to everything that reads it) in a folder of this run, and whatever
-# walks through it (a training loop writing it, a comparison reading it) goes a bounded
-# range of steps at a time (:func:`ranges`) and hands the pages back (:func:`release`): the
-# data stays in the file and the page cache, not in the process. Memory then does not grow
-# with steps x parameters x implementations; the disk does, and the folder is removed when
-# the process that made it ends.
+# in each of three implementations. An array above environment.spill_bytes() (32 MiB, or
+# CROSSCHECK_SPILL_BYTES) is therefore kept in a file (np.memmap: an ndarray to everything
+# that reads it) in a folder of this run, and whatever walks through it (a training loop
+# writing it, a comparison reading it) goes a bounded range of steps at a time
+# (:func:`ranges`) and hands the pages back (:func:`release`): the data stays in the file and
+# the page cache, not in the process. Memory then does not grow with steps x parameters x
+# implementations; the disk does, and the folder is removed when the process that made it
+# ends. A process killed without unwinding (SIGKILL, the OOM killer) cannot remove it: the
+# next run's does (:func:`remove_stale`).
 
-#: An array of a run larger than this is kept in a file (:func:`buffer`); the environment's
-#: ``CROSSCHECK_SPILL_BYTES`` sets another size (0: every array of a run).
-SPILL_BYTES = int(os.environ.get("CROSSCHECK_SPILL_BYTES", 32 << 20))
 #: A walk through a long record reads or writes about this much of an array at a time.
 CHUNK_BYTES = 8 << 20
+
+#: A run's folder of spilled arrays is ``$TMPDIR/crosscheck-run-*``.
+SPILL_PREFIX = "crosscheck-run-"
+#: The file in a run's folder that the process that made it holds locked (``flock``) as long
+#: as it lives: the kernel lets go of the lock however the process ends, SIGKILL included.
+OWNER = ".owner"
 
 _spill = {"dir": None, "owner": True}
 
 
 def spill_dir() -> str:
     """This run's folder of spilled arrays, made on first use and removed at exit by the
-    process that made it (a helper process is handed its parent's: :func:`use_spill_dir`)."""
+    process that made it (a helper process is handed its parent's: :func:`use_spill_dir`);
+    the folders of runs that died without removing theirs are removed first."""
     if _spill["dir"] is None:
-        _spill["dir"] = tempfile.mkdtemp(prefix="crosscheck-run-")
-        remove = functools.partial(shutil.rmtree, _spill["dir"], ignore_errors=True)
+        remove_stale()
+        path = tempfile.mkdtemp(prefix=SPILL_PREFIX)
+        _spill["lock"] = _hold(path)
+        _spill["dir"] = path
+        remove = functools.partial(shutil.rmtree, path, ignore_errors=True)
         atexit.register(remove)
         interrupts.on_abandon(remove)   # also where a signal ends the run without unwinding
     return _spill["dir"]
+
+
+def _hold(folder: str) -> int:
+    """``folder``'s :data:`OWNER` file, made and locked by this process for as long as it lives
+    (the descriptor is never closed, and not inherited: os.open's are not)."""
+    # Locked under another name, then renamed: a folder whose OWNER another run can see is
+    # always locked while its run lives, never in the instant between creating and locking.
+    making = os.path.join(folder, OWNER + ".new")
+    fd = os.open(making, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(making, os.path.join(folder, OWNER))
+    return fd
+
+
+def remove_stale(where: str | None = None) -> list[str]:
+    """Remove the spill folders in ``where`` (the temporary folder) of runs whose process has
+    died, and return them: those whose :data:`OWNER` file this process can lock. A live
+    run's holds it locked; a folder without one (an older version's, or made by someone
+    else) is left alone, as there is no telling whether its run lives."""
+    removed = []
+    try:
+        entries = list(os.scandir(where or tempfile.gettempdir()))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if not entry.name.startswith(SPILL_PREFIX) or not entry.is_dir(follow_symlinks=False) \
+                    or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(entry.path, OWNER), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:   # held: its run is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def use_spill_dir(path: str) -> None:
@@ -171,11 +224,11 @@ def use_spill_dir(path: str) -> None:
 
 def buffer(shape: tuple[int, ...], dtype: Any, fill: Any = None) -> np.ndarray:
     """An uninitialised (or ``fill``-ed) array of ``shape``: in memory, or above
-    :data:`SPILL_BYTES` in a file of :func:`spill_dir`, removed when the array is
+    :func:`environment.spill_bytes` in a file of :func:`spill_dir`, removed when the array is
     collected (a file handed to another process is its receiver's to remove)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes <= SPILL_BYTES or nbytes == 0:
+    if nbytes <= environment.spill_bytes() or nbytes == 0:
         return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
     fd, path = tempfile.mkstemp(suffix=".bin", dir=spill_dir())
     os.close(fd)

@@ -12,14 +12,17 @@ import dataclasses
 import gc
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 
 from crosscheck import cases, compare, diagnostics, interrupts, record, runner, tolerances, transcript
 from crosscheck import frameworks as fw_registry
+from crosscheck.environment import check as check_environment
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
 
@@ -101,13 +104,23 @@ class Workers:
     terminal (sent to the whole process group) is this process's alone to handle; leaving
     the ``with`` block on an exception or a signal kills it at once instead of waiting for
     its current run. On any exit, multiprocessing's resource tracker is stopped and
-    waited for, so that no process outlives the run.
+    waited for, so that no process outlives the run. Should this process be killed without
+    unwinding (SIGKILL), the helper ends itself at once (:func:`_end_with_parent`), and the
+    tracker, whose pipe no process then holds, with it.
+
+    A helper that dies (the OOM killer, a ``kill``) fails what it had left to do with
+    :class:`HelperDied`, which says so in one line.
     """
 
     def __init__(self, jobs: int = 2, sources: Sequence[str] = (), data: dict | None = None) -> None:
         """``sources``: files of users' models, loaded in the helper too (it starts fresh),
         with ``data`` (name -> x, y, init) as this process loaded them."""
+        check_environment()   # a bad setting stops the run before the helper starts
         self.pool = None
+        self._unfinished: dict[Future, str] = {}   # the helper's jobs, in order -> what each is
+        self._watching = threading.Lock()
+        self._death: HelperDied | None = None
+        self._helper = None   # its process, once started
         if jobs > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -123,7 +136,8 @@ class Workers:
                 with interrupts.hold():
                     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                     try:
-                        self.pool.submit(int)
+                        self._watched(self.pool.submit(int), "starting")
+                        self._helper = next(iter(self.pool._processes.values()))   # started by submit
                     finally:
                         signal.pthread_sigmask(signal.SIG_SETMASK, old)
             except BaseException:
@@ -132,13 +146,41 @@ class Workers:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         if self.pool:
-            return self.pool.submit(fn, *args)
+            return self._watched(self.pool.submit(fn, *args), _what(fn, args))
         f: Future = Future()
         try:
             f.set_result(fn(*args))
         except Exception as e:  # surfaces at .result(), as from the pool
             f.set_exception(e)
         return f
+
+    def _watched(self, job: Future, what: str) -> Future:
+        """``job``'s outcome, except that a helper that died is told as :class:`HelperDied`
+        instead of the pool's ``BrokenProcessPool``, naming what it was doing: its earliest
+        job not yet finished (it runs them one at a time, in order)."""
+        told: Future = Future()
+        with self._watching:
+            self._unfinished[told] = what
+
+        def settle(job: Future) -> None:
+            error = None if job.cancelled() else job.exception()
+            with self._watching:
+                doing = next(iter(self._unfinished.values()))
+                del self._unfinished[told]
+                if isinstance(error, BrokenProcessPool):
+                    if self._death is None:   # said once, of the job it died in
+                        self._death = HelperDied(self._helper, doing)
+                        self._death.__cause__ = error
+                    error = self._death
+            if job.cancelled():
+                told.cancel()
+            elif error is None:
+                told.set_result(job.result())
+            else:
+                told.set_exception(error)
+
+        job.add_done_callback(settle)
+        return told
 
     def __enter__(self) -> Workers:
         return self
@@ -171,15 +213,71 @@ class Workers:
         _stop_resource_tracker(queues)
 
 
+class HelperDied(ChildProcessError):
+    """The helper process ended while it had work left: killed by a signal, or crashed. An
+    environment error, as an ``OSError`` is; ``str()`` is one line saying how it ended and
+    what it was doing."""
+
+    def __init__(self, helper: Any, doing: str) -> None:
+        code = None
+        if helper is not None:
+            helper.join(1)   # dead already (the pool saw it end), perhaps not yet reaped
+            code = helper.exitcode
+        how = ("" if code is None else
+               f" (killed by {_signal_name(-code)})" if code < 0 else f" (exit code {code})")
+        super().__init__(None, f"the helper process died{how} while {doing}")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _what(fn: Callable[..., Any], args: tuple) -> str:
+    """What a job of the helper's is, in words: a run as the progress line names it
+    (``relu [jax]``), anything else by its function."""
+    if fn in (_run, _run_checked):
+        case, impl = args[0][:2]
+        return f"running {case} [{impl}]"
+    return f"running {fn.__module__.removeprefix('crosscheck.')}.{fn.__qualname__}"
+
+
 def _start_helper(sources: tuple[str, ...], data: dict | None, spill_dir: str) -> None:
-    """The helper's start: long records spilled where this process reads them (and removes
-    them), users' models loaded as this process loaded them."""
+    """The helper's start: its end tied to this process's (:func:`_end_with_parent`), long
+    records spilled where this process reads them (and removes them), users' models loaded
+    as this process loaded them."""
+    threading.Thread(target=_end_with_parent, name="crosscheck-parent", daemon=True).start()
     record.use_spill_dir(spill_dir)
     if sources:
         from crosscheck.model import register_file
 
         for source in sources:
             register_file(source, data)
+
+
+def _end_with_parent() -> None:
+    """In the helper: wait for the parent process to die, then end at once.
+
+    A parent killed without unwinding (SIGKILL: the OOM killer, a CI runner's hard timeout)
+    never ends its helper, which would compute on, then block for ever on the pipe of its
+    results, holding the resource tracker's pipe open too (the tracker exits only once every
+    process holding it has). ``multiprocessing.parent_process()``'s sentinel is the end of a
+    pipe that only the parent holds open, so it becomes readable the moment the parent is
+    gone, however it died: no polling, on Linux and macOS alike (``prctl(PR_SET_PDEATHSIG)``
+    is Linux only, and fires when the thread that started the child ends, not its process).
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:   # not started by multiprocessing: no parent to outlive
+        return
+    parent.join()
+    os._exit(1)
 
 
 def _stop_resource_tracker(queues: Sequence[Any] = ()) -> None:
@@ -225,6 +323,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     stored under (case, implementation) for :func:`analyse`. A case's runs here come
     before its runs from the helper, which has had that time to finish them.
     """
+    check_environment()   # before any run, not at the first array that reads one
     impls = ["numpy", *frameworks]
     plan: dict[str, dict[str, tuple]] = {}       # case -> impl -> run key
     owner: dict[tuple, str] = {}                  # run key -> the case that runs it

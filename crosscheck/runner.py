@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, frameworks
+from crosscheck import cases, environment, frameworks
 from crosscheck.record import Trajectory
 
 IMPLEMENTATIONS = ("numpy", *frameworks.FRAMEWORKS)
@@ -37,7 +37,7 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
         with warnings.catch_warnings(record=True) as caught:   # shown only if the run succeeds
             warnings.simplefilter("always")
             traj = frameworks.train(framework, problem, dtype, progress)
-    except frameworks.FrameworkUnavailable:
+    except (frameworks.FrameworkUnavailable, environment.BadEnvironmentVariable):
         raise
     except Exception as e:
         from crosscheck.model import ModelError

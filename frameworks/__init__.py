@@ -19,7 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
-from crosscheck import interrupts
+from crosscheck import environment, interrupts
 from crosscheck.problem import Problem
 from crosscheck.record import Trajectory
 
@@ -57,6 +57,8 @@ def load(framework: str) -> ModuleType:
     try:
         with interrupts.hold():   # a signal handler must not raise inside torch's C++ init
             module = importlib.import_module(_MODULES[framework])
+    except environment.BadEnvironmentVariable:   # the user's setting (the JAX cache), not the install
+        raise
     except Exception as e:   # ImportError, or whatever a broken install raises on import
         raise FrameworkUnavailable(framework, installed(framework), _why(e)) from e
     if framework not in _READY:

@@ -20,19 +20,19 @@ Nothing here knows a case: ``problem.forward`` and ``problem.loss`` are the case
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 
 import jax
+
+from crosscheck import environment
 
 jax.config.update("jax_enable_x64", True)
 
 # Compiled training loops are kept between runs (XLA keys them by JAX version, flags
 # and program): a warm run skips about 1.3 s of compilation. CROSSCHECK_JAX_CACHE=off
 # disables it; any other value is the folder to use.
-_CACHE = os.environ.get("CROSSCHECK_JAX_CACHE") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "backprop-crosscheck", "jax")
-if _CACHE != "off":
+_CACHE = environment.jax_cache()
+if _CACHE is not None:
     jax.config.update("jax_compilation_cache_dir", _CACHE)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

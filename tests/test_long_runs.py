@@ -1,4 +1,4 @@
-"""Long records: an array above ``record.SPILL_BYTES`` lives in a file and is walked a range
+"""Long records: an array above ``CROSSCHECK_SPILL_BYTES`` lives in a file and is walked a range
 of steps at a time (``record.ranges``). Nothing a report says may depend on where a record
 lives or how it is walked: the same cases, every record spilled and walked 4 KiB at a
 time, give the very same JSON, in one process and across the helper process."""
@@ -22,9 +22,8 @@ CASES = ("relu", "sgd_two_relu", "linear_bias")
 def spill_everything(monkeypatch):
     """Every record of a run in a file (here and in a helper process), walked in small ranges.
     (Above 1 KiB: a whole run's arrays, not the one-step records a manual backward keeps.)"""
-    monkeypatch.setattr(record, "SPILL_BYTES", 1024)
+    monkeypatch.setenv("CROSSCHECK_SPILL_BYTES", "1024")   # read at each array, here and there
     monkeypatch.setattr(record, "CHUNK_BYTES", 4096)
-    monkeypatch.setenv("CROSSCHECK_SPILL_BYTES", "1024")
 
 
 def _run(capsys, *args):
