@@ -83,12 +83,16 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
     out = [f"      exact {t['exact']}, approximate {t['approximate']}, maxdiff {t['maxdiff']:.3g} ({fw})"]
     for row in mistakes.worst_elements(line.manual, line.autograd, n=3):
         values = "  ".join(f"{k} {row[k]:.6g}" for k in ("manual", *line.autograd))
-        out.append(f"      at {tuple(row['index'])}: {values}  rel. err {row['rel_err']:.3g}")
+        # Where autograd is exactly 0 (a dead unit) a relative error has no meaning.
+        err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
+               f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
+        out.append(f"      at {tuple(row['index'])}: {values}  {err}")
     from crosscheck import cases, compare
 
     batch, outputs = mistakes.sizes(traj, step)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
-                           zeros=compare.exact_zeros(cases.get(traj.case), traj, step))
+                           zeros=compare.exact_zeros(cases.get(traj.case), traj, step),
+                           off_units=compare.off_units(traj, step, line.manual))
     out.append(f"      likely: {why.text}")
     return out
 

@@ -1,10 +1,16 @@
 """Second opinions: finite differences and the chain rule line by line (ReLU kinks: test_kinks.py)."""
 
+from pathlib import Path
+
 import pytest
-from helpers import CASES, FRAMEWORKS
+from helpers import CASES, FRAMEWORKS, cli
 
 from crosscheck import cases, explain, oracles, tolerances
-from crosscheck.cli import EXIT_OK, EXIT_USAGE, main
+from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+
+MODELS = Path(__file__).resolve().parent / "models"
+#: A ReLU net with a unit dead from the start and the ReLU's mask missing from the backward.
+DEAD_NO_MASK = str(MODELS / "dead_unit_no_mask.py")
 
 
 def steps_of(traj):
@@ -90,3 +96,25 @@ def test_explain_cli(capsys):
 def test_explain_bad_input(argv, capsys):
     assert main(argv) == EXIT_USAGE
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _block(out: str, name: str) -> list[str]:
+    """The lines ``explain`` prints under the manual backward line ``name``."""
+    lines = out.splitlines()
+    start = lines.index(f"  {name} (hand-written)")
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("      ")), len(lines))
+    return lines[start + 1:end]
+
+
+@pytest.mark.torch
+@pytest.mark.jax
+def test_explain_shows_a_wrong_gradient_where_autograd_is_exactly_0(capsys):
+    # A dead unit's autograd gradient is exactly 0: its error is absolute, not relative.
+    code, out, err = cli(capsys, "explain", DEAD_NO_MASK, "--step", "0")
+    assert code == EXIT_MISMATCH, (
+        f"[dead_unit_no_mask/torch,jax] explain --step 0: exit {code}, expected {EXIT_MISMATCH}\n{out}{err}")
+    row = "      at (0, 1): manual 4.125  torch 0  jax 0  abs. err 4.12 (autograd is exactly 0)"
+    assert row in _block(out, "dL/dW1"), (
+        f"[dead_unit_no_mask/torch,jax] step 0 W1[0, 1]: manual 4.125 vs autograd 0, no row {row!r}\n{out}")
+    assert "      likely: dL/dW1 is wrong only in units [1], which are off on some sample" in out, (
+        f"[dead_unit_no_mask] step 0 W1: the missing mask is not named as run names it\n{out}")
