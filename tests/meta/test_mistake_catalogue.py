@@ -20,7 +20,7 @@ import pytest
 from helpers import exact_frameworks
 
 import crosscheck
-from crosscheck import Model
+from crosscheck import Model, mistakes, tolerances
 
 rng = np.random.default_rng(3)
 X = rng.normal(size=(6, 3))
@@ -131,6 +131,14 @@ def update_before_use(p, x, y):
     return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
 
 
+def narrow(dtype):
+    """The right backward computed in ``dtype`` (data and parameters cast with astype), its
+    gradients returned as ``dtype`` arrays in a float64 run."""
+    def backward(p, x, y):
+        return right({k: v.astype(dtype) for k, v in p.items()}, x.astype(dtype), y.astype(dtype))
+    return backward
+
+
 # (id, backward, forward, kink start, expected kind, expected parameter)
 CATALOGUE = [
     ("missing-1/m", all_(lambda p, x, y: parts(p, x, y, per=y.shape[1])), forward, False,
@@ -154,6 +162,8 @@ CATALOGUE = [
      forward, False, "some_elements", "W1"),
     ("extra-term-one-element", with_(b2=lambda p, x, y, g: g["b2"] + np.array([0.0, 0.5, 0.0])), forward,
      False, "some_elements", "b2"),
+    ("float32-backward", narrow(np.float32), forward, False, "dtype", "W1"),
+    ("float16-backward", narrow(np.float16), forward, False, "dtype", "W1"),
     ("wrong-activation-derivative", tanh_derivative, forward, False, "unknown", "W1"),
     ("update-before-use", update_before_use, forward, False, "unknown", "W1"),
 ]
@@ -182,3 +192,12 @@ def test_a_backward_that_keeps_state_is_refused(monkeypatch):
     exact_frameworks(monkeypatch, dataclasses.replace(model, name="autograd", backward=right).case)
     with pytest.raises(crosscheck.ModelError, match="keeps state between calls"):
         crosscheck.check(model, frameworks=("torch",))
+
+
+def test_a_factor_of_1_is_never_named():
+    # Manual and autograd differ by 1e-9 relative on every element: too little for a factor.
+    autograd = np.array([[0.5, -1.25], [2.0, 3.0]])
+    why = mistakes.explain("grad[W1]", autograd * (1 + 1e-9), autograd, tol=tolerances.STEP_RTOL, batch=6,
+                           outputs=3)
+    assert why.kind != "constant_factor" and "exactly 1x" not in why.text, (
+        f"[grad[W1]] manual (1 + 1e-9) x autograd {autograd.tolist()}: {why.kind}, {why.text!r}")
