@@ -7,7 +7,8 @@ fingerprint a mistake leaves:
 * ``dtype``: every manual value is a float32 (or float16) number, autograd's are not, and
   they differ by that dtype's rounding only: the backward computes in the narrower dtype;
 * ``constant_factor``: manual = k * autograd on every element, k != 1 (named when it is 2,
-  1/2, the batch size, the number of outputs, or their inverses);
+  1/2, the batch size, the number of outputs, or their inverses; every reading that fits,
+  the most specific first);
 * ``sign``: manual = -autograd;
 * ``transpose``: the right values in the transposed layout;
 * ``kink``: a ReLU pre-activation is exactly 0 at this step, where the derivative is a
@@ -95,7 +96,9 @@ def sizes(traj, step: int) -> tuple[int, int]:
 
 
 def _named_factor(k: float, m: int, outputs: int, same: float = SAME) -> str:
-    names = [(2.0, "a doubled factor 2"), (0.5, "a factor 2 too few (or a 1/2 too many)")]
+    """What a factor ``k`` may be, every reading that fits, the most specific first: a batch
+    of 2 or two outputs make 2 the batch size or the number of outputs, and a doubled 2."""
+    names = []
     if m > 1:
         names += [(float(m), "the batch size: is a 1/m missing?"),
                   (1.0 / m, "one over the batch size: divided by m twice?")]
@@ -103,10 +106,12 @@ def _named_factor(k: float, m: int, outputs: int, same: float = SAME) -> str:
         names += [(float(outputs), "the number of outputs: does the derivative divide by m where the "
                                    "loss divides by m * outputs?"),
                   (1.0 / outputs, "one over the number of outputs")]
-    for value, name in names:
-        if abs(k - value) <= same * abs(value):
-            return name
-    return ""
+    names += [(2.0, "a doubled factor 2"), (0.5, "a factor 2 too few (or a 1/2 too many)")]
+    fits = [name for value, name in names if abs(k - value) <= same * abs(value)]
+    text = fits[0] if fits else ""
+    for name in fits[1:]:
+        text += (" Or " if text.endswith("?") else ", or ") + name
+    return text
 
 
 def _narrow_dtype(m: np.ndarray, a: np.ndarray, scale: float) -> tuple[str, float] | None:

@@ -14,6 +14,7 @@ torch and JAX give: ``crosscheck.kinks.EXPECTATIONS``, checked by ``tests/test_k
 so nothing here moves with a framework's numerics."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -192,6 +193,38 @@ def test_a_backward_that_keeps_state_is_refused(monkeypatch):
     exact_frameworks(monkeypatch, dataclasses.replace(model, name="autograd", backward=right).case)
     with pytest.raises(crosscheck.ModelError, match="keeps state between calls"):
         crosscheck.check(model, frameworks=("torch",))
+
+
+#: Every reading mistakes.explain gives a factor, as its text names them.
+READINGS = ("the batch size", "one over the batch size", "the number of outputs",
+            "one over the number of outputs", "a doubled factor 2", "a factor 2 too few")
+# id -> (factor, batch size, number of outputs, the readings named, in order)
+FACTORS = {
+    "2-with-two-outputs": (2.0, 10, 2, ["the number of outputs", "a doubled factor 2"]),
+    "2-with-a-batch-of-2": (2.0, 2, 1, ["the batch size", "a doubled factor 2"]),
+    "1/2-with-two-outputs": (0.5, 10, 2, ["one over the number of outputs", "a factor 2 too few"]),
+    "2-alone": (2.0, 6, 3, ["a doubled factor 2"]),
+    "the-batch-size-alone": (16.0, 16, 1, ["the batch size"]),
+}
+
+
+def _readings(text: str) -> list[str]:
+    """The readings ``text`` names, in its order ("the batch size" inside "one over the batch
+    size" is not one)."""
+    at = {r: m.start() for r in READINGS if (m := re.search(r"(?<!one over )" + re.escape(r), text))}
+    return sorted(at, key=at.get)
+
+
+@pytest.mark.parametrize("k,batch,outputs,readings", FACTORS.values(), ids=FACTORS.keys())
+def test_a_factor_names_every_reading_that_fits_the_most_specific_first(k, batch, outputs, readings):
+    # relu_class --sizes 1,2,2 (README): manual = 2 x autograd, because of its two outputs.
+    autograd = np.array([[0.5, -1.25], [2.0, 3.0]])
+    why = mistakes.explain("grad[W1]", k * autograd, autograd, tol=tolerances.STEP_RTOL, batch=batch,
+                           outputs=outputs)
+    said = _readings(why.text)
+    assert (why.kind, said) == ("constant_factor", readings), (
+        f"[grad[W1]] manual {k:g} x autograd, batch {batch}, {outputs} outputs: {why.kind}, {why.text!r}; "
+        f"expected the readings {readings} in this order")
 
 
 def test_a_factor_of_1_is_never_named():
