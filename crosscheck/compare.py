@@ -544,18 +544,22 @@ def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Dive
     k, name = d.step, d.parameter
     manual, auto = loc.manual[name][k], other.grads[name][k]
     batch, outputs = mistakes.sizes(other, k)
-    off = None
-    for mask in other.masks.values():   # units along the last axis, as the gradient's
-        at = np.asarray(mask[k])
-        if at.ndim >= 1 and np.ndim(manual) >= 1 and at.shape[-1] == np.shape(manual)[-1]:
-            off = ~at.reshape(-1, at.shape[-1]).all(axis=0)
-            break
     explanation = mistakes.explain(
         f"grad[{name}]", manual, auto, tol=d.tol, batch=batch, outputs=outputs,
         previous=other.grads[name][k - 1] if k else None, zeros=exact_zeros(case, other, k),
-        off_units=off)
+        off_units=off_units(other, k, manual))
     rows = mistakes.worst_elements(manual, {other.framework: auto})
     return dataclasses.replace(d, explanation=explanation.as_dict(), elements=tuple(rows))
+
+
+def off_units(t: Trajectory, k: int, gradient: Any) -> np.ndarray | None:
+    """Per unit along ``gradient``'s last axis, whether it is off on some sample at step ``k``
+    (from the first recorded ReLU mask with that many units); None where no mask fits."""
+    for mask in t.masks.values():   # units along the last axis, as the gradient's
+        at = np.asarray(mask[k])
+        if at.ndim >= 1 and np.ndim(gradient) >= 1 and at.shape[-1] == np.shape(gradient)[-1]:
+            return ~at.reshape(-1, at.shape[-1]).all(axis=0)
+    return None
 
 
 def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:

@@ -6,8 +6,9 @@ trajectories' loss, grads, params and predictions; the local question's loss and
 parameter), the predictability horizon and the dynamics (kind and period); for each case: the
 transcript's status, the reference's dynamics and its dead units; then the kink table and the
 versions. A change *fails* the nightly when a verdict or a transcript's status flips, a kink
-convention changes, or an error grows past the budget (:func:`tolerances.past_budget`);
-everything else is said, and passes. Cases and frameworks in one report only are listed.
+convention changes, an error grows past the budget (:func:`tolerances.past_budget`), or a case
+or framework of OLD is missing from NEW; everything else is said, and passes (a case or
+framework new in NEW among it).
 """
 
 from __future__ import annotations
@@ -275,9 +276,13 @@ def _union(a: dict, b: dict) -> list[str]:
 
 
 def _only(case: str, framework: str | None, names: tuple[str, str], in_old: bool) -> Change:
-    label, path = ("OLD", names[0]) if in_old else ("NEW", names[1])
-    return Change("only_in", case, framework, "present", in_old, not in_old, False,
-                  f"only in {label} ({path})")
+    """A case or framework in one report only. One that OLD checked and NEW lost fails, as a
+    verdict that flips does: a nightly that stopped checking it must not pass silently. One
+    new in NEW is a note."""
+    if in_old:
+        return Change("only_in", case, framework, "present", True, False, True,
+                      f"only in OLD ({names[0]}): NEW no longer checks it")
+    return Change("only_in", case, framework, "present", False, True, False, f"only in NEW ({names[1]})")
 
 
 def _kink_text(row: dict[str, Any]) -> str:
@@ -340,8 +345,8 @@ class Diff:
                          f"x{tolerances.DIFF_GROWTH:g}")
         else:
             lines.append(f"{failing} change{'s' * (failing != 1)} fail the nightly (a verdict or transcript "
-                         "that flips, a kink convention, an error past its budget), "
-                         f"{len(self.changes) - failing} more said")
+                         "that flips, a kink convention, an error past its budget, a case or framework "
+                         f"NEW lost), {len(self.changes) - failing} more said")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:

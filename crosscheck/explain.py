@@ -50,14 +50,8 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
             body.extend(_elements(line, traj, step))
         f = line.fd
         if f is not None:
-            if f.exists:
-                body.append(f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
-                            f"<= tol {float(np.nanmax(f.tol)):.1e}" if f.agree else
-                            f"      fd       {_short(f.fd)}   |diff| {float(np.nanmax(f.error)):.1e} "
-                            "exceeds its tolerance")
-                good &= f.agree
-            else:
-                body.append("      fd       none: a ReLU kink lies within reach of the step")
+            body.append(_fd_line(line))
+            good &= f.agree or line.settled
         else:
             body.append("      fd       - (an intermediate, not a parameter)")
         body.append(f"      verdict  {'agree' if good else 'MISMATCH'}")
@@ -69,9 +63,26 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
            f"loss at this step: {traj.step_loss[step]:.10g}",
            f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step, relative to the "
            "largest value so far) plus what a 1-ulp move of the parameters moves the line by; "
-           "finite differences within their derived tolerance",
+           "finite differences within their derived tolerance (a second opinion where two autograds "
+           "agree with the manual value)",
            f"verdict: {summary}", "", *body, "", summary]
     return "\n".join(out), all(verdicts.values())
+
+
+def _fd_line(line: oracles.Line) -> str:
+    """The finite difference's opinion on a parameter's gradient line."""
+    f = line.fd
+    kinked = [tuple(int(i) for i in np.unravel_index(j, f.fd.shape)) for j in np.flatnonzero(np.isnan(f.fd))]
+    if not f.exists:
+        return "      fd       none: a kink within reach of the step at every element"
+    error, tol = float(np.nanmax(f.error)), float(np.nanmax(f.tol))
+    text = f"      fd       {_short(f.fd)}   |diff| {error:.1e} " + (
+        f"<= tol {tol:.1e}" if f.agree else "exceeds its tolerance")
+    if not f.agree and line.settled:
+        text += f" (a second opinion; {' and '.join(line.autograd)} agree with the manual value)"
+    if kinked:
+        text += f"; none at {', '.join(map(str, kinked))}: a kink within reach of the step"
+    return text
 
 
 def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
@@ -83,12 +94,16 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
     out = [f"      exact {t['exact']}, approximate {t['approximate']}, maxdiff {t['maxdiff']:.3g} ({fw})"]
     for row in mistakes.worst_elements(line.manual, line.autograd, n=3):
         values = "  ".join(f"{k} {row[k]:.6g}" for k in ("manual", *line.autograd))
-        out.append(f"      at {tuple(row['index'])}: {values}  rel. err {row['rel_err']:.3g}")
+        # Where autograd is exactly 0 (a dead unit) a relative error has no meaning.
+        err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
+               f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
+        out.append(f"      at {tuple(row['index'])}: {values}  {err}")
     from crosscheck import cases, compare
 
     batch, outputs = mistakes.sizes(traj, step)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
-                           zeros=compare.exact_zeros(cases.get(traj.case), traj, step))
+                           zeros=compare.exact_zeros(cases.get(traj.case), traj, step),
+                           off_units=compare.off_units(traj, step, line.manual))
     out.append(f"      likely: {why.text}")
     return out
 

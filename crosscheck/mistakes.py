@@ -4,8 +4,11 @@ Where the local question fails (the manual gradient against autograd at the same
 parameters), :func:`explain` compares the two arrays element by element and names the
 fingerprint a mistake leaves:
 
-* ``constant_factor``: manual = k * autograd on every element (k named when it is 2, 1/2,
-  the batch size, the number of outputs, or their inverses);
+* ``dtype``: every manual value is a float32 (or float16) number, autograd's are not, and
+  they differ by that dtype's rounding only: the backward computes in the narrower dtype;
+* ``constant_factor``: manual = k * autograd on every element, k != 1 (named when it is 2,
+  1/2, the batch size, the number of outputs, or their inverses; every reading that fits,
+  the most specific first);
 * ``sign``: manual = -autograd;
 * ``transpose``: the right values in the transposed layout;
 * ``kink``: a ReLU pre-activation is exactly 0 at this step, where the derivative is a
@@ -26,10 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck import tolerances
+
 #: Relative spread within which element ratios count as one constant factor, and within
 #: which a value counts as equal to another: far above rounding (1e-15), far below any
 #: real mistake's fingerprint.
 SAME = 1e-7
+#: Dtypes narrower than the run's float64 that a backward may compute in by accident
+#: (np.float32 data or init, an astype), narrowest first.
+NARROW = ("float16", "float32")
 #: At most this share of elements wrong, and at most MAX_LISTED of them, is "some elements".
 SOME_SHARE = 0.5
 MAX_LISTED = 6
@@ -88,7 +96,9 @@ def sizes(traj, step: int) -> tuple[int, int]:
 
 
 def _named_factor(k: float, m: int, outputs: int, same: float = SAME) -> str:
-    names = [(2.0, "a doubled factor 2"), (0.5, "a factor 2 too few (or a 1/2 too many)")]
+    """What a factor ``k`` may be, every reading that fits, the most specific first: a batch
+    of 2 or two outputs make 2 the batch size or the number of outputs, and a doubled 2."""
+    names = []
     if m > 1:
         names += [(float(m), "the batch size: is a 1/m missing?"),
                   (1.0 / m, "one over the batch size: divided by m twice?")]
@@ -96,10 +106,25 @@ def _named_factor(k: float, m: int, outputs: int, same: float = SAME) -> str:
         names += [(float(outputs), "the number of outputs: does the derivative divide by m where the "
                                    "loss divides by m * outputs?"),
                   (1.0 / outputs, "one over the number of outputs")]
-    for value, name in names:
-        if abs(k - value) <= same * abs(value):
-            return name
-    return ""
+    names += [(2.0, "a doubled factor 2"), (0.5, "a factor 2 too few (or a 1/2 too many)")]
+    fits = [name for value, name in names if abs(k - value) <= same * abs(value)]
+    text = fits[0] if fits else ""
+    for name in fits[1:]:
+        text += (" Or " if text.endswith("?") else ", or ") + name
+    return text
+
+
+def _narrow_dtype(m: np.ndarray, a: np.ndarray, scale: float) -> tuple[str, float] | None:
+    """The narrower dtype (float16, float32) whose numbers every manual value is, where some of
+    autograd's are not and the two differ by that dtype's rounding only (its one-step bound,
+    :func:`tolerances.local_rtol`): the backward computed in it. With the normwise difference."""
+    rel = float(np.max(np.abs(m - a), initial=0.0)) / scale
+    for dtype in NARROW:   # narrowest first: a float16 number is a float32 number too
+        with np.errstate(over="ignore"):
+            held = np.array_equal(m.astype(dtype), m) and not np.array_equal(a.astype(dtype), a)
+        if held and rel <= tolerances.local_rtol(dtype):
+            return dtype, rel
+    return None
 
 
 def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, batch: int = 1,
@@ -122,6 +147,13 @@ def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, 
     wrong = np.abs(m - a) > tol * scale
     if not wrong.any():
         return Explanation("unknown", f"{name} agrees with autograd elementwise")
+    narrow = _narrow_dtype(m, a, scale)
+    if narrow:
+        dtype, rel = narrow
+        return Explanation("dtype", f"{name} holds {dtype} values (every element is a {dtype} number) and "
+                                    f"differs from autograd by {dtype} rounding only (rel. {rel:.1g}): "
+                                    f"does the backward compute in {dtype} (np.{dtype} data or init, "
+                                    "astype)?")
     same = max(SAME, 10 * tol)   # a float32 run's ratios spread by its own rounding
 
     def equal(x, y):
@@ -131,8 +163,10 @@ def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, 
     factor = None
     ratio = m[nonzero] / a[nonzero] if nonzero.any() else np.zeros(0)
     k = float(np.median(ratio)) if ratio.size else 0.0
-    # Where autograd is negligible, a factor k leaves the manual value negligible too.
-    if ratio.size and k != 0 and np.all(np.abs(m[~nonzero]) <= max(1.0, abs(k)) * tol * scale):
+    # Where autograd is negligible, a factor k leaves the manual value negligible too. A factor
+    # of 1 is no factor: the values differ, by too little to be told from 1 (rounding).
+    if ratio.size and k != 0 and abs(k - 1) > same and np.all(
+            np.abs(m[~nonzero]) <= max(1.0, abs(k)) * tol * scale):
         if np.all(np.abs(ratio - k) <= same * abs(k)):
             if abs(k + 1) <= same:
                 return Explanation("sign", f"{name} is exactly -1 x autograd's on every element: a sign "

@@ -36,9 +36,11 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-#: Unit roundoff of each supported dtype.
+#: Unit roundoff of each supported dtype (float16: only to recognise a backward that
+#: computes in it, crosscheck.mistakes; no run is float16).
 UNIT_ROUNDOFF = {"float64": float(np.finfo(np.float64).eps) / 2,
-                 "float32": float(np.finfo(np.float32).eps) / 2}
+                 "float32": float(np.finfo(np.float32).eps) / 2,
+                 "float16": float(np.finfo(np.float16).eps) / 2}
 
 #: Longest chain of dependent roundings in one update step (see the module docstring):
 #: a 10-term sum (10) + loss derivative (3) + two layers of chain rule (2 x 4)
@@ -209,6 +211,46 @@ def fd_tolerance(loss: float, h: float, d_h: float, d_2h: float, target_scale: f
     rounding = delta / h
     truncation = abs(d_2h - d_h) / 3
     return FD_SAFETY * (rounding + truncation)
+
+
+#: A kink the model does not declare (a ReLU without ``relu=``, an abs) is found from the loss
+#: itself, where a central difference disagrees with the manual gradient. With
+#: gap(s) = |L(s + h) - 2 L(s) + L(s - h)| / h, the difference of the one-sided slopes at s:
+#:
+#: * where L is smooth on [s - h, s + h], gap(s) = h |L''| plus rounding 4 delta / h (delta as
+#:   in :func:`fd_tolerance`): about u^(1/3) ~ 5e-6 of the slope's scale;
+#: * where L' jumps by J at s + r, |r| < h (a ReLU unit changing sides), gap(s) =
+#:   (1 - |r| / h) |J|, of the order of the slope itself, and the central difference, the mean
+#:   of the two one-sided slopes, lies gap(s) / 2 from the slope at s on either side (which
+#:   autograd and the manual backward take; at r = 0, a convention between the two).
+#:
+#: So a kink within reach of a component at t is reported, and no difference there, when both
+#: hold:
+#:
+#: * the gap at t accounts for the disagreement: |manual - fd| <= gap(t) (a kink makes it
+#:   gap(t) / 2; the factor 2 leaves room for the curvature and rounding beside it). A wrong
+#:   manual gradient is off by the slope's own size, far more than a smooth loss's gap;
+#: * the gap is a spike at t: gap(t) > FD_KINK_SPIKE * max(gap(t - D), gap(t + D)), with
+#:   probes D = FD_KINK_PROBE * h away. Their stencils, 7h to 9h from t, lie beyond the reach
+#:   (2h) of the differences at t. Over D a smooth loss's gap changes by a factor
+#:   1 + O(D |L'''| / |L''|) = 1 + O(1e-4) (these losses are polynomials on each piece, with
+#:   |L'''| / |L''| of order 1 / max(1, |t|)); a kink's gap against its neighbours' is
+#:   |J| / (h |L''|), of order 1 / u^(1/3) = 2e5 for a jump of the slope's order.
+#:   FD_KINK_SPIKE = 100 lies two orders of magnitude from either. Where a neighbour's gap is
+#:   rounding only (L'' = 0), the first condition has already put gap(t) above the
+#:   difference's tolerance, 10 times that rounding.
+#:
+#: A probe that lands on another kink makes its gap large, and no kink is reported: the
+#: disagreement is then shown as it is, never hidden on a guess.
+FD_KINK_PROBE = 8.0
+FD_KINK_SPIKE = 100.0
+
+
+def fd_kink(error: float, gap: float, around: float) -> bool:
+    """Whether a central difference that disagrees with the manual gradient by ``error`` is
+    explained by a kink within reach: ``gap``, the one-sided slopes' difference at the
+    component, against ``around``, the larger of theirs FD_KINK_PROBE steps either side."""
+    return error <= gap and gap > FD_KINK_SPIKE * around
 
 
 # --------------------------------------------------------------------------- one run's own values

@@ -109,19 +109,32 @@ def _kink_table_missing(r):
     return EXIT_OK, ["kink table: not in NEW"]
 
 
+# A case or framework the nightly no longer checks fails it, as a flipped verdict does; one it
+# checks anew is a note.
 def _case_missing(r):
     del r["cases"]["sgd_two_relu"]
-    return EXIT_OK, ["sgd_two_relu: only in OLD"]
+    return EXIT_MISMATCH, ["FAIL", "sgd_two_relu: only in OLD", "NEW no longer checks it"]
 
 
 def _framework_missing(r):
     del r["cases"]["relu"]["frameworks"]["jax"]
-    return EXIT_OK, ["relu/jax: only in OLD"]
+    return EXIT_MISMATCH, ["FAIL", "relu/jax: only in OLD", "NEW no longer checks it"]
+
+
+def _case_added(r):
+    r["cases"]["relu_again"] = copy.deepcopy(r["cases"]["relu"])
+    return EXIT_OK, ["relu_again: only in NEW"]
+
+
+def _framework_added(r):
+    r["cases"]["relu"]["frameworks"]["jax_again"] = copy.deepcopy(_jax(r))
+    return EXIT_OK, ["relu/jax_again: only in NEW"]
 
 
 PLANTS = {f.__name__.strip("_").replace("_", "-"): f for f in (
     _verdict, _transcript, _horizon, _reference_dynamics, _framework_dynamics, _dead_units, _version,
-    _kink_convention, _kink_table_missing, _case_missing, _framework_missing)}
+    _kink_convention, _kink_table_missing, _case_missing, _framework_missing, _case_added,
+    _framework_added)}
 
 
 @pytest.mark.parametrize("plant", PLANTS.values(), ids=PLANTS.keys())
@@ -133,6 +146,24 @@ def test_a_planted_change_is_named_with_both_values_and_its_exit_code(tmp_path, 
     _line(out, *parts)
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert len(fails) == (expected == EXIT_MISMATCH), f"FAIL lines {fails}, exit {code}:\n{out}"
+
+
+@pytest.mark.parametrize("lost", ["cases", "frameworks"])
+def test_a_report_that_lost_everything_fails_once_for_each_loss(tmp_path, capsys, report, lost):
+    # A nightly whose NEW report checks nothing (every case, or every framework, gone) fails.
+    new = copy.deepcopy(report)
+    if lost == "cases":
+        new["cases"] = {}
+        where = list(report["cases"])
+    else:
+        for case in new["cases"].values():
+            case["frameworks"] = {}
+        where = [f"{c}/{fw}" for c, case in report["cases"].items() for fw in case["frameworks"]]
+    code, out, err = _diff(tmp_path, capsys, report, new)
+    assert code == EXIT_MISMATCH, f"NEW without {lost}: exit {code}, expected {EXIT_MISMATCH}:\n{out}{err}"
+    fails = sorted(line.split(": only in OLD")[0] for line in out.splitlines() if line.startswith("FAIL"))
+    assert fails == sorted(f"FAIL  {w}" for w in where), (
+        f"NEW without {lost}: FAIL lines for {fails}, expected one for each of {where}:\n{out}")
 
 
 G, SHARE = tolerances.DIFF_GROWTH, tolerances.DIFF_SHARE

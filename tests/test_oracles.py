@@ -1,10 +1,21 @@
 """Second opinions: finite differences and the chain rule line by line (ReLU kinks: test_kinks.py)."""
 
-import pytest
-from helpers import CASES, FRAMEWORKS
+import dataclasses
+from pathlib import Path
 
-from crosscheck import cases, explain, oracles, tolerances
-from crosscheck.cli import EXIT_OK, EXIT_USAGE, main
+import numpy as np
+import pytest
+from helpers import CASES, FRAMEWORKS, cli, exact_frameworks
+
+from crosscheck import cases, explain, oracles, runner, tolerances
+from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+from crosscheck.model import load, register
+
+MODELS = Path(__file__).resolve().parent / "models"
+#: A correct three-layer ReLU net with b2[0] exactly at a kink at step 0, and no relu= declared.
+DEEP_KINK = str(MODELS / "deep_relu_kink.py")
+#: A ReLU net with a unit dead from the start and the ReLU's mask missing from the backward.
+DEAD_NO_MASK = str(MODELS / "dead_unit_no_mask.py")
 
 
 def steps_of(traj):
@@ -90,3 +101,91 @@ def test_explain_cli(capsys):
 def test_explain_bad_input(argv, capsys):
     assert main(argv) == EXIT_USAGE
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _block(out: str, name: str) -> list[str]:
+    """The lines ``explain`` prints under the manual backward line ``name``."""
+    lines = out.splitlines()
+    start = lines.index(f"  {name} (hand-written)")
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("      ")), len(lines))
+    return lines[start + 1:end]
+
+
+def test_finite_differences_find_a_kink_no_one_declared():
+    # b2[0] sits exactly on a ReLU's kink at step 0; the model declares no relu=, so only the
+    # loss's own one-sided slopes can tell: there is no difference there, and everywhere else one
+    # that agrees.
+    (model,) = load(DEEP_KINK)
+    register(model)
+    fds = {f.parameter: f for f in oracles.finite_differences(runner.run(model.name), 0)}
+    kinked = {(p, tuple(int(i) for i in at)) for p, f in fds.items() for at in np.argwhere(np.isnan(f.fd))}
+    assert kinked == {("b2", (0,))}, (
+        f"[deep_relu_kink] step 0: no difference at {sorted(kinked)}, expected at b2[0] only")
+    for p, f in fds.items():
+        assert f.agree, (f"[deep_relu_kink] step 0 {p}: manual {f.manual!r} vs fd {f.fd!r}, "
+                         f"|diff| {f.error!r} > tol {f.tol!r}")
+
+
+@pytest.mark.torch
+@pytest.mark.jax
+def test_explain_trusts_two_autograds_at_a_kink_no_one_declared(capsys):
+    code, out, err = cli(capsys, "explain", DEEP_KINK, "--step", "0")
+    assert code == EXIT_OK, (
+        f"[deep_relu_kink/torch,jax] explain --step 0: exit {code}, expected {EXIT_OK}\n{out}{err}")
+    (fd,) = [line for line in _block(out, "dL/db2") if line.startswith("      fd ")]
+    assert "none at (0,): a kink within reach of the step" in fd, (
+        f"[deep_relu_kink] step 0 b2[0]: manual 3.25 and autograd 3.25 at a kink, fd line {fd!r}")
+    assert out.splitlines()[-1] == "6 of 6 checked lines agree", f"[deep_relu_kink] step 0:\n{out}"
+
+
+def test_explain_still_calls_a_wrong_gradient_at_a_kink_a_mismatch(monkeypatch):
+    # The kink silences the finite difference only where it explains the difference; autograd
+    # (here an exact stand-in: the correct model) still judges the wrong line.
+    (model,) = load(DEEP_KINK)
+    exact_frameworks(monkeypatch, model.case)
+
+    def doubled_b2(p, x, y):
+        grads = model.backward(p, x, y)
+        return {**grads, "b2": 2 * grads["b2"]}
+
+    wrong = register(dataclasses.replace(model, name="deep_relu_kink_doubled_b2", backward=doubled_b2))
+    text, ok = explain.render(runner.run(wrong.name), 0)
+    verdict = [line for line in _block(text, "dL/db2") if line.startswith("      verdict ")]
+    assert not ok and verdict == ["      verdict  MISMATCH"], (
+        f"[{wrong.name}/exact] step 0 b2: manual 2 x [3.25, 1] vs autograd [3.25, 1], {verdict}\n{text}")
+
+
+def test_explain_lets_two_agreeing_autograds_outvote_finite_differences(monkeypatch):
+    # A finite difference that disagrees where torch and JAX (exact stand-ins here) agree with
+    # the manual value is shown as a second opinion; it never makes the line MISMATCH.
+    (model,) = load(DEEP_KINK)
+    exact_frameworks(monkeypatch, model.case)
+    register(model)
+    honest = oracles.finite_differences
+
+    def off_by_one(traj, step):
+        return [dataclasses.replace(f, fd=f.fd + 1, error=np.abs(f.manual - f.fd - 1)) if f.parameter == "W3"
+                else f for f in honest(traj, step)]
+
+    monkeypatch.setattr(oracles, "finite_differences", off_by_one)
+    text, ok = explain.render(runner.run(model.name), 0)
+    block = _block(text, "dL/dW3")
+    assert ok and block[-1] == "      verdict  agree", f"[deep_relu_kink/exact] step 0 W3:\n{text}"
+    (fd,) = [line for line in block if line.startswith("      fd ")]
+    second = "exceeds its tolerance (a second opinion; torch and jax agree with the manual value)"
+    assert fd.endswith(second), (
+        f"[deep_relu_kink/exact] step 0 W3: manual [10.25, 1.75], fd planted 1 off: {fd!r}")
+
+
+@pytest.mark.torch
+@pytest.mark.jax
+def test_explain_shows_a_wrong_gradient_where_autograd_is_exactly_0(capsys):
+    # A dead unit's autograd gradient is exactly 0: its error is absolute, not relative.
+    code, out, err = cli(capsys, "explain", DEAD_NO_MASK, "--step", "0")
+    assert code == EXIT_MISMATCH, (
+        f"[dead_unit_no_mask/torch,jax] explain --step 0: exit {code}, expected {EXIT_MISMATCH}\n{out}{err}")
+    row = "      at (0, 1): manual 4.125  torch 0  jax 0  abs. err 4.12 (autograd is exactly 0)"
+    assert row in _block(out, "dL/dW1"), (
+        f"[dead_unit_no_mask/torch,jax] step 0 W1[0, 1]: manual 4.125 vs autograd 0, no row {row!r}\n{out}")
+    assert "      likely: dL/dW1 is wrong only in units [1], which are off on some sample" in out, (
+        f"[dead_unit_no_mask] step 0 W1: the missing mask is not named as run names it\n{out}")

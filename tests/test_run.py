@@ -400,6 +400,12 @@ def test_class_model_with_two_outputs_shows_the_mse_finding(capsys):
         first = r["first_divergence"]
         assert (first["step"], first["quantity"]) == (0, "grad"), (fw, first)
         assert first["expected"] == pytest.approx(2 * first["got"], rel=1e-12), (fw, first)
+        # The README's explanation first (two outputs), then the generic reading of a 2.
+        text = first["explanation"]["text"]
+        said = [text.find(r) for r in ("the number of outputs", "a doubled factor 2")]
+        assert -1 not in said and said[0] < said[1], (
+            f"[relu_class/{fw}] step 0 grad[{first['parameter']}]: manual {first['expected']} vs autograd "
+            f"{first['got']}, likely: {text!r}")
 
 
 @pytest.mark.parametrize("argv", [["--sizes", "1,2"], ["--sizes", "0,1,1"], ["--activations", "relu,swish"],

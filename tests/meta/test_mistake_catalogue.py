@@ -14,13 +14,14 @@ torch and JAX give: ``crosscheck.kinks.EXPECTATIONS``, checked by ``tests/test_k
 so nothing here moves with a framework's numerics."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 from helpers import exact_frameworks
 
 import crosscheck
-from crosscheck import Model
+from crosscheck import Model, mistakes, tolerances
 
 rng = np.random.default_rng(3)
 X = rng.normal(size=(6, 3))
@@ -131,6 +132,14 @@ def update_before_use(p, x, y):
     return {"W1": x.T @ da, "b1": da.sum(0), "W2": A.T @ d, "b2": d.sum(0)}
 
 
+def narrow(dtype):
+    """The right backward computed in ``dtype`` (data and parameters cast with astype), its
+    gradients returned as ``dtype`` arrays in a float64 run."""
+    def backward(p, x, y):
+        return right({k: v.astype(dtype) for k, v in p.items()}, x.astype(dtype), y.astype(dtype))
+    return backward
+
+
 # (id, backward, forward, kink start, expected kind, expected parameter)
 CATALOGUE = [
     ("missing-1/m", all_(lambda p, x, y: parts(p, x, y, per=y.shape[1])), forward, False,
@@ -154,6 +163,8 @@ CATALOGUE = [
      forward, False, "some_elements", "W1"),
     ("extra-term-one-element", with_(b2=lambda p, x, y, g: g["b2"] + np.array([0.0, 0.5, 0.0])), forward,
      False, "some_elements", "b2"),
+    ("float32-backward", narrow(np.float32), forward, False, "dtype", "W1"),
+    ("float16-backward", narrow(np.float16), forward, False, "dtype", "W1"),
     ("wrong-activation-derivative", tanh_derivative, forward, False, "unknown", "W1"),
     ("update-before-use", update_before_use, forward, False, "unknown", "W1"),
 ]
@@ -182,3 +193,44 @@ def test_a_backward_that_keeps_state_is_refused(monkeypatch):
     exact_frameworks(monkeypatch, dataclasses.replace(model, name="autograd", backward=right).case)
     with pytest.raises(crosscheck.ModelError, match="keeps state between calls"):
         crosscheck.check(model, frameworks=("torch",))
+
+
+#: Every reading mistakes.explain gives a factor, as its text names them.
+READINGS = ("the batch size", "one over the batch size", "the number of outputs",
+            "one over the number of outputs", "a doubled factor 2", "a factor 2 too few")
+# id -> (factor, batch size, number of outputs, the readings named, in order)
+FACTORS = {
+    "2-with-two-outputs": (2.0, 10, 2, ["the number of outputs", "a doubled factor 2"]),
+    "2-with-a-batch-of-2": (2.0, 2, 1, ["the batch size", "a doubled factor 2"]),
+    "1/2-with-two-outputs": (0.5, 10, 2, ["one over the number of outputs", "a factor 2 too few"]),
+    "2-alone": (2.0, 6, 3, ["a doubled factor 2"]),
+    "the-batch-size-alone": (16.0, 16, 1, ["the batch size"]),
+}
+
+
+def _readings(text: str) -> list[str]:
+    """The readings ``text`` names, in its order ("the batch size" inside "one over the batch
+    size" is not one)."""
+    at = {r: m.start() for r in READINGS if (m := re.search(r"(?<!one over )" + re.escape(r), text))}
+    return sorted(at, key=at.get)
+
+
+@pytest.mark.parametrize("k,batch,outputs,readings", FACTORS.values(), ids=FACTORS.keys())
+def test_a_factor_names_every_reading_that_fits_the_most_specific_first(k, batch, outputs, readings):
+    # relu_class --sizes 1,2,2 (README): manual = 2 x autograd, because of its two outputs.
+    autograd = np.array([[0.5, -1.25], [2.0, 3.0]])
+    why = mistakes.explain("grad[W1]", k * autograd, autograd, tol=tolerances.STEP_RTOL, batch=batch,
+                           outputs=outputs)
+    said = _readings(why.text)
+    assert (why.kind, said) == ("constant_factor", readings), (
+        f"[grad[W1]] manual {k:g} x autograd, batch {batch}, {outputs} outputs: {why.kind}, {why.text!r}; "
+        f"expected the readings {readings} in this order")
+
+
+def test_a_factor_of_1_is_never_named():
+    # Manual and autograd differ by 1e-9 relative on every element: too little for a factor.
+    autograd = np.array([[0.5, -1.25], [2.0, 3.0]])
+    why = mistakes.explain("grad[W1]", autograd * (1 + 1e-9), autograd, tol=tolerances.STEP_RTOL, batch=6,
+                           outputs=3)
+    assert why.kind != "constant_factor" and "exactly 1x" not in why.text, (
+        f"[grad[W1]] manual (1 + 1e-9) x autograd {autograd.tolist()}: {why.kind}, {why.text!r}")
