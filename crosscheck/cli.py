@@ -364,6 +364,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
             for picture in pictures:
                 try:
                     drawn += picture.result()
+                except report.HelperDied:
+                    raise
                 except OSError as e:
                     drawn.append(e)
             kink_rows = kink_rows.result() if kink_rows is not None else []
