@@ -17,8 +17,10 @@ HTML   ?= report/index.html
 report: $(STAMP)
 	$(BIN)/crosscheck run --json $(JSON) --plots $(PLOTS) --html $(HTML)
 
+# On every core (pytest-xdist), each module, or each class of one, in one worker (its
+# shared runs computed once); the slowest tests listed at the end.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -43,6 +43,11 @@ from crosscheck.model import ModelError, bad_epochs, bad_lr
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
+#: Processes ``run`` uses without ``--jobs``: a helper process beside this one where there
+#: are two cores. (The test suite's in-process runs use 1: its workers already fill the
+#: cores, and a helper costs a second to start.)
+DEFAULT_JOBS = min(2, os.cpu_count() or 1)
+
 DESCRIPTION = """\
 Cross-check hand-written NumPy backpropagation against PyTorch and JAX autograd, step by
 step: every loss, gradient and parameter of every update, then a diagnosis of what each
@@ -340,8 +345,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
     try:
         from crosscheck.model import data_of
 
-        with report.Workers(args.jobs, files, data_of([n for n in names if cases.get(n).document is None])) \
-                as workers:
+        users = [n for n in names if cases.get(n).document is None]
+        with report.Workers(args.jobs or DEFAULT_JOBS, files, data_of(users)) as workers:
             checked = report.check_cases(names, frameworks, args.dtype, workers=workers,
                                          progress=progress, **overrides)
             for i, r in enumerate(checked):
@@ -440,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--html", metavar="PATH",
                    help="write the whole report as one self-contained HTML page (plots embedded)")
     _class_options(r)
-    r.add_argument("--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
+    r.add_argument("--jobs", type=_positive_int,
                    help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")
     r.set_defaults(func=cmd_run)
 

@@ -8,6 +8,7 @@ line) before anything is computed or written.
 
 from __future__ import annotations
 
+import functools
 import os
 
 #: An array of a run larger than this many bytes is kept in a file (``record.buffer``),
@@ -22,8 +23,13 @@ class BadEnvironmentVariable(ValueError):
 
 def spill_bytes() -> int:
     """``CROSSCHECK_SPILL_BYTES``: the size above which a run's array is kept in a file
-    (0: every array of a run); :data:`SPILL_BYTES` where unset or empty."""
-    text = os.environ.get("CROSSCHECK_SPILL_BYTES", "")
+    (0: every array of a run); :data:`SPILL_BYTES` where unset or empty. Read at each call
+    (every buffer a run makes asks), parsed once per value."""
+    return _spill_bytes(os.environ.get("CROSSCHECK_SPILL_BYTES", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _spill_bytes(text: str) -> int:
     if not text:
         return SPILL_BYTES
     try:

@@ -26,6 +26,7 @@ import copyreg
 import dataclasses
 import fcntl
 import functools
+import math
 import mmap
 import os
 import shutil
@@ -227,7 +228,7 @@ def buffer(shape: tuple[int, ...], dtype: Any, fill: Any = None) -> np.ndarray:
     :func:`environment.spill_bytes` in a file of :func:`spill_dir`, removed when the array is
     collected (a file handed to another process is its receiver's to remove)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize   # (np.prod costs 30 times as much: every step asks)
     if nbytes <= environment.spill_bytes() or nbytes == 0:
         return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
     fd, path = tempfile.mkstemp(suffix=".bin", dir=spill_dir())

@@ -37,6 +37,13 @@ def pytest_report_header(config):
 
 
 def pytest_configure(config):
+    # An in-process `crosscheck run` without --jobs runs in this process alone: pytest-xdist's
+    # workers already fill the cores, and a helper process costs a second or two to start
+    # (spawn, imports, JAX's compilations) for runs of a tenth of that. The helper's path is
+    # tested where a test says --jobs 2, and by every test that runs crosscheck as a process.
+    from crosscheck import cli
+
+    cli.DEFAULT_JOBS = 1
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
     config.addinivalue_line("markers", "readme: runs a command shown in README.md")
     for fw in FRAMEWORKS:

@@ -43,8 +43,8 @@ EXAMPLE_EXITS = [("tanh_softmax", EXIT_OK), ("sgd_relu", EXIT_OK), ("planted_mis
 @pytest.mark.jax
 @pytest.mark.parametrize("name, expected", EXAMPLE_EXITS, ids=[e[0] for e in EXAMPLE_EXITS])
 def test_example_runs_with_its_exit_code(capsys, name, expected):
-    # The default --jobs: the helper process loads the example file too.
-    code, out, err = cli(capsys, "run", str(EXAMPLES / f"{name}.py"))
+    # With a helper process, which loads the example file too.
+    code, out, err = cli(capsys, "run", str(EXAMPLES / f"{name}.py"), "--jobs", "2")
     assert code == expected, f"[{name}] crosscheck run: exit {code}, expected {expected}\n{out}{err}"
 
 

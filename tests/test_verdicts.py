@@ -1,9 +1,8 @@
 """Verdicts that the dynamics cannot fool: no false mismatch at any learning rate, and a
 rounding-sized mistake in a manual gradient still caught at the step and parameter.
 
-The sweep is the issue's acceptance test: learning rates {0.001, ..., 0.1} x every case x
-both frameworks, all correct implementations, so every pair must agree (or agree on a
-divergence). The runs are shared through one module-scoped fixture.
+The sweep over learning rates, the acceptance test of the first of these, is
+tests/test_lr_sweep.py.
 """
 
 import dataclasses
@@ -14,45 +13,8 @@ from helpers import CASES, FRAMEWORKS
 
 from crosscheck import cases, compare, diagnostics, report, runner
 
-LEARNING_RATES = [0.001, 0.003, 0.005, 0.007, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1]
 #: A relative error this small in one gradient, at step 0, must be caught there.
 PLANTED = 1e-13
-
-
-@pytest.fixture(scope="module")
-def sweep():
-    results = {}
-    with report.Workers(2) as workers:
-        for lr in LEARNING_RATES:
-            for r in report.check_cases(CASES, FRAMEWORKS, workers=workers, lr=lr):
-                results[lr, r.case] = r
-    return results
-
-
-@pytest.mark.torch
-@pytest.mark.jax
-@pytest.mark.parametrize("fw", FRAMEWORKS)
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("lr", LEARNING_RATES)
-def test_no_false_mismatch_at_any_learning_rate(lr, case, fw, sweep):
-    r = sweep[lr, case]
-    c = r.comparisons[fw]
-    assert r.agree(fw), (f"[{case}/{fw}] lr {lr}: a correct implementation called wrong: "
-                         f"{c.first or 'behaviour'}; horizon {c.horizon}, dynamics "
-                         f"{r.dynamics[fw].kind} vs {r.dynamics['numpy'].kind}")
-    assert c.local_first is None, f"[{case}/{fw}] lr {lr}: local {c.local_first}"
-
-
-@pytest.mark.torch
-@pytest.mark.jax
-@pytest.mark.parametrize("lr", LEARNING_RATES)
-def test_relu_and_its_class_twin_get_the_same_verdict(lr, sweep):
-    # The same function on the same inputs: one may not be chaotic while the other mismatches.
-    a, b = sweep[lr, "relu"], sweep[lr, "relu_class"]
-    for fw in FRAMEWORKS:
-        assert (a.agree(fw), a.comparisons[fw].horizon) == (b.agree(fw), b.comparisons[fw].horizon), (
-            f"[relu vs relu_class/{fw}] lr {lr}: {a.agree(fw)}/{a.comparisons[fw].horizon} vs "
-            f"{b.agree(fw)}/{b.comparisons[fw].horizon}")
 
 
 def _nonzero_at_start(case):
@@ -106,14 +68,3 @@ def test_no_dead_units_are_inferred_from_non_finite_activations():
     stop = compare.diverges_at(t)
     assert stop is not None and stop <= 1, f"[relu] lr 1e308 leaves the numbers at step {stop}"
     assert diagnostics.dead_units(t) == [], f"[relu] lr 1e308: {diagnostics.dead_units(t)}"
-
-
-@pytest.mark.torch
-@pytest.mark.jax
-def test_the_local_question_holds_past_the_predictability_horizon(sweep):
-    r = sweep[0.02, "relu"]
-    for fw in FRAMEWORKS:
-        c = r.comparisons[fw]
-        assert c.horizon is not None, f"[relu/{fw}] lr 0.02 should be chaotic; envelope {c.tol:.3g}"
-        assert c.local_steps == r.reference.steps > c.horizon, (
-            f"[relu/{fw}] the local check compared {c.local_steps} steps, horizon {c.horizon}")
