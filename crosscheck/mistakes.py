@@ -18,6 +18,7 @@ fingerprint a mistake leaves:
   before their update, or a cached value);
 * ``some_elements``: right except at a few listed elements (a missing term);
 * ``shape``: shapes differ;
+* ``non_finite``: NaN or inf where the other side is a number (listed);
 * ``unknown``: none of these.
 """
 
@@ -141,8 +142,15 @@ def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, 
     if m.shape != a.shape:
         return Explanation("shape", f"{name} has shape {m.shape}, autograd's {a.shape}")
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(a))):
-        side = "the manual gradient" if not np.all(np.isfinite(m)) else "autograd"
-        return Explanation("unknown", f"{name}: {side} holds NaN or inf at this step")
+        side, values = ("the manual value", m) if not np.all(np.isfinite(m)) else ("autograd's value", a)
+        bad = [tuple(int(i) for i in np.unravel_index(j, values.shape))
+               for j in np.flatnonzero(~np.isfinite(values.ravel()))]
+        what = "NaN" if np.all(np.isnan(values.ravel()[~np.isfinite(values.ravel())])) else "NaN or inf"
+        where = ", ".join(map(str, bad[:MAX_LISTED])) + (", ..." if len(bad) > MAX_LISTED else "")
+        hint = (": a 0 / 0, 0 * inf or inf - inf in the backward?" if side == "the manual value"
+                and np.all(np.isfinite(a)) else "")
+        return Explanation("non_finite", f"{name}: {side} is {what} at {where}{hint}",
+                           elements=tuple(bad[:MAX_LISTED]))
     scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
     wrong = np.abs(m - a) > tol * scale
     if not wrong.any():
