@@ -12,7 +12,7 @@ from crosscheck.model import Model, bad_epochs, bad_lr, register
 from crosscheck.record import Trajectory
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Result:
     """What :func:`check` found. ``agree``: every framework agrees with the model's manual
     backward (both questions) and behaves the same; ``first_divergence``: the earliest
@@ -39,7 +39,9 @@ class Result:
     def trajectories(self) -> dict[str, Trajectory]:
         return self.report.trajs
 
+    @property
     def verdicts(self) -> dict[str, str]:
+        """Framework -> its verdict line, as the table prints it."""
         from crosscheck import report
 
         return {fw: report.verdict(self.report, fw) for fw in self.report.comparisons}
@@ -48,6 +50,15 @@ class Result:
         from crosscheck import report
 
         return report.to_json([self.report], self.dtype)
+
+    def __repr__(self) -> str:
+        """One short line (the trajectories and the report stay behind their attributes)."""
+        first = self.first_divergence
+        where = "" if first is None else (
+            f", first_divergence=<{first.question} step {first.step} "
+            f"{first.quantity}{f'[{first.parameter}]' if first.parameter else ''} ({first.framework})>")
+        return (f"Result(model={self.model!r}, agree={self.agree}, frameworks="
+                f"{list(self.report.comparisons)}, dtype={self.dtype!r}{where})")
 
     def __str__(self) -> str:
         from crosscheck import report

@@ -62,6 +62,24 @@ traceback), 130/143 interrupted.
 Start with 'crosscheck list', then 'crosscheck run'."""
 
 
+RUN_EPILOG = """\
+examples:
+  crosscheck run                                 every document case, both frameworks
+  crosscheck run examples/planted_mistake.py     your models (exit 1: a wrong bias gradient)
+  crosscheck run models/ -x                      every model file in a folder, up to the first failure
+  crosscheck run relu --framework torch --lr 0.02 --json -
+  crosscheck run --json report.json --plots plots --html index.html
+
+a failing case prints where it first fails, the likely mistake, and the command that walks
+the manual backward at that step line by line (crosscheck explain CASE --step K).
+
+exit codes: 0 every check agrees, 1 a mismatch, a run that compared nothing, a transcript
+that differs from its document, or a diverging run, 2 a usage error (bad option, model or
+output path; nothing written), 3 an environment or internal error (a framework that does
+not import, a helper process that died, an output that cannot be written), 130/143
+interrupted."""
+
+
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit code 2."""
 
@@ -84,7 +102,13 @@ def _resolve(args: Sequence[str]) -> tuple[list[str], list[str]]:
     from crosscheck import model
 
     names, files, came_from = [], [], {}
-    for arg in args:
+    expanded = []
+    for arg in args:   # a folder: its model files, as pytest finds tests
+        try:
+            expanded += model.discover(arg) if Path(arg).is_dir() else [arg]
+        except model.ModelError as e:
+            raise UsageError(str(e)) from None
+    for arg in expanded:
         if model.is_model_file(arg):
             try:
                 found = model.register_file(arg)
@@ -341,7 +365,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
     from crosscheck import report  # imports the frameworks lazily
 
     progress = _Progress(len(names))
-    results, pictures, mine, drawn = [], [], [], []
+    results, pictures, mine, drawn, stopped = [], [], [], [], ""
     try:
         from crosscheck.model import data_of
 
@@ -352,6 +376,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
             for i, r in enumerate(checked):
                 results.append(r)
                 progress.step()
+                if args.exitfirst and not r.ok and len(results) < len(names):
+                    stopped = (f"; stopped at the first failing case (-x), {len(results)} of "
+                               f"{len(names)} checked")
+                    break
                 if plot_dir:   # half for the helper now, half for this process afterwards
                     from crosscheck import plots, transcript
                     job = (plots.write, r.trajs, transcript.printed_losses(r.case, r.reference),
@@ -378,7 +406,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
         progress.close()
 
     table_out = sys.stderr if args.json == "-" else sys.stdout
-    print(report.table(results), file=table_out)
+    table = report.table(results, quiet=args.quiet)
+    if table:
+        print(table, file=table_out)
     table_out.flush()
     failed = next((e for e in drawn if isinstance(e, OSError)), None)
     if failed is not None:
@@ -402,8 +432,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
         wrote.append(f"HTML {args.html}")
     files_out.write()
     # Where a nightly log's reader looks: right above the summary, on the table's stream.
-    print("\n" + versions.line(frameworks=frameworks), file=table_out)
-    print(report.summary(results) + (f"; wrote {', '.join(wrote)}" if wrote else ""), file=table_out)
+    if not args.quiet:
+        print("\n" + versions.line(frameworks=frameworks), file=table_out)
+    print(report.summary(results) + stopped + (f"; wrote {', '.join(wrote)}" if wrote else ""),
+          file=table_out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH
 
 
@@ -419,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true",
                    help="on an environment or internal error, show the full traceback")
+    p.add_argument("--version", action="store_true",
+                   help="print crosscheck's version and the versions it runs with, and exit")
     # --debug is accepted after the command too; SUPPRESS keeps a subcommand from resetting it.
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -430,10 +464,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("case", help="case name (see 'crosscheck list')")
     t.set_defaults(func=cmd_transcript)
 
-    r = parser("run", help="run, cross-check and diagnose the cases (the main job)")
-    r.add_argument("cases", nargs="*", metavar="CASE|FILE.py[:NAME]",
-                   help="document cases, or files of your own crosscheck.Model definitions (all of a "
-                        "file's models, or the one NAME); default: every document case")
+    r = parser("run", help="run, cross-check and diagnose the cases (the main job)",
+               description="Run each case in NumPy (the hand-written backward), torch and JAX, and "
+                           "judge both questions: is the manual gradient right at every step (at "
+                           "each framework's own parameters), and do the trajectories agree.",
+               epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("cases", nargs="*", metavar="CASE|FILE.py[:NAME]|FOLDER",
+                   help="document cases, files of your own crosscheck.Model definitions (all of a "
+                        "file's models, or the one NAME), or folders searched for such files; "
+                        "default: every document case")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the cases that fail and the summary line")
+    r.add_argument("-x", "--exitfirst", action="store_true",
+                   help="stop after the first case that fails")
     r.add_argument("--framework", action="append", choices=["torch", "jax"],
                    help="framework to check against the reference (repeatable; default: both)")
     r.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -618,6 +661,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             signals.arm()
             args = parser.parse_args(argv)
             debug = args.debug
+            if args.version:
+                from crosscheck import __version__
+
+                print(f"crosscheck {__version__}\n{versions.line()}")
+                return EXIT_OK
             if args.command is None:   # plain `crosscheck`: a usage error, with the help
                 parser.print_help(sys.stderr)
                 return EXIT_USAGE

@@ -442,6 +442,39 @@ def load(arg: str) -> list[Model]:
     return [v for _, v in found.values()]
 
 
+#: Folders a search for model files never enters (besides hidden ones and ``_``-prefixed).
+_NOT_SEARCHED = {"venv", "site-packages", "node_modules", "build", "dist"}
+
+
+def discover(folder: str) -> list[str]:
+    """The files of models below ``folder``, as pytest finds tests: every ``*.py`` file,
+    recursively and sorted, that mentions ``crosscheck`` and ``Model`` (read as text first:
+    nothing else is imported) and defines a :class:`Model` at its top level. Hidden folders,
+    ``_``-prefixed ones and files, and virtual environments are not searched."""
+    found = []
+    for path in sorted(Path(folder).rglob("*.py")):
+        parts = path.relative_to(folder).parts
+        if any(p.startswith((".", "_")) or p in _NOT_SEARCHED for p in parts[:-1]) \
+                or parts[-1].startswith((".", "_")):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if "crosscheck" not in text or "Model" not in text:
+            continue
+        try:
+            load(str(path))
+        except ModelError as e:
+            if "defines no crosscheck.Model" in str(e):
+                continue
+            raise
+        found.append(str(path))
+    if not found:
+        raise ModelError(f"{folder}: no file in it defines a crosscheck.Model")
+    return found
+
+
 def _frames(e: BaseException) -> list:
     import traceback
 

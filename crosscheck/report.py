@@ -666,7 +666,34 @@ def row(r: CaseResult, fw: str) -> dict[str, str]:
             "envelope": f"{c.tol:.1e}"}
 
 
-def table(results: Sequence[CaseResult]) -> str:
+def next_command(r: CaseResult, fw: str) -> str | None:
+    """The command that walks ``fw``'s first divergence line by line, where there is one
+    and the case can be named on the command line (a document case, or a model from a file)."""
+    c, case = r.comparisons[fw], cases.get(r.case)
+    if c.first is None or c.first.quantity == "divergence":
+        return None
+    if case.document is not None:
+        spec = case.name
+    elif case.origin is not None:
+        spec = f"{case.origin}:{case.name}"
+    else:
+        return None
+    def plain(v: Any) -> Any:   # a recorded tuple may come back as a list
+        return list(v) if isinstance(v, (tuple, list)) else v
+
+    default = {k: plain(v) for k, v in case.problem().hyper.items()}
+    options = "".join(f" --{k} {','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                      for k, v in compare.rerun_overrides(r.reference).items() if plain(v) != default.get(k))
+    return f"crosscheck explain {spec} --step {c.first.step}{options}"
+
+
+def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
+    """The verdicts, a row per case and framework, with what was found under each case;
+    ``quiet``: only the cases that fail, and no legend ("" when none fails)."""
+    if quiet:
+        results = [r for r in results if not r.ok]
+        if not results:
+            return ""
     w = max([14, *(len(r.case) for r in results)])    # the case column fits every name
     head = (f"{'case':<{w}} {'framework':<9} {'local':>9} {'loss':>9} {'grads':>9} {'params':>9} "
             f"{'envelope':>8}  verdict")
@@ -678,6 +705,8 @@ def table(results: Sequence[CaseResult]) -> str:
                          f"{n['params']:>9} {n['envelope']:>8}  {verdict(r, fw)}")
             if c.first is not None and c.first.explanation:
                 lines.append(f"{'':<{w}} {'':<9} likely: {c.first.explanation['text']}")
+            if not r.agree(fw) and (command := next_command(r, fw)):
+                lines.append(f"{'':<{w}} {'':<9} next: {command}")
             if fw in r.drift:
                 dr = r.drift[fw]
                 above = dr["first_step_above_1e-3"]
@@ -694,6 +723,6 @@ def table(results: Sequence[CaseResult]) -> str:
                     if t["status"] == "match" else
                     f"transcript: MISMATCH with the document: {t['differences'][0]}")
             lines.append(f"{'':<{w}} -> {note}")
-    lines.append("")
-    lines.append(TABLE_LEGEND)
+    if not quiet:
+        lines += ["", TABLE_LEGEND]
     return "\n".join(lines)

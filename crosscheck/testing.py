@@ -18,7 +18,7 @@ def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registr
     if result.agree:
         return
     lines = [f"[{model.name}] hand-written backprop does not match autograd:"]
-    for fw, verdict in result.verdicts().items():
+    for fw, verdict in result.verdicts.items():
         if not result.report.agree(fw):
             tag = f"[{model.name}/{fw}]"
             lines.append(f"  {verdict}" if tag in verdict else f"  {tag} {verdict}")

@@ -62,7 +62,7 @@ def test_check_names_the_frameworks_it_takes(frameworks):
 @pytest.mark.torch
 def test_a_framework_named_alone_is_that_framework():
     result = crosscheck.check(model("line_fit"), frameworks="torch")
-    ran = list(result.verdicts())
+    ran = list(result.verdicts)
     assert ran == ["torch"], f"[line_fit] frameworks='torch' checked {ran}"
     assert result.agree, f"[line_fit/torch] {result.first_divergence}"
 
