@@ -29,8 +29,8 @@ def test_run_help_has_examples_and_exit_codes():
     from crosscheck.cli import build_parser
 
     text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
-    for says in ("examples:", "crosscheck run examples/planted_mistake.py", "exit codes: 0", "-x, --exitfirst",
-                 "-q, --quiet"):
+    for says in ("examples:", "crosscheck run examples/planted_mistake.py", "exit codes: 0",
+                 "-x, --exitfirst", "-q, --quiet"):
         assert says in text, f"run --help lacks {says!r}"
 
 
@@ -48,7 +48,8 @@ def test_quiet_prints_the_failures_and_the_summary_only(capsys):
 @pytest.mark.torch
 def test_quiet_prints_one_line_when_everything_agrees(capsys):
     code, out, err = cli(capsys, "run", str(LINE_FIT), "--framework", "torch", "-q")
-    assert (code, out) == (EXIT_OK, "1 case x 1 framework: 1 agree, 0 mismatch\n"), f"-q: exit {code}: {out!r}"
+    one_line = "1 case x 1 framework: 1 agree, 0 mismatch\n"
+    assert (code, out) == (EXIT_OK, one_line), f"-q: exit {code}: {out!r}"
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -67,7 +68,7 @@ def _folder(tmp_path: Path) -> Path:
 @pytest.mark.torch
 def test_a_folder_is_searched_for_model_files(capsys, tmp_path):
     code, out, err = cli(capsys, "run", str(_folder(tmp_path)), "--framework", "torch")
-    rows = [line.split()[0] for line in out.splitlines() if line.endswith(("agree",)) or "MISMATCH" in line]
+    rows = [line.split()[0] for line in out.splitlines() if line.endswith("agree") or "MISMATCH" in line]
     assert code == EXIT_MISMATCH and rows == ["planted_mistake", "line_fit"], (
         f"run FOLDER: exit {code}, rows {rows}\n{out}{err}")
 
@@ -92,7 +93,8 @@ def test_a_failure_prints_the_command_that_explains_it_and_that_command_runs(cap
     code, out, err = cli(capsys, "run", str(PLANTED), "--framework", "torch")
     (next_line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("next: ")]
     command = next_line.removeprefix("next: ")
-    assert command == f"crosscheck explain {PLANTED}:planted_mistake --step 0", f"[planted_mistake] {command!r}"
+    want = f"crosscheck explain {PLANTED}:planted_mistake --step 0"
+    assert command == want, f"[planted_mistake] {command!r}"
     code, out, err = cli(capsys, *command.split()[1:])
     assert code == EXIT_MISMATCH and "MISMATCH: first dL/db" in out, f"`{command}`: exit {code}\n{out}{err}"
 
