@@ -91,7 +91,8 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
 
     fw, auto = next(iter(line.autograd.items()))
     t = mistakes.triple(line.manual, auto, line.tol)
-    out = [f"      exact {t['exact']}, approximate {t['approximate']}, maxdiff {t['maxdiff']:.3g} ({fw})"]
+    out = [f"      against {fw}: bit-exact {'yes' if t['exact'] else 'no'}, within tolerance "
+           f"{'yes' if t['approximate'] else 'no'}, largest difference {t['maxdiff']:.3g}"]
     for row in mistakes.worst_elements(line.manual, line.autograd, n=3):
         values = "  ".join(f"{k} {row[k]:.6g}" for k in ("manual", *line.autograd))
         # Where autograd is exactly 0 (a dead unit) a relative error has no meaning.

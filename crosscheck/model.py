@@ -68,6 +68,21 @@ def _shape(a: Any) -> tuple[int, ...]:
     return tuple(np.shape(a))
 
 
+def where_in(e: BaseException, *files: str | None) -> str:
+    """``FILE:LINE: ``, the deepest line of ``files`` (a user's model file) in ``e``'s
+    traceback, to start a message with as compilers do; "" where none is in it."""
+    import traceback
+
+    wanted = {str(Path(f).resolve()) for f in files if f}
+    lines = [t for t in traceback.extract_tb(e.__traceback__) if str(Path(t.filename).resolve()) in wanted]
+    return f"{lines[-1].filename}:{lines[-1].lineno}: " if lines else ""
+
+
+def _file_of(fn: Callable[..., Any]) -> str | None:
+    code = getattr(fn, "__code__", None)
+    return code.co_filename if code is not None else None
+
+
 # One validator per setting, shared by Model, check() and the command line, so that each
 # says the same thing wherever the value comes from.
 def bad_lr(value: Any) -> str | None:
@@ -214,7 +229,9 @@ class Model:
         except ModelError:
             raise
         except Exception as e:
-            raise ModelError(f"[{self.name}] forward or loss failed {where}: {type(e).__name__}: {e}") from e
+            at = where_in(e, _file_of(self.forward), _file_of(self.loss))
+            raise ModelError(f"{at}[{self.name}] forward or loss failed {where}: "
+                             f"{type(e).__name__}: {e}") from e
         if isinstance(out, (tuple, list, dict)):
             raise ModelError(f"[{self.name}] forward returned a {type(out).__name__}, not one array "
                              f"(the prediction the loss takes) {where}")
@@ -239,7 +256,8 @@ class Model:
         try:
             out = self.backward(given, xb, yb)
         except Exception as e:
-            raise ModelError(f"[{self.name}] backward failed {where}: {type(e).__name__}: {e}") from e
+            at = where_in(e, _file_of(self.backward))
+            raise ModelError(f"{at}[{self.name}] backward failed {where}: {type(e).__name__}: {e}") from e
         grads, intermediates = _returned(out)
         if not isinstance(grads, Mapping) or not isinstance(intermediates, Mapping):
             raise ModelError(f"[{self.name}] backward must return a dict of gradients (or a pair "

@@ -40,11 +40,10 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
     except (frameworks.FrameworkUnavailable, environment.BadEnvironmentVariable):
         raise
     except Exception as e:
-        from crosscheck.model import ModelError
+        from crosscheck.model import ModelError, where_in
 
-        where = _user_line(e, c.origin)
-        raise ModelError(f"[{case}] forward or loss failed in {framework}{where}: {type(e).__name__}: "
-                         f"{_sentences(str(e))} ({_hint(e)})") from e
+        raise ModelError(f"{where_in(e, c.origin)}[{case}] forward or loss failed in {framework}: "
+                         f"{type(e).__name__}: {_sentences(str(e))} ({_hint(e)})") from e
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return traj
@@ -75,14 +74,3 @@ def _sentences(text: str, limit: int = 300) -> str:
         length += len(sentence) + 2
     return ". ".join(kept)
 
-
-def _user_line(e: BaseException, origin: str | None) -> str:
-    """`` at FILE:LINE``: the deepest line of the model's own file in ``e``'s traceback."""
-    import traceback
-    from pathlib import Path
-
-    if origin is None:
-        return ""
-    here = Path(origin).resolve()
-    lines = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == here]
-    return f" at {origin}:{lines[-1].lineno}" if lines else ""

@@ -126,7 +126,8 @@ def test_a_python_if_in_the_forward_is_said_as_jax_says_it_with_the_right_hint(c
     spec = str(MODELS / "python_if_on_traced.py")
     code, out, err = cli(capsys, "run", spec, "--framework", "jax")
     assert code == EXIT_USAGE and err.count("\n") == 1, f"[python_if_on_traced/jax] exit {code}: {err}"
-    for says in (f"{spec}:14", "TracerBoolConversionError", "branch with xp.where"):
+    assert err.startswith(f"crosscheck: error: {spec}:14: [python_if_on_traced]"), err
+    for says in ("TracerBoolConversionError", "branch with xp.where"):
         assert says in err, f"[python_if_on_traced/jax] {says!r} missing from {err!r}"
     for wrong in ("not np", "https://"):   # the other hint, and a URL cut off mid-way
         assert wrong not in err, f"[python_if_on_traced/jax] {wrong!r} in {err!r}"
