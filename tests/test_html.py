@@ -142,6 +142,19 @@ def test_the_kink_table_shows_each_spellings_expected_derivative(page):
             f"[{fw}] {spelling}: measured {measured}, expected {shown}, marked bad: {bool(bad)}"
 
 
+def test_a_spelling_that_differs_as_recorded_is_not_marked(tmp_path):
+    """clamp's derivative 1 at 0 differs from the reference's 0, as its version's record says:
+    advice for writing a forward, not a failure, so nothing on its row is marked."""
+    from crosscheck import html, kinks
+
+    row = kinks.Row("torch", "x.clamp(min=0)", 1.0, False, version="2.13.0", expected=1.0,
+                    kink_case_agrees=False, kink_case_error=0.1)
+    text = html.render([], "float64", tmp_path, kinks=[row])
+    table = text.split('id="kinks"', 1)[1].split("</table>", 1)[0]
+    assert 'class="bad"' not in table and "bad" not in re.findall(r'class="([^"]*)"', table), (
+        f"[torch] x.clamp(min=0): derivative 1 at 0, as recorded, marked on the page:\n{table}")
+
+
 def test_a_derivative_off_its_expectation_is_marked_on_the_page(tmp_path):
     """A planted row (a torch 2.13.0 whose torch.relu has derivative 1 at 0, where the record
     expects 0): its expected cell is marked, and says 0."""
