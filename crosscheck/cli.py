@@ -70,8 +70,12 @@ examples:
   crosscheck run relu --framework torch --lr 0.02 --json -
   crosscheck run --json report.json --plots plots --html index.html
 
-a failing case prints where it first fails, the likely mistake, and the command that walks
-the manual backward at that step line by line (crosscheck explain CASE --step K).
+the columns: local is the manual backward against autograd at the framework's own
+parameters, every step; loss, grads and params are the trajectories against the reference;
+envelope is what rounding alone may move them by (measured). All are normwise relative
+errors, the worst over the steps compared ("-": no step compared). Under a failing row:
+where it first fails, the likely mistake, and the command that walks the manual backward
+at that step line by line (crosscheck explain CASE --step K).
 
 exit codes: 0 every check agrees, 1 a mismatch, a run that compared nothing, a transcript
 that differs from its document, or a diverging run, 2 a usage error (bad option, model or

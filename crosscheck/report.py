@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import os
 import signal
+import textwrap
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -687,42 +688,71 @@ def next_command(r: CaseResult, fw: str) -> str | None:
     return f"crosscheck explain {spec} --step {c.first.step}{options}"
 
 
+#: The terminal table's width: a row per case and framework, what was found wrapped under it.
+WIDTH = 100
+
+
+def _wrap(label: str, text: str) -> list[str]:
+    """``text`` under a row, after ``label``, wrapped at :data:`WIDTH` (a command is never
+    broken: it is copied as it stands)."""
+    first = f"  {label} " if label else "  "
+    if label == "next:":
+        return [first + text]
+    return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=" " * len(first),
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _headline(r: CaseResult, fw: str) -> tuple[str, list[str]]:
+    """:func:`verdict` as the table shows it: its short form on the row, the rest under it."""
+    text = verdict(r, fw)
+    if text.startswith("MISMATCH") and ": " in text:
+        head, detail = text.split(": ", 1)
+        label = "first:" if r.comparisons[fw].first is not None else "why:"
+        return head, _wrap(label, detail.removeprefix(f"[{r.case}/{fw}] "))
+    if text.endswith(")") and " (" in text:
+        head, detail = text.split(" (", 1)
+        return head, _wrap("", f"({detail}")
+    return text, []
+
+
 def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
-    """The verdicts, a row per case and framework, with what was found under each case;
-    ``quiet``: only the cases that fail, and no legend ("" when none fails)."""
+    """The verdicts, a row per case and framework with its verdict in short, and under it
+    what was found (where it first fails, the likely mistake, the command that explains it),
+    then the case's diagnosis; :data:`WIDTH` columns. ``quiet``: only the cases that fail
+    ("" when none fails). What the columns mean is :data:`TABLE_LEGEND` (``run --help``)."""
     if quiet:
         results = [r for r in results if not r.ok]
         if not results:
             return ""
     w = max([14, *(len(r.case) for r in results)])    # the case column fits every name
-    head = (f"{'case':<{w}} {'framework':<9} {'local':>9} {'loss':>9} {'grads':>9} {'params':>9} "
+    head = (f"{'case':<{w}} {'framework':<9} {'local':>8} {'loss':>8} {'grads':>8} {'params':>8} "
             f"{'envelope':>8}  verdict")
-    lines = [head, "-" * len(head)]
+    lines = [head, "-" * min(len(head) + 20, WIDTH)]
     for r in results:
         for fw, c in r.comparisons.items():
             n = row(r, fw)
-            lines.append(f"{r.case:<{w}} {fw:<9} {n['local']:>9} {n['loss']:>9} {n['grads']:>9} "
-                         f"{n['params']:>9} {n['envelope']:>8}  {verdict(r, fw)}")
+            short, details = _headline(r, fw)
+            lines.append(f"{r.case:<{w}} {fw:<9} {n['local']:>8} {n['loss']:>8} {n['grads']:>8} "
+                         f"{n['params']:>8} {n['envelope']:>8}  {short}")
+            lines += details
             if c.first is not None and c.first.explanation:
-                lines.append(f"{'':<{w}} {'':<9} likely: {c.first.explanation['text']}")
+                lines += _wrap("likely:", c.first.explanation["text"])
             if not r.agree(fw) and (command := next_command(r, fw)):
-                lines.append(f"{'':<{w}} {'':<9} next: {command}")
+                lines += _wrap("next:", command)
             if fw in r.drift:
                 dr = r.drift[fw]
                 above = dr["first_step_above_1e-3"]
-                lines.append(f"{'':<{w}} {'':<9} {r.trajs[fw].dtype} drift: "
-                             f"max rel. err {dr['max_rel_err']:.2e}, "
-                             + (f"above 1e-3 from step {above}" if above is not None else "never above 1e-3")
-                             + "; behaviour " + ("survives (same dynamics, cycle, dead units)"
-                                                 if r.same_behaviour(fw) else "CHANGES"))
-        lines.append(f"{'':<{w}} -> {r.diagnosis}")
+                when = f"above 1e-3 from step {above}" if above is not None else "never above 1e-3"
+                lines += _wrap(f"{r.trajs[fw].dtype} drift:",
+                               f"max rel. err {dr['max_rel_err']:.2e}, {when}; behaviour "
+                               + ("survives (same dynamics, cycle, dead units)" if r.same_behaviour(fw)
+                                  else "CHANGES"))
+        lines += _wrap("->", r.diagnosis)
         if r.transcript is not None:
             t = r.transcript
             note = (f"transcript: matches the document's {t['lines']} printed lines"
                     + (f" ({t['rounding_only']} differ by BLAS rounding only)" if t["rounding_only"] else "")
                     if t["status"] == "match" else
                     f"transcript: MISMATCH with the document: {t['differences'][0]}")
-            lines.append(f"{'':<{w}} -> {note}")
-    if not quiet:
-        lines += ["", TABLE_LEGEND]
+            lines += _wrap("->", note)
     return "\n".join(lines)

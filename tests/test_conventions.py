@@ -107,3 +107,14 @@ def test_a_result_is_short_in_a_repl_and_its_verdicts_a_property():
     assert len(shown) < 300 and "planted_mistake" in shown and "agree=False" in shown, shown
     assert "local step 0 grad[b]" in shown, shown
     assert result.verdicts["torch"].startswith("MISMATCH (manual backward)"), result.verdicts
+
+
+@pytest.mark.torch
+@pytest.mark.jax
+@pytest.mark.parametrize("spec", [str(PLANTED), "relu"], ids=["a-mismatch", "a-chaotic-case"])
+def test_the_table_fits_100_columns(capsys, spec):
+    code, out, err = cli(capsys, "run", spec, "--lr", "0.02") if spec == "relu" else cli(capsys, "run", spec)
+    table = [line for line in out.splitlines() if not line.startswith("versions: ")]
+    wide = [line for line in table if len(line) > 100 and "next: crosscheck explain" not in line]
+    assert not wide, f"[{spec}] lines wider than 100 columns:\n" + "\n".join(wide)
+    assert not [line for line in table if line.startswith("local: ")], f"[{spec}] the legend on every run"
