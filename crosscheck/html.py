@@ -21,10 +21,13 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXPLAIN = {
     "local": ("The manual gradient, evaluated at this framework's own parameters, differs from "
               "autograd there: a line of the hand-written backward is wrong at this step (or from it, "
-              "once a ReLU unit switches).{explain}"),
+              "once a ReLU unit switches)."),
     "global": ("The trajectories part beyond what rounding can explain, before any manual gradient "
                "is found wrong: the training loop itself differs (the update, its order, the data or "
                "the samples' order)."),
+    "nothing compared": ("No step's gradients could be compared: the runs are not finite numbers from "
+                         "step 0 (the loss, a gradient or the first update), so nothing was checked; "
+                         "start where the loss and its gradient are finite."),
     None: "The runs agree step by step, but do qualitatively different things (dynamics or dead units).",
 }
 
@@ -43,17 +46,15 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
     for fw, comp in r.comparisons.items():
         if not r.agree(fw):
             first = comp.first
-            target = r.case if c.document else f"{c.origin}:{r.case}" if c.origin else None
-            options = "".join(f" --{k} {v}" for k, v in r.reference.hyper.items()
-                              if k in ("lr", "epochs") and c.problem().hyper.get(k) != v)
-            explain = (f" `crosscheck explain {target} --step {first.step}{options}` shows every line."
-                       if target and first else "")
-            text = EXPLAIN[first.question if first else None].format(explain=explain)
+            text = EXPLAIN.get(first.question if first else comp.question, EXPLAIN[None])
             if first is not None and first.explanation:
                 text = f"Likely: {first.explanation['text'].rstrip('?.')}. " + text
+            command = report.next_command(r, fw)
             mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
-                               "explanation": "" if text in explained else text})
+                               "explanation": "" if text in explained else text,
+                               "command": "" if (text, command) in explained else command})
             explained.add(text)
+            explained.add((text, command))
     images = []
     for name, alt in zip(plots.filenames(r.case), ("errors against step", "loss", "parameters"), strict=True):
         path = plot_dir / name
