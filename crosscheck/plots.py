@@ -71,10 +71,13 @@ def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
     """Per step: each framework's local error and tolerance, its trajectory difference and
     the envelope, the horizon; zeros (bitwise agreement) drawn at the axis' floor."""
     fig, (ax,) = _figure(width=11.0, right=0.64)
-    floor = 1e-18
+    floor, top = 1e-18, 10.0
     for fw, e in errors["frameworks"].items():
         color = STYLE[fw]["color"]
         local, glob = (np.maximum(np.asarray(e[k], np.float64), floor) for k in ("local", "global"))
+        for drawn in (local, glob):   # a mismatch's error (15 at step 0, say) stays inside the axes
+            finite = drawn[np.isfinite(drawn)]
+            top = max(top, 3 * float(finite.max(initial=0.0)))
         ax.plot(np.arange(len(glob)), glob, color=color, lw=1.0, label=f"{fw}: trajectories vs reference")
         ax.plot(np.arange(len(local)), local, color=color, lw=0.8, ls=":", alpha=0.8,
                 label=f"{fw}: manual backward vs autograd (local)")
@@ -88,7 +91,7 @@ def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
         ax.axvline(errors["horizon"], color="tab:purple", lw=1.0,
                    label=f"predictability horizon (step {errors['horizon']})")
     ax.set_yscale("log")
-    ax.set_ylim(floor / 2, 10.0)
+    ax.set_ylim(floor / 2, top)
     ax.set_xlabel("update step")
     ax.set_ylabel("normwise relative error")
     _title(fig, case, "each framework against the reference at every step (0 is drawn at 1e-18)")
