@@ -21,4 +21,4 @@ def test_a_mismatchs_error_at_step_0_is_inside_the_errors_plot(tmp_path, monkeyp
     monkeypatch.setattr(Figure, "savefig", keep)
     plots.errors_plot(errors, "planted", tmp_path / "errors.png")
     (low, high), = shown
-    assert low < 1e-15 and high > 15.0, f"[planted/torch] local error 15 at step 0; y axis {low:g} to {high:g}"
+    assert low < 1e-15 and high > 15.0, f"[planted/torch] error 15 at step 0; y axis {low:g} to {high:g}"
