@@ -119,8 +119,23 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     if huge:
         losses = {name: np.log10(v) for name, v in losses.items()}
         ylabel = "log10 of the loss per epoch"
+    # A run on a cycle alternates every epoch: one line through all its epochs is a solid band
+    # that hides the cycle and the frameworks. Each phase is its own line then, the
+    # frameworks' markers on them (the zoom shows every epoch).
+    period = _period(ref) if ref.epochs > 2 * ZOOM else None
     for name, v in losses.items():
-        ax.plot(epochs, v, label=f"{name} (every epoch)", **STYLE[name])
+        if period is None:
+            ax.plot(epochs, v, label=f"{name} (every epoch)", **STYLE[name])
+        elif name == "numpy":
+            for j in range(period):
+                ax.plot(epochs[j::period], v[j::period], **STYLE[name],
+                        label=f"numpy (each of the cycle's {period} phases its own line)" if j == 0 else None)
+        else:
+            every = max(1, ref.epochs // period // 25)
+            for j in range(period):
+                ax.plot(epochs[j::period], v[j::period], ls="none", marker=MARKERS[name], ms=5,
+                        markevery=every, color=STYLE[name]["color"],
+                        label=f"{name} (markers on each phase)" if j == 0 else None)
         zoom.plot(last, v[last], marker=".", **STYLE[name])
     log = positive and not huge
     if log:
@@ -141,10 +156,33 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     zoom.set_xlabel(f"last {len(last)} epochs" + (" before inf/NaN" if end < ref.epochs else ""))
+    if log:
+        for axis in (ax, zoom):
+            _plain_log_ticks(axis)
     _title(fig, ref.case, diagnosis)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4, frameon=False)
     fig.savefig(path)
     return path
+
+
+def _period(ref: Trajectory) -> int | None:
+    """The period of the reference's cycle (its epoch loss), None where it has none."""
+    from crosscheck.diagnostics import dynamics
+
+    d = dynamics(ref)
+    return d.period if d.kind == "oscillating" and d.period else None
+
+
+def _plain_log_ticks(axis) -> None:
+    """A log axis' ticks as plain numbers (3.8 and 10, not 3.8x10^0); the ticks between the
+    powers of 10 labelled only where the axis spans less than about one decade (else they
+    crowd each other), once its limits are final."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    low, high = axis.get_ylim()
+    axis.yaxis.set_major_formatter(plain)
+    axis.yaxis.set_minor_formatter(plain if high < 30 * low else NullFormatter())
 
 
 def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:

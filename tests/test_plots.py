@@ -1,4 +1,4 @@
-"""What the figures show: the point of failure inside the axes."""
+"""What the figures show: the point of failure inside the axes, a cycle as its phases."""
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -6,19 +6,42 @@ from matplotlib.figure import Figure
 from crosscheck import plots
 
 
+def _drawn(monkeypatch):
+    """The figures saved from now on, as they were when saved."""
+    shown = []
+    save = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        fig.canvas.draw()   # tick labels are made when drawn
+        shown.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return shown
+
+
 def test_a_mismatchs_error_at_step_0_is_inside_the_errors_plot(tmp_path, monkeypatch):
     # The planted example's local error is 15 at step 0, past the axis' old top of 10.
     errors = {"envelope": np.full(5, 1e-13), "horizon": None,
               "frameworks": {"torch": {"local": np.array([15.0, 3.0, 2.0, 1.0, 0.5]),
                                        "allowed": np.full(5, 3.6e-15), "global": np.full(5, 0.1)}}}
-    shown = []
-    save = Figure.savefig
-
-    def keep(fig, *args, **kwargs):
-        shown.append(fig.axes[0].get_ylim())
-        return save(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
+    shown = _drawn(monkeypatch)
     plots.errors_plot(errors, "planted", tmp_path / "errors.png")
-    (low, high), = shown
+    (low, high), = (fig.axes[0].get_ylim() for fig in shown)
     assert low < 1e-15 and high > 15.0, f"[planted/torch] error 15 at step 0; y axis {low:g} to {high:g}"
+
+
+def test_a_cycle_is_drawn_one_line_per_phase_with_plain_ticks(tmp_path, monkeypatch):
+    # linear_nobias alternates 8.4656 and 17.8151 every epoch: one line is a solid band.
+    from crosscheck import runner
+
+    shown = _drawn(monkeypatch)
+    plots.loss_plot({"numpy": runner.run("linear_nobias")}, {}, tmp_path / "loss.png")
+    (fig,) = shown
+    ax, zoom = fig.axes
+    phases = [line for line in ax.get_lines() if len(line.get_xdata()) == 500]
+    assert len(phases) == 2, f"[linear_nobias] period 2: {len(phases)} lines of every second epoch"
+    assert sorted(round(float(line.get_ydata()[-1]), 4) for line in phases) == [8.4656, 17.8151], (
+        f"[linear_nobias] the phases end at {[line.get_ydata()[-1] for line in phases]}")
+    labels = [t.get_text() for axis in (ax, zoom) for t in axis.get_yticklabels(which="both") if t.get_text()]
+    assert labels and not [t for t in labels if "times" in t or "^" in t], f"[linear_nobias] ticks {labels}"
