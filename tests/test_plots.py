@@ -45,3 +45,14 @@ def test_a_cycle_is_drawn_one_line_per_phase_with_plain_ticks(tmp_path, monkeypa
         f"[linear_nobias] the phases end at {[line.get_ydata()[-1] for line in phases]}")
     labels = [t.get_text() for axis in (ax, zoom) for t in axis.get_yticklabels(which="both") if t.get_text()]
     assert labels and not [t for t in labels if "times" in t or "^" in t], f"[linear_nobias] ticks {labels}"
+
+
+def test_a_tolerance_the_frameworks_share_is_drawn_once(tmp_path, monkeypatch):
+    same = {"local": np.full(4, 1e-16), "allowed": np.full(4, 3.6e-15), "global": np.full(4, 1e-16)}
+    errors = {"envelope": np.full(4, 1e-13), "horizon": None, "frameworks": {"torch": same, "jax": same}}
+    shown = _drawn(monkeypatch)
+    plots.errors_plot(errors, "shared", tmp_path / "errors.png")
+    (fig,) = shown
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    tolerance = [label for label in labels if "tolerance" in label]
+    assert tolerance == ["local tolerance (torch, jax)"], f"[shared] tolerance entries {tolerance}"
