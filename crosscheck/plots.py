@@ -55,12 +55,24 @@ def _figure(ncols: int = 1, width: float = 8.0, ratios=None, right: float = 0.98
     return fig, fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
 
 
+def _clauses(text: str) -> list[str]:
+    """``text``'s clauses, split at each ``; `` outside parentheses (``(> 2: unstable; GD
+    needs lr < 0.0084)`` is one clause)."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and text.startswith("; ", i):
+            out.append(text[start:i])
+            start = i + 2
+    return [c for c in [*out, text[start:]] if c]
+
+
 def _title(fig, case: str, text: str) -> None:
     """The case, then the text one clause (``; ``) per line: never wrapped mid-phrase."""
-    clauses = [c for c in text.split("; ") if c][:4]
-    fig.suptitle("\n".join([f"{case}: {clauses[0]}" if clauses else case, *clauses[1:]]),
+    parts = _clauses(text)[:4]
+    fig.suptitle("\n".join([f"{case}: {parts[0]}" if parts else case, *parts[1:]]),
                  fontsize=8, x=0.01, y=0.99, ha="left", va="top")
-    fig.subplots_adjust(top=0.93 - 0.035 * max(len(clauses) - 1, 0))
+    fig.subplots_adjust(top=0.93 - 0.035 * max(len(parts) - 1, 0))
 
 
 def _legend(ax, **kw: Any) -> None:

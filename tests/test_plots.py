@@ -56,3 +56,24 @@ def test_a_tolerance_the_frameworks_share_is_drawn_once(tmp_path, monkeypatch):
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     tolerance = [label for label in labels if "tolerance" in label]
     assert tolerance == ["local tolerance (torch, jax)"], f"[shared] tolerance entries {tolerance}"
+
+
+def test_titles_break_between_clauses_and_every_label_stays_in_the_figure(tmp_path, monkeypatch):
+    # Never inside parentheses: "(> 2: unstable; GD needs ...)" is one clause.
+    from crosscheck import runner
+
+    diagnosis = ("period-2 cycle 8.4656 <-> 17.8151 from epoch 30 (every printed epoch falls on the same "
+                 "phase: the printout shows one value); lr*lambda_max = 2.28 at the nearest minimum (> 2: "
+                 "unstable; GD needs lr < 0.00877)")
+    shown = _drawn(monkeypatch)
+    plots.loss_plot({"numpy": runner.run("linear_nobias")}, {}, tmp_path / "loss.png", diagnosis)
+    (fig,) = shown
+    lines = fig._suptitle.get_text().splitlines()
+    want = "lr*lambda_max = 2.28 at the nearest minimum (> 2: unstable; GD needs lr < 0.00877)"
+    assert lines[-1] == want, f"[linear_nobias] title lines {lines}"
+    box = fig.bbox
+    renderer = fig.canvas.get_renderer()
+    for text in [fig._suptitle, *(a.xaxis.label for a in fig.axes), *(a.yaxis.label for a in fig.axes)]:
+        extent = text.get_window_extent(renderer)
+        inside = box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1
+        assert inside, f"[linear_nobias] {text.get_text()!r} leaves the figure: {extent} outside {box}"
