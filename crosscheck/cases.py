@@ -92,6 +92,7 @@ class Case:
         reruns: the recorded hyper-parameters that redo a run when passed back as overrides.
         kink: a start where pre-activations hit 0 exactly (see :class:`Kink`).
         origin: the file a user model was loaded from (shown by ``explain``).
+        notes: what the check changed of the declaration, for the report (data upcast).
     """
 
     name: str
@@ -116,6 +117,7 @@ class Case:
     reruns: tuple[str, ...] = ("lr", "epochs")
     kink: Kink | None = None
     origin: str | None = None
+    notes: tuple[str, ...] = ()
 
     def printed_hyper(self) -> dict[str, Any] | None:
         """The hyper-parameters of the run the document printed (None: nothing printed)."""

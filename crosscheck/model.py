@@ -399,7 +399,20 @@ class Model:
             params=tuple(self.params0), problem=self.problem, run_reference=self.run,
             gradient=self.gradient, loss_at=self.loss_at, intermediates=self.intermediates,
             gradient_precise=self.gradient_precise,
-            units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full")
+            units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full",
+            notes=self.upcast)
+
+    @functools.cached_property
+    def upcast(self) -> tuple[str, ...]:
+        """What was declared in another dtype than float64 and is checked in float64 (the
+        reference, the backward and the frameworks all see float64 arrays): one note each."""
+        declared = {"x": self.x, "y": self.y, **{f"init[{k!r}]": v for k, v in self.init.items()}}
+        notes = []
+        for what, value in declared.items():
+            dtype = np.asarray(value).dtype
+            if dtype != np.float64:
+                notes.append(f"{what} is {dtype.name}: checked as float64, its values exactly")
+        return tuple(notes)
 
 
 # ---------------------------------------------------------------------------- models in files

@@ -580,6 +580,7 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
                 "final": _finite_or_str(env.at(ref.steps - 1))},
             "transcript": r.transcript,
             "diagnosis": r.diagnosis,
+            "notes": list(cases.get(r.case).notes),
         }
     out["kinks"] = [dataclasses.asdict(row) for row in kinks] if kinks else None
     return out
@@ -748,6 +749,8 @@ def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
                                + ("survives (same dynamics, cycle, dead units)" if r.same_behaviour(fw)
                                   else "CHANGES"))
         lines += _wrap("->", r.diagnosis)
+        for note in cases.get(r.case).notes:
+            lines += _wrap("note:", note)
         if r.transcript is not None:
             t = r.transcript
             note = (f"transcript: matches the document's {t['lines']} printed lines"

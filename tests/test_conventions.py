@@ -118,3 +118,18 @@ def test_the_table_fits_100_columns(capsys, spec):
     wide = [line for line in table if len(line) > 100 and "next: crosscheck explain" not in line]
     assert not wide, f"[{spec}] lines wider than 100 columns:\n" + "\n".join(wide)
     assert not [line for line in table if line.startswith("local: ")], f"[{spec}] the legend on every run"
+
+
+@pytest.mark.torch
+def test_data_declared_in_another_dtype_is_noted(capsys, tmp_path):
+    import json
+
+    source = LINE_FIT.read_text().replace('x = np.array([[-1.0], [0.0], [1.0], [2.0]])',
+                                          'x = np.array([[-1], [0], [1], [2]])')
+    assert source != LINE_FIT.read_text(), "the planted edit did not apply"
+    (tmp_path / "int_line.py").write_text(source)
+    code, out, err = cli(capsys, "run", str(tmp_path / "int_line.py"), "--framework", "torch", "--json", "-")
+    notes = json.loads(out)["cases"]["line_fit"]["notes"]
+    assert notes == ["x is int64: checked as float64, its values exactly",
+                     "y is int64: checked as float64, its values exactly"], f"[line_fit] notes {notes}"
+    assert "  note: x is int64" in err, f"[line_fit] the table has no note:\n{err}"
