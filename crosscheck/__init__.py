@@ -15,11 +15,12 @@ if (_source_tree / "reference" / "__init__.py").is_file() and not (
     __path__.append(str(_source_tree))
 
 
-__all__ = ["Model", "ModelError", "check"]
+__all__ = ["Model", "ModelError", "check", "check_gradient"]
 
 
 def __getattr__(name: str):
-    """``crosscheck.Model``, ``crosscheck.ModelError`` and ``crosscheck.check``, imported when
+    """``crosscheck.Model``, ``crosscheck.ModelError``, ``crosscheck.check`` and
+    ``crosscheck.check_gradient``, imported when
     first asked for (the command line starts without them)."""
     if name in ("Model", "ModelError"):
         from crosscheck import model
@@ -29,4 +30,8 @@ def __getattr__(name: str):
         from crosscheck.api import check
 
         return check
+    if name == "check_gradient":
+        from crosscheck.points import check_gradient
+
+        return check_gradient
     raise AttributeError(f"module 'crosscheck' has no attribute {name!r}")

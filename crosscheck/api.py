@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from crosscheck import frameworks as fw_registry
 from crosscheck.compare import Divergence
-from crosscheck.model import Model, bad_epochs, bad_lr, register
+from crosscheck.model import Model, bad_epochs, bad_lr, needs_run, register
 from crosscheck.record import Trajectory
 
 
@@ -87,6 +87,7 @@ def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtyp
     if not isinstance(model, Model):
         raise TypeError(f"check() takes a crosscheck.Model, got {type(model).__name__}")
     frameworks, overrides = arguments(frameworks, dtype, lr, epochs)
+    needs_run(model.name, model.hyper(**overrides))
     case = register(model)
     (name, trajs), = report.run_trajectories([case.name], frameworks, dtype, **overrides)
     return Result(name, report.analyse(name, trajs, dtype), dtype)

@@ -230,6 +230,15 @@ def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
     return overrides
 
 
+def _runnable(names: Sequence[str], overrides: dict) -> None:
+    """Every user model named can be trained: it declares lr and epochs, or the options give them."""
+    from crosscheck.model import needs_run
+
+    for name in names:
+        if cases.get(name).document is None:
+            needs_run(name, cases.get(name).problem(**overrides).hyper)
+
+
 def _case_options() -> dict[str, list[str]]:
     """Every option some document case declares -> the cases that take it."""
     found: dict[str, list[str]] = {}
@@ -248,6 +257,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                          f"{args.case}:{names[0]}")
     case = _case(names[0])
     overrides = _overrides(args, [case.name])
+    _runnable([case.name], overrides)
     traj = runner.run(case.name, **overrides)
     if not 0 <= args.step < traj.steps:
         raise UsageError(f"--step {args.step}: {case.name} has steps 0..{traj.steps - 1}")
@@ -348,6 +358,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
     names, files = _resolve(args.cases) if args.cases else (list(cases.CASES), [])
     frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
+    _runnable(names, overrides)
     named = {}
     try:
         if args.json not in (None, "-"):

@@ -127,7 +127,9 @@ class Model:
         loss: ``loss(xp, prediction, y) -> scalar``: what the manual gradients differentiate.
         backward: ``backward(params, x, y) -> {name: gradient}``, NumPy: the code under test.
             With a tapping forward it may return ``(grads, {tap name: dL/d tap})``.
-        lr, epochs: the update ``p - lr * grad`` and how many epochs.
+        lr, epochs: the update ``p - lr * grad`` and how many epochs: needed for a training
+            run (:func:`crosscheck.check`), not for the gradient at points alone
+            (:func:`crosscheck.check_gradient`).
         batch: ``"full"``, one update per epoch on all of x; ``"sample"``, one update per
             sample on ``x[i:i + 1], y[i:i + 1]`` in order, the epoch's loss being their sum.
         relu: tapped pre-activations that a ReLU follows: their ``> 0`` masks are recorded,
@@ -142,8 +144,8 @@ class Model:
     forward: Callable[..., Any]
     loss: Callable[..., Any]
     backward: Callable[..., Any]
-    lr: float
-    epochs: int
+    lr: float | None = None
+    epochs: int | None = None
     batch: str = "full"
     relu: tuple[str, ...] = ()
     summary: str = ""
@@ -156,7 +158,8 @@ class Model:
             if not callable(getattr(self, what)):
                 kind = type(getattr(self, what)).__name__
                 raise ModelError(f"[{name}] {what} must be a function, got {kind}")
-        for what, why in (("lr", bad_lr(self.lr)), ("epochs", bad_epochs(self.epochs))):
+        for what, value, bad in (("lr", self.lr, bad_lr), ("epochs", self.epochs, bad_epochs)):
+            why = None if value is None else bad(value)   # None: a model for check_gradient only
             if why:
                 raise ModelError(f"[{name}] {what} {why}")
         if self.batch not in BATCHES:
@@ -394,7 +397,7 @@ class Model:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in self.params0.items())
         return Case(
             name=self.name,
-            summary=self.summary or (f"{self.batch}-batch, lr {self.lr:g}, {self.epochs} epochs, "
+            summary=self.summary or (f"{self.batch}-batch, lr {self.lr}, {self.epochs} epochs, "
                                      f"{len(self.data[0])} samples; {shapes}"),
             params=tuple(self.params0), problem=self.problem, run_reference=self.run,
             gradient=self.gradient, loss_at=self.loss_at, intermediates=self.intermediates,
@@ -510,6 +513,17 @@ def _frames(e: BaseException) -> list:
     import traceback
 
     return list(traceback.extract_tb(e.__traceback__))
+
+
+def needs_run(name: str, hyper: Mapping[str, Any]) -> None:
+    """Raise :class:`ModelError` unless ``hyper`` (a model's, with any overrides) has the
+    ``lr`` and ``epochs`` a training run needs (a model may leave them out for
+    :func:`crosscheck.check_gradient`)."""
+    missing = [k for k in ("lr", "epochs") if hyper.get(k) is None]
+    if missing:
+        raise ModelError(f"[{name}] {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "needed to check a training run (declare them, or pass --lr and --epochs); "
+                         "crosscheck.check_gradient(model) checks the gradient at points without one")
 
 
 def register(model: Model, origin: str | None = None) -> Case:

@@ -28,3 +28,16 @@ def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registr
         if first.explanation:
             lines.append(f"likely: {first.explanation['text']}")
     raise AssertionError("\n".join(lines))
+
+
+def assert_gradient_matches(model: Model, draws: int = 3, seed: int = 0,
+                            frameworks: Sequence[str] = fw_registry.FRAMEWORKS,
+                            dtype: str = "float64") -> None:
+    """Raise ``AssertionError`` unless ``model``'s hand-written gradient agrees with every
+    framework's autograd at its initial values and ``draws`` random points (see
+    :func:`crosscheck.check_gradient`: no training run, no lr or epochs needed)."""
+    from crosscheck.points import check_gradient
+
+    result = check_gradient(model, draws, seed, frameworks, dtype)
+    if not result.agree:
+        raise AssertionError(f"[{model.name}] hand-written gradient does not match autograd:\n{result}")
