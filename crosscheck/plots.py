@@ -206,9 +206,15 @@ def _plain_log_ticks(axis) -> None:
 def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
     """The reference's parameters as lines, each framework's as its own markers on them."""
     ref = trajs["numpy"]
-    fig, (ax,) = _figure(width=10.0, right=0.80)
+    long = ref.steps > 2 * ZOOM   # a long run gets the zoom panel of its last steps, as the loss plot
+    fig, axes = _figure(2 if long else 1, width=12.0 if long else 10.0, right=0.83 if long else 0.80,
+                        ratios=[3, 1] if long else None)
+    ax, zoom = axes[0], (axes[1] if long else None)
     steps = np.arange(ref.steps + 1)
     every = max((ref.steps + 1) // MARKS, 1)
+    last = steps[-ZOOM - 1:]
+    # A full-batch run on a cycle alternates every step (an epoch): drawn through, a band.
+    period = (_period(ref) or 1) if long and ref.steps == ref.epochs else 1
     for i, (pname, v) in enumerate(ref.params.items()):
         size = flat_size(v)
         drawn = _drawn(size)
@@ -216,20 +222,28 @@ def params_plot(trajs: dict[str, Trajectory], path: Path) -> Path:
                  else f"{pname} ({len(drawn)} of {size} values)")
         flat = v.reshape(len(v), -1)[:, drawn]
         for j in range(len(drawn)):   # one legend entry per parameter tensor
-            ax.plot(steps, flat[:, j], color=f"C{i}", lw=1.6, alpha=0.7, label=label if j == 0 else None)
+            for phase in range(period):   # a cycle: each phase its own line, as in the loss plot
+                ax.plot(steps[phase::period], flat[phase::period, j], color=f"C{i}", lw=1.6, alpha=0.7,
+                        label=label if j == 0 and phase == 0 else None)
+            if zoom is not None:
+                zoom.plot(last, flat[last, j], color=f"C{i}", lw=1.6, alpha=0.7)
     for name, t in trajs.items():
         if name == "numpy":
             continue
         for i, v in enumerate(t.params.values()):
-            flat = v[::every].reshape(len(steps[::every]), -1)[:, _drawn(flat_size(v))]
+            flat = v.reshape(len(steps), -1)[:, _drawn(flat_size(v))]
             for j in range(flat.shape[1]):
-                ax.plot(steps[::every], flat[:, j], MARKERS.get(name, "."), color=f"C{i}", ms=5,
+                ax.plot(steps[::every], flat[::every, j], MARKERS.get(name, "."), color=f"C{i}", ms=5,
                         mew=0.9, label=f"{name} (markers)" if i == 0 and j == 0 else None)
+                if zoom is not None:   # every step there
+                    zoom.plot(last, flat[last, j], MARKERS.get(name, "."), color=f"C{i}", ms=4, mew=0.8)
+    if zoom is not None:
+        zoom.set_xlabel(f"last {len(last) - 1} steps")
     ax.set_xlabel("update step")
     ax.set_ylabel("parameter value")
     _title(fig, ref.case, "parameters at every step; reference: lines, frameworks: markers on them; "
                           "their differences: the errors plot")
-    _legend(ax)
+    _legend(zoom if zoom is not None else ax, handles=ax.get_legend_handles_labels()[0])
     fig.savefig(path)
     return path
 

@@ -77,3 +77,17 @@ def test_titles_break_between_clauses_and_every_label_stays_in_the_figure(tmp_pa
         extent = text.get_window_extent(renderer)
         inside = box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1
         assert inside, f"[linear_nobias] {text.get_text()!r} leaves the figure: {extent} outside {box}"
+
+
+def test_a_long_runs_parameters_get_the_zoom_panel_and_a_cycle_its_phases(tmp_path, monkeypatch):
+    from crosscheck import runner
+
+    shown = _drawn(monkeypatch)
+    plots.params_plot({"numpy": runner.run("linear_nobias")}, tmp_path / "params.png")
+    (fig,) = shown
+    ax, zoom = fig.axes
+    assert zoom.get_xlabel() == "last 40 steps", f"[linear_nobias] zoom panel: {zoom.get_xlabel()!r}"
+    w1 = [line for line in ax.get_lines() if len(line.get_xdata()) in (500, 501)]
+    assert len(w1) == 2 * 2, f"[linear_nobias] W1 and W2, period 2: {len(w1)} phase lines"
+    labels = [t.get_text() for t in zoom.get_legend().get_texts()]
+    assert labels == ["W1", "W2"], f"[linear_nobias] legend {labels}"
