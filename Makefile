@@ -2,6 +2,8 @@
 # Both create .venv on first use and install the pinned dependencies once;
 # the stamp file makes a second call skip the install. `make matrix` (not part of
 # `make test` or CI) adds nox to .venv once, then runs the version matrix (noxfile.py).
+# `make docs` builds the documentation site (mkdocs.yml, docs/) into site/; `make test` builds
+# it too (tests/test_docs.py), so CI catches a broken link without a step of its own.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +14,7 @@ PLOTS  ?= report/plots
 JSON   ?= report/report.json
 HTML   ?= report/index.html
 
-.PHONY: report test lint bench matrix install clean
+.PHONY: report test lint docs bench matrix install clean
 
 report: $(STAMP)
 	$(BIN)/crosscheck run --json $(JSON) --plots $(PLOTS) --html $(HTML)
@@ -24,6 +26,10 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# NO_MKDOCS_2_WARNING: Material's notice about its successor, printed on every build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python -m crosscheck.bench
@@ -45,4 +51,4 @@ $(NOX_STAMP): $(STAMP)
 	@touch $(NOX_STAMP)
 
 clean:
-	rm -rf $(VENV) .nox report *.egg-info
+	rm -rf $(VENV) .nox report site *.egg-info

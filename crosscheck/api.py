@@ -14,7 +14,7 @@ from crosscheck.record import Trajectory
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Result:
-    """What :func:`check` found. ``agree``: every framework agrees with the model's manual
+    """What [`check()`][crosscheck.api.check] found. ``agree``: every framework agrees with the model's manual
     backward (both questions) and behaves the same; ``first_divergence``: the earliest
     place where one does not (None if all agree)."""
 
@@ -77,8 +77,8 @@ def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtyp
           lr: float | None = None, epochs: int | None = None) -> Result:
     """Run ``model``'s hand-written training beside each framework's autograd, and compare.
 
-    Raises :class:`crosscheck.ModelError` for a model that cannot be checked as declared,
-    ``crosscheck.frameworks.FrameworkUnavailable`` for a framework that does not import
+    Raises [`crosscheck.ModelError`][crosscheck.model.ModelError] for a model that cannot be
+    checked as declared, ``crosscheck.frameworks.FrameworkUnavailable`` for a framework that does not import
     or fails on first use (it names the framework and its installed version), and a
     ``ValueError`` (``crosscheck.environment.BadEnvironmentVariable``) for a bad
     ``CROSSCHECK_*`` environment variable, before anything runs."""

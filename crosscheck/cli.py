@@ -1,6 +1,6 @@
 """The ``crosscheck`` command line.
 
-Exit codes, one meaning each (documented in the README):
+Exit codes, one meaning each (documented in docs/reference/cli.md):
 
 * 0: success; every check agrees (``diff``: nothing changed that fails a nightly).
 * 1: a mismatch between implementations, a transcript that differs from the document,

@@ -29,7 +29,7 @@ class ReportError(Exception):
 # --------------------------------------------------------------------------- reading a report
 _NUMBER = "number"   # a float or int, or a non-finite one written as a string ("nan", "inf")
 
-#: The part of the JSON contract (README) that diff reads: key -> type, or a nested layout.
+#: The part of the JSON contract (docs/reference/json.md) that diff reads: key -> type, or a nested layout.
 _DYNAMICS = {"kind": str, "period": (int, None)}
 _LAYOUT = {
     "versions": dict, "dtype": str,

@@ -119,7 +119,8 @@ class Model:
 
     Attributes:
         name: the model's name in the report, the JSON, the plots and the baselines.
-        x, y: training data, samples along axis 0 (converted to float64; one-hot targets
+        x: training inputs, samples along axis 0 (converted to float64).
+        y: training targets, samples along axis 0 (converted to float64; one-hot targets
             for a classifier).
         init: parameter name -> initial value; the order is kept.
         forward: ``forward(xp, params, x) -> prediction``, written once against ``xp``. It
@@ -127,9 +128,10 @@ class Model:
         loss: ``loss(xp, prediction, y) -> scalar``: what the manual gradients differentiate.
         backward: ``backward(params, x, y) -> {name: gradient}``, NumPy: the code under test.
             With a tapping forward it may return ``(grads, {tap name: dL/d tap})``.
-        lr, epochs: the update ``p - lr * grad`` and how many epochs: needed for a training
-            run (:func:`crosscheck.check`), not for the gradient at points alone
-            (:func:`crosscheck.check_gradient`).
+        lr: the update ``p - lr * grad``: needed for a training run
+            ([`crosscheck.check`][crosscheck.api.check]), not for the gradient at points alone
+            ([`crosscheck.check_gradient`][crosscheck.points.check_gradient]).
+        epochs: how many epochs: needed for a training run, as ``lr`` is.
         batch: ``"full"``, one update per epoch on all of x; ``"sample"``, one update per
             sample on ``x[i:i + 1], y[i:i + 1]`` in order, the epoch's loss being their sum.
         relu: tapped pre-activations that a ReLU follows: their ``> 0`` masks are recorded,

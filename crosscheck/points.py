@@ -31,8 +31,8 @@ DRAW_SCALE = 0.5
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class GradientResult:
-    """What :func:`check_gradient` found: per framework, the manual gradient against its
-    autograd at every point. ``agree``: at every point, in every framework."""
+    """What [`check_gradient()`][crosscheck.points.check_gradient] found: per framework, the
+    manual gradient against its autograd at every point. ``agree``: at every point, in every framework."""
 
     model: str
     dtype: str
@@ -98,7 +98,8 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
     around them (``seed``), against each framework's autograd at the same points. A model
     trained per sample (``batch="sample"``) is checked on its first sample.
 
-    Raises :class:`crosscheck.ModelError` for a model that cannot be checked as declared."""
+    Raises [`crosscheck.ModelError`][crosscheck.model.ModelError] for a model that cannot be
+    checked as declared."""
     from crosscheck.api import arguments
 
     if not isinstance(model, Model):

@@ -2,7 +2,7 @@
 
 ``crosscheck run`` (and ``make report``) call :func:`check_cases`, then print
 :func:`table` and write :func:`to_json` and the plots. The JSON layout is a contract,
-documented in the README; keep it stable.
+documented in docs/reference/json.md; keep it stable.
 """
 
 from __future__ import annotations
@@ -535,7 +535,7 @@ def diagnose(r: CaseResult) -> str:
 
 
 def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | None = None) -> dict[str, Any]:
-    """The report's JSON contract (see the README). ``kinks``: the kink table's rows
+    """The report's JSON contract (docs/reference/json.md). ``kinks``: the kink table's rows
     (:func:`crosscheck.kinks.table`) where the run computed it, else None."""
     out: dict[str, Any] = {"versions": versions(), "dtype": dtype, "cases": {}}
     for r in results:

@@ -12,7 +12,7 @@ from crosscheck.model import Model
 def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS,
                             dtype: str = "float64") -> None:
     """Raise ``AssertionError`` unless ``model``'s hand-written backward agrees with every
-    framework's autograd, step by step (see :func:`crosscheck.check`). The message names
+    framework's autograd, step by step (see [`crosscheck.check`][crosscheck.api.check]). The message names
     the model, the framework, the step, the parameter and both values."""
     result = check(model, frameworks, dtype)
     if result.agree:
@@ -35,7 +35,8 @@ def assert_gradient_matches(model: Model, draws: int = 3, seed: int = 0,
                             dtype: str = "float64") -> None:
     """Raise ``AssertionError`` unless ``model``'s hand-written gradient agrees with every
     framework's autograd at its initial values and ``draws`` random points (see
-    :func:`crosscheck.check_gradient`: no training run, no lr or epochs needed)."""
+    [`crosscheck.check_gradient`][crosscheck.points.check_gradient]: no training run, no lr or
+    epochs needed)."""
     from crosscheck.points import check_gradient
 
     result = check_gradient(model, draws, seed, frameworks, dtype)

@@ -26,7 +26,7 @@ map does not amplify it on the whole and the differences add up at most linearly
 
 For the longest run (3000 steps) that is 32 * 1.11e-16 * 3000 = 1.07e-11. The
 expected agreement is about 1e-12; a bound beyond 1e-10 would need explaining.
-The measured errors are in the README; they sit well inside these bounds.
+The measured errors are in docs/reference/tolerances.md; they sit well inside these bounds.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Quirks of the document, kept as they are:
 * ``MSE.f`` is ``np.mean`` over all ``m * o`` entries, but ``MSE.fp`` divides by
   ``y_pred.shape[0] = m`` only. For ``o > 1`` outputs the manual gradient is ``o``
   times the gradient of the loss it prints: the code is not consistent with itself
-  for those shapes (a documented finding, see the README).
+  for those shapes (a documented finding, see docs/explanation/documents.md).
 * ``self.a1 = ReLU()`` is the hidden and ``self.a2`` the output activation, as in the
   ``relu`` cell, so the output is clipped at 0.
 * The ``In [20]`` cell defines a class named ``MSE`` that shadows the earlier ``MSE``

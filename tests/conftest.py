@@ -45,7 +45,8 @@ def pytest_configure(config):
 
     cli.DEFAULT_JOBS = 1
     config.addinivalue_line("markers", "packaging: builds, installs and runs the wheel")
-    config.addinivalue_line("markers", "readme: runs a command shown in README.md")
+    config.addinivalue_line("markers", "readme: runs a command shown in README.md or docs/")
+    config.addinivalue_line("markers", "docs: builds the documentation site (mkdocs.yml, docs/)")
     for fw in FRAMEWORKS:
         config.addinivalue_line("markers", f"{fw}: runs {fw} (-m 'not {fw}' leaves it out where broken)")
 

@@ -20,7 +20,7 @@ from crosscheck import cases
 ROOT = Path(__file__).resolve().parents[1]
 # Not part of the source: environments, build outputs, caches, reports.
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", ".nox", "build", "dist", "*.egg-info", "__pycache__",
-                                    ".pytest_cache", ".ruff_cache", ".hypothesis", "report")
+                                    ".pytest_cache", ".ruff_cache", ".hypothesis", "report", "site")
 
 PIP = [sys.executable, "-m", "pip", "-q", "--no-cache-dir", "--disable-pip-version-check"]
 

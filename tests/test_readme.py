@@ -1,11 +1,13 @@
-"""Every command README.md shows runs as documented.
+"""Every command README.md and the documentation pages (docs/**/*.md) show runs as documented.
 
-The README's convention: in a fenced code block, a line starting with ``$ `` is a command;
+The convention: in a fenced code block, a line starting with ``$ `` is a command;
 ``# exit N`` at its end (optionally ``# exit N: reason``) is its exit code, 0 when absent.
 Each ``crosscheck`` command runs in a real process, from a temporary directory (so any
 output it writes lands there), importing this checkout; it must print no traceback and
-exit with the documented code. ``make`` lines are the quick start, run by CI: they are
-not run here, but ``make report`` and ``make test`` must be shown.
+exit with the documented code. A command shown in several places runs once, named by the
+first place (the README, then the pages in path order), and must document one exit code
+everywhere. ``make`` lines are the quick start, run by CI: they are not run here, but the
+README must show ``make report`` and ``make test``.
 """
 
 import os
@@ -20,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: Where commands are shown: the README first, then every documentation page.
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _EXIT = re.compile(r"\s#\s*exit\s+(\d+)\b[^#]*$")
 
@@ -45,8 +49,34 @@ def commands(text: str) -> list[tuple[int, str, int]]:
     return found
 
 
-COMMANDS = commands(README.read_text(encoding="utf-8"))
-CROSSCHECK = [c for c in COMMANDS if c[1].split()[0] == "crosscheck"]
+def where(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def text(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
+
+
+#: (page, line number, command, expected exit code) of every command on every page.
+SHOWN = [(where(page), n, c, code) for page in PAGES for n, c, code in commands(text(page))]
+COMMANDS = [(n, c, code) for page, n, c, code in SHOWN if page == "README.md"]
+
+
+def argv_of(command: str) -> tuple[str, ...]:
+    """The command without its comment: what runs, the same wherever it is shown."""
+    return tuple(shlex.split(command, comments=True))
+
+
+def first_of_each(shown: list[tuple[str, int, str, int]]) -> list[tuple[str, int, str, int]]:
+    """Each distinct ``crosscheck`` command once, where it is first shown."""
+    first = {}
+    for page, n, c, code in shown:
+        if c.split()[0] == "crosscheck":
+            first.setdefault(argv_of(c), (page, n, c, code))
+    return list(first.values())
+
+
+CROSSCHECK = first_of_each(SHOWN)
 
 
 def frameworks_of(command: str) -> list[str]:
@@ -62,16 +92,41 @@ def frameworks_of(command: str) -> list[str]:
 def test_readme_shows_commands_and_the_quick_start():
     shown = {cmd.split("#")[0].strip() for _, cmd, _ in COMMANDS}
     assert {"make report", "make test"} <= shown, f"README lacks make report or make test: {shown}"
-    assert CROSSCHECK, "README shows no `$ crosscheck ...` command: tests/test_readme.py would check nothing"
-    others = {cmd for _, cmd, _ in COMMANDS if cmd.split()[0] not in ("crosscheck", "make")}
-    assert not others, f"README commands that are neither crosscheck nor make, not run by any test: {others}"
+    assert any(c.split()[0] == "crosscheck" for _, c, _ in COMMANDS), \
+        "README shows no `$ crosscheck ...` command: tests/test_readme.py would check nothing there"
+    assert len(PAGES) > 1, "no documentation page under docs/: tests/test_readme.py checks the README alone"
 
 
-def test_every_command_like_line_has_the_prompt():
+@pytest.mark.parametrize("page", PAGES, ids=where)
+def test_every_command_is_crosscheck_or_make(page):
+    others = [(n, c) for n, c, _ in commands(text(page)) if c.split()[0] not in ("crosscheck", "make")]
+    assert not others, (f"{where(page)}: commands that are neither crosscheck nor make, "
+                        f"not run by any test: {others}")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=where)
+def test_every_command_like_line_has_the_prompt(page):
     # A `crosscheck ...` line without `$ ` would silently not run; only a synopsis ([...]) may omit it.
-    unmarked = [(n, line) for n, line in fenced_lines(README.read_text(encoding="utf-8"))
+    unmarked = [(n, line) for n, line in fenced_lines(text(page))
                 if line.lstrip().startswith(("crosscheck ", "make ")) and "[" not in line]
-    assert not unmarked, f"README lines that look like commands but lack the `$ ` prompt: {unmarked}"
+    assert not unmarked, f"{where(page)}: lines that look like commands but lack the `$ ` prompt: {unmarked}"
+
+
+def test_a_command_shown_twice_documents_one_exit_code():
+    codes = {}
+    for page, n, c, code in SHOWN:
+        codes.setdefault(argv_of(c), {})[f"{page} L{n}"] = code
+    differ = {" ".join(argv): places for argv, places in codes.items() if len(set(places.values())) > 1}
+    assert not differ, f"commands shown with different exit codes: {differ}"
+
+
+def test_each_command_runs_once_where_first_shown():
+    # The dedupe itself: the README's place names a command a page repeats, and it runs once.
+    shown = [("README.md", 3, "crosscheck run x   # exit 1: why", 1),
+             ("README.md", 4, "make test", 0),
+             ("docs/a.md", 7, "crosscheck run x  # exit 1: the same", 1),
+             ("docs/a.md", 8, "crosscheck list", 0)]
+    assert first_of_each(shown) == [shown[0], shown[3]]
 
 
 def test_convention_parses_exit_codes():
@@ -82,16 +137,17 @@ def test_convention_parses_exit_codes():
 
 
 @pytest.mark.readme
-@pytest.mark.parametrize("line,command,code", [
-    pytest.param(n, c, code, marks=[getattr(pytest.mark, fw) for fw in frameworks_of(c)], id=f"L{n}: {c}")
-    for n, c, code in CROSSCHECK])
-def test_readme_command(line, command, code, tmp_path):
+@pytest.mark.parametrize("page,line,command,code", [
+    pytest.param(page, n, c, code, marks=[getattr(pytest.mark, fw) for fw in frameworks_of(c)],
+                 id=f"{page} L{n}: {c}")
+    for page, n, c, code in CROSSCHECK])
+def test_readme_command(page, line, command, code, tmp_path):
     argv = shlex.split(command, comments=True)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")   # as in a checkout, written nowhere in it
     r = subprocess.run([sys.executable, "-m", "crosscheck", *argv[1:]], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})
-    shown = f"README.md line {line}: `{command}`"
+    shown = f"{page} line {line}: `{command}`"
     assert "Traceback" not in r.stdout + r.stderr, f"{shown} printed a traceback:\n{r.stderr[-3000:]}"
-    assert r.returncode == code, (f"{shown} exited {r.returncode}, README says {code}:\n"
+    assert r.returncode == code, (f"{shown} exited {r.returncode}, {page} says {code}:\n"
                                   f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")

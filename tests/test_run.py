@@ -400,7 +400,7 @@ def test_class_model_with_two_outputs_shows_the_mse_finding(capsys):
         first = r["first_divergence"]
         assert (first["step"], first["quantity"]) == (0, "grad"), (fw, first)
         assert first["expected"] == pytest.approx(2 * first["got"], rel=1e-12), (fw, first)
-        # The README's explanation first (two outputs), then the generic reading of a 2.
+        # The two outputs first (as docs/explanation/documents.md reads it), then the generic 2.
         text = first["explanation"]["text"]
         said = [text.find(r) for r in ("the number of outputs", "a doubled factor 2")]
         assert -1 not in said and said[0] < said[1], (

@@ -217,7 +217,7 @@ def _readings(text: str) -> list[str]:
 
 @pytest.mark.parametrize("k,batch,outputs,readings", FACTORS.values(), ids=FACTORS.keys())
 def test_a_factor_names_every_reading_that_fits_the_most_specific_first(k, batch, outputs, readings):
-    # relu_class --sizes 1,2,2 (README): manual = 2 x autograd, because of its two outputs.
+    # relu_class --sizes 1,2,2 (docs/explanation/documents.md): manual = 2 x autograd (two outputs).
     autograd = np.array([[0.5, -1.25], [2.0, 3.0]])
     why = mistakes.explain("grad[W1]", k * autograd, autograd, tol=tolerances.STEP_RTOL, batch=batch,
                            outputs=outputs)
