@@ -82,9 +82,10 @@ def _legend(ax, **kw: Any) -> None:
 def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
     """Per step: each framework's local error and tolerance, its trajectory difference and
     the envelope, the horizon; zeros (bitwise agreement) drawn at the axis' floor. A
-    tolerance the frameworks share is drawn once; the legend sits under the axes."""
-    fig, (ax,) = _figure(width=11.0, bottom=0.26)
+    tolerance the frameworks share is drawn once; the legend sits under the axes; a long
+    run gets the zoom panel of its last steps, as the loss plot has."""
     floor, top = 1e-18, 10.0
+    series: list[tuple[np.ndarray, dict]] = []   # (values per step, how to draw them)
     tolerances: dict[bytes, list[str]] = {}   # each distinct tolerance line -> its frameworks
     for fw, e in errors["frameworks"].items():
         color = STYLE[fw]["color"]
@@ -92,28 +93,43 @@ def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
         for drawn in (local, glob):   # a mismatch's error (15 at step 0, say) stays inside the axes
             finite = drawn[np.isfinite(drawn)]
             top = max(top, 3 * float(finite.max(initial=0.0)))
-        ax.plot(np.arange(len(glob)), glob, color=color, lw=1.0, label=f"{fw}: trajectories vs reference")
-        ax.plot(np.arange(len(local)), local, color=color, lw=0.8, ls=":", alpha=0.8,
-                label=f"{fw}: manual backward vs autograd (local)")
+        series.append((glob, dict(color=color, lw=1.0, label=f"{fw}: trajectories vs reference")))
+        series.append((local, dict(color=color, lw=0.8, ls=":", alpha=0.8,
+                                   label=f"{fw}: manual backward vs autograd (local)")))
         tolerances.setdefault(np.asarray(e["allowed"], np.float64).tobytes(), []).append(fw)
     for line, owners in tolerances.items():
-        allowed = np.frombuffer(line, np.float64)
         color = STYLE[owners[0]]["color"] if len(owners) == 1 else "tab:gray"
-        ax.plot(np.arange(len(allowed)), allowed, color=color, lw=0.8, ls="-.", alpha=0.7,
-                label=f"local tolerance ({', '.join(owners)})")
+        how = dict(color=color, lw=0.8, ls="-.", alpha=0.7, label=f"local tolerance ({', '.join(owners)})")
+        series.append((np.frombuffer(line, np.float64), how))
     env = np.asarray(errors["envelope"], np.float64)
     if env.size:
-        ax.plot(np.arange(len(env)), np.clip(env, floor, 1.0), color="black", lw=1.4, ls="--",
-                label="envelope (what rounding may move the trajectories by)")
+        series.append((np.clip(env, floor, 1.0), dict(color="black", lw=1.4, ls="--",
+                                                      label="envelope (what rounding may move the "
+                                                            "trajectories by)")))
+    steps = max((len(v) for v, _ in series), default=0)
+    long = steps > 2 * ZOOM
+    fig, axes = _figure(2 if long else 1, width=12.0 if long else 11.0, bottom=0.26,
+                        ratios=[3, 1] if long else None)
+    for v, how in series:
+        axes[0].plot(np.arange(len(v)), v, **how)
+        if long and len(v) > steps - ZOOM:
+            at = np.arange(steps - ZOOM, len(v))
+            axes[-1].plot(at, v[at], **{**how, "label": None})
     if errors.get("horizon") is not None:
-        ax.axvline(errors["horizon"], color="tab:purple", lw=1.0,
-                   label=f"predictability horizon (step {errors['horizon']})")
-    ax.set_yscale("log")
-    ax.set_ylim(floor / 2, top)
+        for axis in axes:
+            label = f"predictability horizon (step {errors['horizon']})" if axis is axes[0] else None
+            axis.axvline(errors["horizon"], color="tab:purple", lw=1.0, label=label)
+    for axis in axes:
+        axis.set_yscale("log")
+        axis.set_ylim(floor / 2, top)
+    if long:
+        axes[-1].set_xlim(steps - ZOOM - 0.5, steps - 0.5)
+        axes[-1].set_xlabel(f"last {ZOOM} steps")
+    ax = axes[0]
     ax.set_xlabel("update step")
     ax.set_ylabel("normwise relative error")
     _title(fig, case, "each framework against the reference at every step (0 is drawn at 1e-18)")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=3, frameon=False)
     fig.savefig(path)
     return path
 

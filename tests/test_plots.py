@@ -91,3 +91,15 @@ def test_a_long_runs_parameters_get_the_zoom_panel_and_a_cycle_its_phases(tmp_pa
     assert len(w1) == 2 * 2, f"[linear_nobias] W1 and W2, period 2: {len(w1)} phase lines"
     labels = [t.get_text() for t in zoom.get_legend().get_texts()]
     assert labels == ["W1", "W2"], f"[linear_nobias] legend {labels}"
+
+
+def test_a_long_runs_errors_get_the_zoom_panel_of_its_last_steps(tmp_path, monkeypatch):
+    n = 300
+    fw = {"local": np.full(n, 1e-16), "allowed": np.full(n, 3.6e-15), "global": np.full(n, 1e-15)}
+    shown = _drawn(monkeypatch)
+    plots.errors_plot({"envelope": np.full(n, 1e-13), "horizon": None, "frameworks": {"torch": fw}}, "long",
+                      tmp_path / "errors.png")
+    (fig,) = shown
+    ax, zoom = fig.axes
+    assert zoom.get_xlabel() == "last 40 steps", f"[long] zoom panel {zoom.get_xlabel()!r}"
+    assert zoom.get_xlim()[0] >= n - 41, f"[long] the zoom shows steps from {zoom.get_xlim()[0]}"
