@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import math
 import numbers
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -75,7 +76,10 @@ def where_in(e: BaseException, *files: str | None) -> str:
 
     wanted = {str(Path(f).resolve()) for f in files if f}
     lines = [t for t in traceback.extract_tb(e.__traceback__) if str(Path(t.filename).resolve()) in wanted]
-    return f"{lines[-1].filename}:{lines[-1].lineno}: " if lines else ""
+    if not lines:
+        return ""
+    shown = os.path.relpath(lines[-1].filename)   # as a user names it, from where they are
+    return f"{lines[-1].filename if shown.startswith('..') else shown}:{lines[-1].lineno}: "
 
 
 def _file_of(fn: Callable[..., Any]) -> str | None:
@@ -555,7 +559,12 @@ def register_file(arg: str, data: Mapping[str, tuple] | None = None) -> list[str
         if data and m.name in data:
             x, y, init = data[m.name]
             m = dataclasses.replace(m, x=x, y=y, init=init)
-        names.append(register(m, file_of(arg)).name)
+        try:
+            names.append(register(m, file_of(arg)).name)
+        except ModelError as e:   # every message about a file's model starts with the file
+            text = str(e)
+            located = text.startswith(file_of(arg)) or re.match(r"^\S+\.py:\d+: ", text)
+            raise ModelError(text if located else f"{file_of(arg)}: {text}") from None
     return names
 
 
