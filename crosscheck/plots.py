@@ -101,7 +101,10 @@ def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
         color = STYLE[owners[0]]["color"] if len(owners) == 1 else "tab:gray"
         how = dict(color=color, lw=0.8, ls="-.", alpha=0.7, label=f"local tolerance ({', '.join(owners)})")
         series.append((np.frombuffer(line, np.float64), how))
-    env = np.asarray(errors["envelope"], np.float64)
+    # The steps compared: a run that leaves the finite numbers is drawn up to there, its
+    # envelope with it (beyond, it only repeats its last value).
+    compared = max((len(v) for v, _ in series), default=0)
+    env = np.asarray(errors["envelope"], np.float64)[:compared or None]
     if env.size:
         series.append((np.clip(env, floor, 1.0), dict(color="black", lw=1.4, ls="--",
                                                       label="envelope (what rounding may move the "
@@ -149,7 +152,10 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
     last = epochs[max(end - ZOOM, 0):end]
     positive = finite.size > 0 and bool(np.all(finite > 0))
     ylabel = "loss per epoch"
-    huge = positive and float(finite.max()) > 1e300   # a log axis's ticks would overflow there
+    # A log axis' ticks overflow long before the float maximum (its margins and locator
+    # reach past 1e308 from about 1e250 up: a diverging run's plot failed so); a loss past
+    # 1e100 is diverging anyway, and its log10 on a plain axis reads as well.
+    huge = positive and float(finite.max()) > 1e100
     if huge:
         losses = {name: np.log10(v) for name, v in losses.items()}
         ylabel = "log10 of the loss per epoch"
@@ -210,11 +216,14 @@ def _period(ref: Trajectory) -> int | None:
 def _plain_log_ticks(axis) -> None:
     """A log axis' ticks as plain numbers (3.8 and 10, not 3.8x10^0); the ticks between the
     powers of 10 labelled only where the axis spans less than about one decade (else they
-    crowd each other), once its limits are final."""
+    crowd each other), once its limits are final. Over many decades (a diverging run's loss)
+    the powers of 10 keep matplotlib's short form: 1e+300 would push the label off."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
     low, high = axis.get_ylim()
+    if high > 1e6 * low:   # many decades (a diverging run): powers of 10 stay short, 10^300
+        return
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
     axis.yaxis.set_major_formatter(plain)
     axis.yaxis.set_minor_formatter(plain if high < 30 * low else NullFormatter())
 

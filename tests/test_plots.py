@@ -103,3 +103,18 @@ def test_a_long_runs_errors_get_the_zoom_panel_of_its_last_steps(tmp_path, monke
     ax, zoom = fig.axes
     assert zoom.get_xlabel() == "last 40 steps", f"[long] zoom panel {zoom.get_xlabel()!r}"
     assert zoom.get_xlim()[0] >= n - 41, f"[long] the zoom shows steps from {zoom.get_xlim()[0]}"
+
+
+def test_a_diverging_runs_loss_plot_is_drawn_with_its_labels_inside(tmp_path, monkeypatch):
+    # linear_nobias at lr 0.02 reaches 1e286 before inf: a log axis' ticks overflowed there.
+    from crosscheck import runner
+
+    shown = _drawn(monkeypatch)
+    plots.loss_plot({"numpy": runner.run("linear_nobias", lr=0.02)}, {}, tmp_path / "loss.png",
+                    "diverging from step 4; non-finite from step 12")
+    (fig,) = shown
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+    for text in [fig._suptitle, *(a.yaxis.label for a in fig.axes), *fig.axes[0].get_yticklabels()]:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, (
+            f"[linear_nobias] lr 0.02: {text.get_text()!r} leaves the figure at the side: {extent}")
