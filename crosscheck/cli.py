@@ -100,18 +100,28 @@ def _case(name: str) -> cases.Case:
         raise UsageError(e.args[0]) from None
 
 
-def _resolve(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Case names and model files (``file.py`` or ``file.py:name``) -> the case names, each
-    once, in order, with every model of those files registered; and the files."""
+def _resolve(args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Case names, model files (``file.py`` or ``file.py:name``) and folders of them -> the
+    case names, each once, in order, with every model of those files registered; the files;
+    and for each folder, a line saying what its search found."""
     from crosscheck import model
 
-    names, files, came_from = [], [], {}
+    names, files, came_from, searched = [], [], {}, []
     expanded = []
     for arg in args:   # a folder: its model files, as pytest finds tests
+        if not Path(arg).is_dir():
+            expanded.append(arg)
+            continue
         try:
-            expanded += model.discover(arg) if Path(arg).is_dir() else [arg]
+            found, passed = model.discover(arg)
         except model.ModelError as e:
             raise UsageError(str(e)) from None
+        expanded += found
+        line = f"searched {arg}: {len(found)} file{'s' if len(found) != 1 else ''} with models"
+        if passed:
+            line += (f"; not imported, mentioning neither crosscheck nor Model or defining none: "
+                     f"{', '.join(Path(p).name for p in passed)} (name one to check it)")
+        searched.append(line)
     for arg in expanded:
         if model.is_model_file(arg):
             try:
@@ -127,7 +137,7 @@ def _resolve(args: Sequence[str]) -> tuple[list[str], list[str]]:
             files.append(arg)
         else:
             names.append(_case(arg).name)
-    return list(dict.fromkeys(names)), files
+    return list(dict.fromkeys(names)), files, searched
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -251,7 +261,7 @@ def _case_options() -> dict[str, list[str]]:
 def cmd_explain(args: argparse.Namespace) -> int:
     from crosscheck import explain, runner
 
-    names, _ = _resolve([args.case])
+    names, _, _ = _resolve([args.case])
     if len(names) > 1:
         raise UsageError(f"{args.case} defines {len(names)} models ({', '.join(names)}); explain one: "
                          f"{args.case}:{names[0]}")
@@ -355,7 +365,7 @@ def _user_output_to_stderr() -> Iterator[TextIO]:
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO) -> int:
     from crosscheck.plots import filenames
 
-    names, files = _resolve(args.cases) if args.cases else (list(cases.CASES), [])
+    names, files, searched = _resolve(args.cases) if args.cases else (list(cases.CASES), [], [])
     frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
     overrides = _overrides(args, names)
     _runnable(names, overrides)
@@ -391,16 +401,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
             for i, r in enumerate(checked):
                 results.append(r)
                 progress.step()
-                if args.exitfirst and not r.ok and len(results) < len(names):
-                    stopped = (f"; stopped at the first failing case (-x), {len(results)} of "
-                               f"{len(names)} checked")
-                    break
                 if plot_dir:   # half for the helper now, half for this process afterwards
                     from crosscheck import plots, transcript
                     job = (plots.write, r.trajs, transcript.printed_losses(r.case, r.reference),
                            plot_dir, r.diagnosis, report.error_series(r))
                     (mine.append(job) if i % 2 and workers.pool else
                      pictures.append(workers.submit(*job)))
+                if args.exitfirst and not r.ok and len(results) < len(names):   # (its plots drawn)
+                    stopped = (f"; stopped at the first failing case (-x), {len(results)} of "
+                               f"{len(names)} checked")
+                    break
             # The page's kink table: in the helper, behind its plots, while this process draws.
             kink_rows = workers.submit(_kink_rows, frameworks) if args.html else None
             for i, (fn, *job_args) in enumerate(mine):
@@ -446,6 +456,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
         files_out.text(args.html, html.render(results, args.dtype, plot_dir, kink_rows))
         wrote.append(f"HTML {args.html}")
     files_out.write()
+    for line in searched:   # also with -q: a folder's run says what it checked
+        print(line, file=table_out)
     # Where a nightly log's reader looks: right above the summary, on the table's stream.
     if not args.quiet:
         print("\n" + versions.line(frameworks=frameworks), file=table_out)

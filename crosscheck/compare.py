@@ -634,6 +634,31 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
 
 
 # --------------------------------------------------------------------------- both questions
+def local_divergence(other: Trajectory, loc: Local, case: Case
+                     ) -> tuple[Divergence | None, dict[tuple[str, str | None], int]]:
+    """The local question's answer: the first step and quantity (the loss, or a parameter's
+    gradient) where the manual value is off autograd's beyond the tolerance, with a wrong
+    gradient's worst elements and likely mistake; and every quantity's first bad step."""
+    first_steps: dict[tuple[str, str | None], int] = {}
+    candidates = []
+    for key, err in loc.errors.items():
+        bad = np.flatnonzero(err > loc.allowed)
+        if bad.size:
+            k = int(bad[0])
+            quantity, name = ("loss", None) if key == "loss" else ("grad", key)
+            first_steps[(quantity, name)] = k
+            want = loc.manual[key][k]
+            got = other.step_loss[k] if key == "loss" else other.grads[key][k]
+            expected, value = _element(got, want)
+            candidates.append((k, QUANTITY_ORDER.index(quantity), Divergence(
+                other.case, other.framework, k, quantity, name, expected, value, float(err[k]), "local",
+                float(loc.allowed[k]))))
+    first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
+    if first is not None and first.quantity == "grad":
+        first = _explained(first, other, loc, case)
+    return first, first_steps
+
+
 def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
             reference: Case | None = None, loc: Local | None = None) -> Comparison:
     """Answer both questions for ``other`` against the reference run ``ref``.
@@ -650,23 +675,7 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     # Local: the manual backward at the framework's own parameters.
     if loc is None:
         loc = local(other, ref, reference, conditioning(other, reference))
-    local_first_steps: dict[tuple[str, str | None], int] = {}
-    local_cands = []
-    for key, err in loc.errors.items():
-        bad = np.flatnonzero(err > loc.allowed)
-        if bad.size:
-            k = int(bad[0])
-            quantity, name = ("loss", None) if key == "loss" else ("grad", key)
-            local_first_steps[(quantity, name)] = k
-            want = loc.manual[key][k]
-            got = other.step_loss[k] if key == "loss" else other.grads[key][k]
-            expected, value = _element(got, want)
-            local_cands.append((k, QUANTITY_ORDER.index(quantity), Divergence(
-                case, fw, k, quantity, name, expected, value, float(err[k]), "local",
-                float(loc.allowed[k]))))
-    local_first = min(local_cands, key=lambda c: c[:2])[2] if local_cands else None
-    if local_first is not None and local_first.quantity == "grad":
-        local_first = _explained(local_first, other, loc, _case(ref.case, reference))
+    local_first, local_first_steps = local_divergence(other, loc, _case(ref.case, reference))
 
     # Global: the trajectories, up to the horizon and the first non-finite step; and up to
     # the step where two autograd implementations part beyond rounding at the same

@@ -43,6 +43,10 @@ class ModelError(ValueError):
     """A model that cannot be checked as declared: the message says why, in one line."""
 
 
+class NoModel(ModelError):
+    """A file that defines no :class:`Model` (skipped where a folder is searched)."""
+
+
 @functools.cache
 def _numpy_xp() -> Any:
     from array_api_compat import array_namespace
@@ -457,15 +461,18 @@ def load(arg: str) -> list[Model]:
             raise ModelError(f"{path}: {e}") from None
         except BaseException as e:
             del sys.modules[module_name]
-            if not isinstance(e, Exception):
-                raise
+            if not isinstance(e, (Exception, SystemExit)):   # a script's sys.exit is its failure,
+                raise                                         # never the run's exit code
             here = str(path.resolve())
             line = next((f" (line {t.lineno})" for t in reversed(_frames(e))
                          if str(Path(t.filename).resolve()) == here), "")
-            raise ModelError(f"{path}: importing it failed{line}: {type(e).__name__}: {e}") from None
+            what = (f"it called sys.exit({e.code!r}) (a script without an if __name__ == '__main__' "
+                    "guard?)" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}")
+            raise ModelError(f"{path}: importing it failed{line}: {what}") from None
         finally:
             sys.path.remove(str(path.resolve().parent))
-    found = {id(v): (k, v) for k, v in vars(module).items() if isinstance(v, Model)}
+    imported = _imported_from_neighbours(module, path)
+    found = {id(v): (k, v) for k, v in vars(module).items() if isinstance(v, Model) and id(v) not in imported}
     named: dict[str, str] = {}
     for k, v in found.values():
         if named.setdefault(v.name, k) != k:
@@ -478,7 +485,7 @@ def load(arg: str) -> list[Model]:
             raise ModelError(f"{path}: defines no Model named {name!r} (its models: {known})")
         return picked[:1]
     if not found:
-        raise ModelError(f"{path}: defines no crosscheck.Model at its top level")
+        raise NoModel(f"{path}: defines no crosscheck.Model at its top level")
     return [v for _, v in found.values()]
 
 
@@ -486,12 +493,14 @@ def load(arg: str) -> list[Model]:
 _NOT_SEARCHED = {"venv", "site-packages", "node_modules", "build", "dist"}
 
 
-def discover(folder: str) -> list[str]:
+def discover(folder: str) -> tuple[list[str], list[str]]:
     """The files of models below ``folder``, as pytest finds tests: every ``*.py`` file,
     recursively and sorted, that mentions ``crosscheck`` and ``Model`` (read as text first:
-    nothing else is imported) and defines a :class:`Model` at its top level. Hidden folders,
-    ``_``-prefixed ones and files, and virtual environments are not searched."""
-    found = []
+    nothing else is imported) and defines a :class:`Model` at its top level; and the other
+    ``*.py`` files searched, not imported (a run says which, so that a model made by a
+    helper of another file is not left out unseen). Hidden folders, ``_``-prefixed ones and
+    files, and virtual environments are not searched."""
+    found, passed = [], []
     for path in sorted(Path(folder).rglob("*.py")):
         parts = path.relative_to(folder).parts
         if any(p.startswith((".", "_")) or p in _NOT_SEARCHED for p in parts[:-1]) \
@@ -502,17 +511,30 @@ def discover(folder: str) -> list[str]:
         except OSError:
             continue
         if "crosscheck" not in text or "Model" not in text:
+            passed.append(str(path))
             continue
         try:
             load(str(path))
-        except ModelError as e:
-            if "defines no crosscheck.Model" in str(e):
-                continue
-            raise
+        except NoModel:
+            passed.append(str(path))
+            continue
         found.append(str(path))
     if not found:
         raise ModelError(f"{folder}: no file in it defines a crosscheck.Model")
-    return found
+    return found, passed
+
+
+def _imported_from_neighbours(module: Any, path: Path) -> set[int]:
+    """The models ``module`` holds because it imported them from a module beside it (``from
+    a_model import model``): they are that file's, checked there, not this one's."""
+    folder = str(path.resolve().parent)
+    ours = set()
+    for other in list(sys.modules.values()):
+        where = getattr(other, "__file__", None)
+        if other is module or not where or not str(Path(where).resolve()).startswith(folder):
+            continue
+        ours |= {id(v) for v in vars(other).values() if isinstance(v, Model)}
+    return ours
 
 
 def _frames(e: BaseException) -> list:

@@ -25,9 +25,18 @@ class Unusable(ValueError):
 
 
 class WriteFailed(OSError):
-    """Writing an output failed after the run (nothing of it is left): names the path."""
+    """Writing an output failed after the run: names the path, and what was written before
+    (nothing, unless a rename failed after others had succeeded)."""
+
+    def __init__(self, errno: int | None, strerror: str, filename: str,
+                 replaced: Sequence[Path] = ()) -> None:
+        super().__init__(errno, strerror, filename)
+        self.replaced = list(replaced)
 
     def __str__(self) -> str:
+        if self.replaced:
+            done = ", ".join(str(p) for p in self.replaced)
+            return f"cannot write {self.filename}: {self.strerror} (already written: {done})"
         return (f"cannot write {self.filename}: {self.strerror} (nothing was written; any previous "
                 "files are as they were)")
 
@@ -114,6 +123,7 @@ class Files:
     def write(self) -> None:
         staged: list[tuple[Path, Path]] = []    # (temporary, destination)
         made: list[Path] = []                   # folders this call created
+        replaced: list[Path] = []               # destinations already renamed into place
         current = None
         try:
             direct = []
@@ -137,10 +147,11 @@ class Files:
                 current = path
                 with open(path, "wb") as f:
                     f.write(content.encode("utf-8") if isinstance(content, str) else content.read_bytes())
-            for tmp, path in staged:   # renames take no space: the last step cannot fill a disk
+            for tmp, path in staged:   # renames take no space: a full disk cannot stop them
                 current = path
                 os.replace(tmp, path)
-        except OSError as e:
+                replaced.append(path)
+        except BaseException as e:   # (an interrupt too: no temporary file is left behind)
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
             for folder in reversed(made):
@@ -148,7 +159,9 @@ class Files:
                     folder.rmdir()
                 except OSError:
                     pass
-            raise WriteFailed(e.errno, e.strerror or str(e), str(current)) from e
+            if not isinstance(e, OSError):
+                raise
+            raise WriteFailed(e.errno, e.strerror or str(e), str(current), replaced) from e
 
 
 def _make_parents(folder: Path) -> list[Path]:

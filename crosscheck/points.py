@@ -6,8 +6,10 @@ The points are the initial values and ``draws`` random draws around them (seeded
 point is judged exactly as a run's local question judges a step (:func:`compare.local`):
 the same tolerance, the same probe of the gradient's sensitivity to rounding, the same
 extended-precision and second-autograd checks; a wrong gradient gets the same likely
-mistake (:mod:`crosscheck.mistakes`). A point where the loss or autograd is not a finite
-number is said as such, and a check that compared no point never agrees.
+mistake (:mod:`crosscheck.mistakes`). A model trained per sample is checked on every
+sample at every point. A draw outside the loss's domain is drawn again
+(``tolerances.REDRAWS``); where autograd is not a finite number, or the two frameworks'
+autograds part, the check says nothing was compared from there, and never agrees.
 """
 
 from __future__ import annotations
@@ -17,54 +19,65 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crosscheck import compare
+from crosscheck import compare, tolerances
 from crosscheck import frameworks as fw_registry
 from crosscheck.compare import Divergence
 from crosscheck.model import Model, _numpy_xp, register
 from crosscheck.record import Trajectory
 
-#: A draw moves each parameter by a standard normal times this share of its tensor's
-#: largest magnitude (1 for a tensor of zeros): far enough that the draws are other points
-#: (other ReLU patterns), near enough to stay where the model is meant to run.
-DRAW_SCALE = 0.5
-
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class GradientResult:
-    """What [`check_gradient()`][crosscheck.points.check_gradient] found: per framework, the
-    manual gradient against its autograd at every point. ``agree``: at every point, in every framework."""
+    """What :func:`check_gradient` found: per framework, the manual gradient against its
+    autograd at every point (on every sample, for a model trained per sample). ``agree``:
+    at every point, in every framework."""
 
     model: str
     dtype: str
     points: tuple[str, ...]                    # "initial values", "draw 1", ...
-    compared: dict[str, int]                   # framework -> points compared (finite there)
+    samples: int                               # samples per point (1: the whole batch)
+    compared: dict[str, int]                   # framework -> point-samples compared
     worst: dict[str, float]                    # framework -> worst normwise error
     firsts: dict[str, Divergence | None]       # framework -> its first wrong point, or None
+    splits: dict[str, int | None]              # framework -> where the two autograds part
+    skipped: int = 0                           # draws redrawn: outside the loss's domain
 
     @property
     def agree(self) -> bool:
-        return all(self.firsts[fw] is None and self.compared[fw] == len(self.points) for fw in self.firsts)
+        total = len(self.points) * self.samples
+        return all(self.firsts[fw] is None and self.compared[fw] == total for fw in self.firsts)
 
     @property
     def first_divergence(self) -> Divergence | None:
         found = [d for d in self.firsts.values() if d is not None]
         return min(found, key=lambda d: d.step) if found else None
 
+    def where(self, step: int) -> str:
+        """``the draw 2`` (``, sample 3`` for a model trained per sample) of a step."""
+        point = f"the {self.points[step // self.samples]}"
+        return point + (f", sample {step % self.samples}" if self.samples > 1 else "")
+
     @property
     def verdicts(self) -> dict[str, str]:
         """Framework -> its verdict line."""
-        out = {}
+        out, total = {}, len(self.points) * self.samples
         for fw, first in self.firsts.items():
             if first is not None:
-                out[fw] = (f"MISMATCH (manual backward) at the {self.points[first.step]}: "
-                           f"grad[{first.parameter}] manual {first.expected!r} vs {fw} autograd "
-                           f"{first.got!r} (normwise rel. err {first.error:.3g} > tol {first.tol:.2g})")
-            elif self.compared[fw] < len(self.points):
-                out[fw] = (f"MISMATCH (nothing compared at the {self.points[self.compared[fw]]}): the loss "
-                           f"or {fw}'s gradient is not a finite number there")
+                what = f"grad[{first.parameter}]" if first.parameter else first.quantity
+                out[fw] = (f"MISMATCH (manual backward) at {self.where(first.step)}: {what} manual "
+                           f"{first.expected!r} vs {fw} autograd {first.got!r} (normwise rel. err "
+                           f"{first.error:.3g} > tol {first.tol:.2g})")
+            elif self.splits[fw] is not None:
+                out[fw] = (f"MISMATCH (nothing compared from {self.where(self.splits[fw])}): the two "
+                           "frameworks' autograds part there beyond rounding (a kink, where each "
+                           "takes its own convention?), so neither can judge the manual gradient")
+            elif self.compared[fw] < total:
+                out[fw] = (f"MISMATCH (nothing compared from {self.where(self.compared[fw])}): {fw}'s "
+                           "loss or gradient is not a finite number there, where the manual one is")
             else:
-                out[fw] = (f"agree at all {len(self.points)} points (worst normwise error "
-                           f"{self.worst[fw]:.2g})")
+                out[fw] = (f"agree at all {len(self.points)} points"
+                           + (f" on all {self.samples} samples" if self.samples > 1 else "")
+                           + f" (worst normwise error {self.worst[fw]:.2g})")
         return out
 
     def __repr__(self) -> str:
@@ -72,8 +85,10 @@ class GradientResult:
                 f"frameworks={list(self.firsts)}, dtype={self.dtype!r})")
 
     def __str__(self) -> str:
+        on = f", each on all {self.samples} samples" if self.samples > 1 else ""
+        redrawn = f"; {self.skipped} draws redrawn: outside the loss's domain" if self.skipped else ""
         lines = [f"{self.model}: the manual gradient at {len(self.points)} points "
-                 f"({', '.join(self.points)}), {self.dtype}"]
+                 f"({', '.join(self.points)}{on}), {self.dtype}{redrawn}"]
         for fw, text in self.verdicts.items():
             lines.append(f"  {fw:<6} {text}")
             first = self.firsts[fw]
@@ -82,13 +97,32 @@ class GradientResult:
         return "\n".join(lines)
 
 
-def _draws(start: dict[str, np.ndarray], draws: int, seed: int) -> list[dict[str, np.ndarray]]:
+def _finite_everywhere(case, params: dict, samples: Sequence[int | None]) -> bool:
+    """The loss and the manual gradient are finite numbers at ``params`` on every sample."""
+    with np.errstate(all="ignore"):
+        for sample in samples:
+            loss, grads = case.gradient(params, {}, sample)
+            if not (np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())):
+                return False
+    return True
+
+
+def _draws(case, start: dict[str, np.ndarray], draws: int, seed: int,
+           samples: Sequence[int | None]) -> tuple[list[dict[str, np.ndarray]], int]:
+    """The start and ``draws`` points around it, each where the loss and the manual gradient
+    are finite (a draw outside the loss's domain, a log of a negative, is drawn again, up to
+    ``tolerances.REDRAWS`` times); and how many were drawn again."""
     rng = np.random.default_rng(seed)
-    points = [start]
+    points, again = [start], 0
     for _ in range(draws):
-        points.append({k: v + DRAW_SCALE * (float(np.max(np.abs(v), initial=0.0)) or 1.0)
-                       * rng.standard_normal(v.shape) for k, v in start.items()})
-    return points
+        for _attempt in range(tolerances.REDRAWS + 1):
+            point = {k: v + tolerances.DRAW_SCALE * (float(np.max(np.abs(v), initial=0.0)) or 1.0)
+                     * rng.standard_normal(v.shape) for k, v in start.items()}
+            if _finite_everywhere(case, point, samples):
+                break
+            again += 1
+        points.append(point)   # (still outside after REDRAWS: judged, and said, as it is)
+    return points, again
 
 
 def check_gradient(model: Model, draws: int = 3, seed: int = 0,
@@ -96,7 +130,7 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
                    dtype: str = "float64") -> GradientResult:
     """The manual gradient of ``model`` at its initial values and ``draws`` random points
     around them (``seed``), against each framework's autograd at the same points. A model
-    trained per sample (``batch="sample"``) is checked on its first sample.
+    trained per sample (``batch="sample"``) is checked on every sample at every point.
 
     Raises [`crosscheck.ModelError`][crosscheck.model.ModelError] for a model that cannot be
     checked as declared."""
@@ -110,46 +144,34 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
         raise ValueError(f"seed must be an integer, got {seed!r}")
     frameworks, _ = arguments(frameworks, dtype, None, None)
     case = register(model)
-    points = _draws(dict(model.params0), draws, seed)
+    samples = list(range(len(model.data[0]))) if model.batch == "sample" else [None]
+    points, again = _draws(case, dict(model.params0), draws, seed, samples)
     names = ("initial values", *(f"draw {i}" for i in range(1, draws + 1)))
     problem = case.problem()
-    sample = 0 if model.batch == "sample" else None
-    compared, worst, firsts = {}, {}, {}
+    compared, worst, firsts, splits = {}, {}, {}, {}
     for fw in frameworks:
-        got = [fw_registry.gradients(fw, problem, p, sample, dtype) for p in points]
-        traj = _as_steps(model, fw, dtype, points, got)
+        got = [fw_registry.gradients(fw, problem, p, sample, dtype) for p in points for sample in samples]
+        traj = _as_steps(model, fw, dtype, points, len(samples), got)
         loc = compare.local(traj, reference=case)
         compared[fw] = loc.steps
         worst[fw] = max((float(e.max(initial=0.0)) for e in loc.errors.values()), default=0.0)
-        firsts[fw] = _first(traj, loc, case)
-    return GradientResult(model.name, dtype, names, compared, worst, firsts)
+        firsts[fw] = compare.local_divergence(traj, loc, case)[0]
+        splits[fw] = loc.split
+    return GradientResult(model.name, dtype, names, len(samples), compared, worst, firsts, splits, again)
 
 
-def _as_steps(model: Model, fw: str, dtype: str, points: list[dict], got: list[dict]) -> Trajectory:
-    """The points as the steps of a run's record (one epoch each), autograd's values as the
-    framework's, so that :func:`compare.local` judges them as it judges a run."""
-    n = len(points)
-    params = {k: np.stack([np.asarray(p[k], dtype) for p in [*points, points[-1]]]) for k in points[0]}
+def _as_steps(model: Model, fw: str, dtype: str, points: list[dict], samples: int,
+              got: list[dict]) -> Trajectory:
+    """The points as a run's record: a point an epoch, each of its samples a step (one step
+    for the whole batch), autograd's values as the framework's, so that
+    :func:`compare.local` judges them as it judges a run."""
+    at = [p for p in points for _ in range(samples)]
+    params = {k: np.stack([np.asarray(p[k], dtype) for p in [*at, at[-1]]]) for k in points[0]}
     grads = {k: np.stack([np.asarray(g["params"][k], dtype) for g in got]) for k in points[0]}
     loss = np.array([g["loss"] for g in got], dtype)
     x = model.data[0] if model.batch == "full" else model.data[0][:1]
     pred = np.asarray(model.xp_forward(_numpy_xp(), points[0], x), np.float64)
     return Trajectory(case=model.name, framework=fw, dtype=dtype,
-                      hyper={**model.hyper(), "points": n}, epoch_loss=loss.copy(), step_loss=loss,
+                      hyper={**model.hyper(), "points": len(points)},
+                      epoch_loss=loss.reshape(len(points), samples).sum(axis=1), step_loss=loss,
                       grads=grads, params=params, pred_train=pred, pred_test=np.zeros(0))
-
-
-def _first(traj: Trajectory, loc: compare.Local, case) -> Divergence | None:
-    """The first point and parameter where the manual gradient is wrong, explained."""
-    found = []
-    for name, err in loc.errors.items():
-        bad = np.flatnonzero(err > loc.allowed)
-        if bad.size and name != "loss":
-            k = int(bad[0])
-            expected, value = compare._element(traj.grads[name][k], loc.manual[name][k])
-            found.append((k, list(loc.errors).index(name), Divergence(
-                traj.case, traj.framework, k, "grad", name, expected, value, float(err[k]), "local",
-                float(loc.allowed[k]))))
-    if not found:
-        return None
-    return compare._explained(min(found, key=lambda f: f[:2])[2], traj, loc, case)

@@ -634,6 +634,10 @@ def verdict(r: CaseResult, fw: str) -> str:
     if c.first is not None:
         what = ("manual backward" if c.first.question == "local" else "trajectories")
         return f"MISMATCH ({what}): {c.first}"
+    if c.question == "nothing compared" and c.autograd_split == 0:
+        return (f"MISMATCH (nothing compared): [{r.case}/{fw}] torch's and jax's autograd part at step 0 "
+                f"by {c.autograd_disagreement:.2g} at the same parameters, beyond rounding (a kink, where "
+                "each takes its own convention?): neither can judge the manual backward there")
     if c.question == "nothing compared":
         where = [k if k != "numpy" else "the reference" for k, s in c.diverges_at.items() if s == 0]
         where = " and ".join(where) + (" are" if len(where) > 1 else " is") if where else "the run is"

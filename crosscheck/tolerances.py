@@ -377,3 +377,17 @@ def past_budget(old: float, new: float, tolerance: float) -> bool:
     if math.isnan(new):
         return True
     return math.isfinite(tolerance) and tolerance > 0 and new > DIFF_SHARE * tolerance
+
+
+# --------------------------------------------------------------------------- points (check_gradient)
+#: A random point of ``crosscheck.check_gradient`` moves each parameter by a standard normal
+#: times this share of its tensor's largest magnitude (1 for a tensor of zeros): far enough
+#: that the draws are other points (other ReLU patterns, other saturations), near enough to
+#: stay where the model is meant to run. Its points are judged with the local question's
+#: own tolerance (:func:`local_rtol`), as a run's steps are.
+DRAW_SCALE = 0.5
+#: A draw where the loss or the manual gradient is not a finite number (outside the loss's
+#: domain: a log of a negative prediction) is drawn again, at most this many times; a
+#: model whose loss is finite almost nowhere near its start keeps its non-finite draw, and
+#: the check says nothing was compared there.
+REDRAWS = 10

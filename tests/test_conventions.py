@@ -133,3 +133,42 @@ def test_data_declared_in_another_dtype_is_noted(capsys, tmp_path):
     assert notes == ["x is int64: checked as float64, its values exactly",
                      "y is int64: checked as float64, its values exactly"], f"[line_fit] notes {notes}"
     assert "  note: x is int64" in err, f"[line_fit] the table has no note:\n{err}"
+
+
+def test_a_script_in_a_folder_that_exits_never_decides_the_exit_code(capsys, tmp_path):
+    # A runner script beside the models, without a __main__ guard: importing it exits 0.
+    shutil.copy(PLANTED, tmp_path / "model.py")
+    (tmp_path / "script.py").write_text("import sys\n\nimport crosscheck\nfrom model import model\n\n"
+                                        "print(model.name)   # the Model it would check\nsys.exit(0)\n")
+    code, out, err = cli(capsys, "run", str(tmp_path), "--framework", "torch")
+    assert code == EXIT_USAGE and "script.py: importing it failed" in err and "sys.exit(0)" in err, (
+        f"run FOLDER with a script that exits: exit {code}\n{out}{err}")
+
+
+@pytest.mark.torch
+def test_a_folder_run_says_which_files_it_did_not_import(capsys, tmp_path):
+    # A model made by a helper of another file mentions neither crosscheck nor Model.
+    (tmp_path / "factory.py").write_text(LINE_FIT.read_text().replace("model = Model(", "def make():\n"
+                                                                      "    return Model("))
+    shutil.copy(LINE_FIT, tmp_path / "a_line.py")
+    (tmp_path / "made.py").write_text("from factory import make\n\nm = make()\n")
+    code, out, err = cli(capsys, "run", str(tmp_path), "--framework", "torch", "-q")
+    said = [line for line in out.splitlines() if line.startswith("searched ")]
+    assert said and "made.py" in said[0] and "name one to check it" in said[0], f"run FOLDER -q:\n{out}"
+
+
+@pytest.mark.torch
+def test_a_model_imported_from_its_neighbour_is_that_files_not_a_second_one(capsys, tmp_path):
+    shutil.copy(LINE_FIT, tmp_path / "a_line.py")
+    (tmp_path / "b_uses_it.py").write_text("import crosscheck  # noqa\nfrom a_line import model  # noqa\n")
+    code, out, err = cli(capsys, "run", str(tmp_path), "--framework", "torch", "--json", "-")
+    assert code == EXIT_OK and "two models are named" not in err, f"exit {code}: {err}"
+
+
+@pytest.mark.torch
+def test_exitfirst_still_draws_the_failing_cases_plots(capsys, tmp_path):
+    code, out, err = cli(capsys, "run", str(PLANTED), str(LINE_FIT), "--framework", "torch", "-x",
+                         "--plots", str(tmp_path / "plots"))
+    drawn = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    want = ["planted_mistake_errors.png", "planted_mistake_loss.png", "planted_mistake_params.png"]
+    assert drawn == want, f"-x --plots drew {drawn}"
