@@ -527,11 +527,13 @@ def discover(folder: str) -> tuple[list[str], list[str]]:
 def _imported_from_neighbours(module: Any, path: Path) -> set[int]:
     """The models ``module`` holds because it imported them from a module beside it (``from
     a_model import model``): they are that file's, checked there, not this one's."""
-    folder = str(path.resolve().parent)
+    if not any(isinstance(v, Model) for v in vars(module).values()):
+        return set()
+    folder = os.path.dirname(os.path.abspath(path))   # (string checks: a run loads files often)
     ours = set()
     for other in list(sys.modules.values()):
         where = getattr(other, "__file__", None)
-        if other is module or not where or not str(Path(where).resolve()).startswith(folder):
+        if other is module or not isinstance(where, str) or not os.path.abspath(where).startswith(folder):
             continue
         ours |= {id(v) for v in vars(other).values() if isinstance(v, Model)}
     return ours
