@@ -25,9 +25,10 @@ EXPLAIN = {
     "global": ("The trajectories part beyond what rounding can explain, before any manual gradient "
                "is found wrong: the training loop itself differs (the update, its order, the data or "
                "the samples' order)."),
-    "nothing compared": ("No step's gradients could be compared: the runs are not finite numbers from "
-                         "step 0 (the loss, a gradient or the first update), so nothing was checked; "
-                         "start where the loss and its gradient are finite."),
+    "nothing compared": ("No step's gradients could be compared, so nothing was checked: from step 0 "
+                         "the runs are not finite numbers (the loss, a gradient or the first update), "
+                         "or the two frameworks' autograds part beyond rounding (a kink, where each "
+                         "takes its own convention); the verdict above says which."),
     None: "The runs agree step by step, but do qualitatively different things (dynamics or dead units).",
 }
 
