@@ -93,6 +93,12 @@ class Case:
         kink: a start where pre-activations hit 0 exactly (see :class:`Kink`).
         origin: the file a user model was loaded from (shown by ``explain``).
         notes: what the check changed of the declaration, for the report (data upcast).
+        stepper: ``stepper(hyper) -> step(k, params) -> (loss, grads, new params)``: one step
+            of the case's own training loop, its carried state and optimizer state kept
+            inside (None: ``p - lr * gradient``, the documents' loops).
+        update: a user's hand-written optimizer ``update(params, grads, state)``, checked
+            against the frameworks' optimizers at their own steps (None: none declared).
+        cannot_express: framework -> why its own optimizer cannot run the declared one.
     """
 
     name: str
@@ -118,6 +124,9 @@ class Case:
     kink: Kink | None = None
     origin: str | None = None
     notes: tuple[str, ...] = ()
+    stepper: Callable[..., Callable[..., tuple]] | None = None
+    update: Callable[..., Any] | None = None
+    cannot_express: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def printed_hyper(self) -> dict[str, Any] | None:
         """The hyper-parameters of the run the document printed (None: nothing printed)."""

@@ -270,9 +270,16 @@ def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}
 
 
-def sample_of(traj: Trajectory, step: int) -> int | None:
-    """The sample a per-sample update step sees (None for full batch). A run of several
-    steps per epoch is per-sample; so is a user's ``batch="sample"`` model of one sample."""
+def sample_of(traj: Trajectory, step: int) -> Any:
+    """What step ``step`` of ``traj`` sees besides its parameters. For a run of the general
+    loop, an :class:`~crosscheck.loop.At`: the step, in the run's feed, and the run's own
+    carried state at its start. Otherwise the sample a per-sample update step sees (None
+    for full batch): a run of several steps per epoch is per-sample; so is a user's
+    ``batch="sample"`` model of one sample."""
+    if traj.feed is not None:
+        from crosscheck.loop import At
+
+        return At(step, {n: v[step] for n, v in traj.state.items()})
     per_epoch = traj.steps // max(traj.epochs, 1)
     if per_epoch > 1 or traj.hyper.get("batch") == "sample":
         return step % per_epoch
@@ -287,9 +294,10 @@ def _case(name: str, reference: Case | None) -> Case:
 _SIGNS = np.array([-1.0, 1.0])
 
 
-def _descend(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None):
-    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad,
-    step by step: yields ``(step, loss, grads, params after the step)``.
+def _descend(ref: Trajectory, case: Case, twin: Trajectory | None = None):
+    """The reference's run redone by its manual ``gradient`` and the update p - lr * grad
+    (or the case's own loop, its ``stepper``), step by step: yields ``(step, loss, grads,
+    params after the step)``.
 
     Given its unperturbed ``twin``, every parameter is moved after each step by u times its
     tensor's largest magnitude: a shadow of the reference that makes a rounding-level
@@ -303,12 +311,16 @@ def _descend(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None
     p = {k: np.array(v[0], np.float64) for k, v in ref.params.items()}
     n = every(ref.steps, *ref.params.values())
     shapes = {k: np.shape(v) for k, v in p.items()}
+    stepper = case.stepper(hyper) if case.stepper is not None else None
     with np.errstate(all="ignore"):
         for step in range(ref.steps):
-            loss, g = gradient(p, hyper, sample_of(ref, step))
+            if stepper is not None:
+                loss, g, new = stepper(step, p)
+            else:
+                loss, g = case.gradient(p, hyper, sample_of(ref, step))
             g = {k: np.asarray(g[k], np.float64) for k in p}
             for k in p:
-                p[k] = p[k] - lr * g[k]
+                p[k] = np.array(new[k], np.float64) if stepper is not None else p[k] - lr * g[k]
                 if twin is not None:
                     scale = np.abs(p[k]).max(initial=0.0)
                     signs = np.sign(p[k] - twin.params[k][step + 1])
@@ -320,7 +332,7 @@ def _descend(ref: Trajectory, gradient: Gradient, twin: Trajectory | None = None
                 release(*twin.params.values())
 
 
-def _train(ref: Trajectory, gradient: Gradient) -> Trajectory:
+def _train(ref: Trajectory, case: Case) -> Trajectory:
     """The reference's run redone by :func:`_descend`, recorded."""
     params = {k: buffer(v.shape, np.float64) for k, v in ref.params.items()}
     grads = {k: buffer(v.shape, np.float64) for k, v in ref.grads.items()}
@@ -329,7 +341,7 @@ def _train(ref: Trajectory, gradient: Gradient) -> Trajectory:
         v[0] = ref.params[k][0]
     touched = (*params.values(), *grads.values())
     n = every(ref.steps, *touched)
-    for step, loss[step], g, p in _descend(ref, gradient):
+    for step, loss[step], g, p in _descend(ref, case):
         for k in p:
             grads[k][step] = g[k]
             params[k][step + 1] = p[k]
@@ -339,7 +351,7 @@ def _train(ref: Trajectory, gradient: Gradient) -> Trajectory:
     return dataclasses.replace(ref, framework="shadow", step_loss=loss, grads=grads, params=params)
 
 
-def _shadow_difference(ref: Trajectory, gradient: Gradient, twin: Trajectory) -> np.ndarray:
+def _shadow_difference(ref: Trajectory, case: Case, twin: Trajectory) -> np.ndarray:
     """Per step, the shadow's (:func:`_descend`) largest normwise difference from ``twin`` in
     loss, gradients and resulting parameters (causal scales of the twin), computed a range
     of steps at a time as the shadow makes them: the shadow itself is not kept."""
@@ -348,7 +360,7 @@ def _shadow_difference(ref: Trajectory, gradient: Gradient, twin: Trajectory) ->
     params = {k: np.empty((len(loss), *v.shape[1:])) for k, v in ref.params.items()}
     grads = {k: np.empty((len(loss), *v.shape[1:])) for k, v in ref.grads.items()}
     d = np.zeros(ref.steps)
-    for step, loss_k, g, p in _descend(ref, gradient, twin):
+    for step, loss_k, g, p in _descend(ref, case, twin):
         i = step % n
         loss[i] = loss_k
         for k in p:
@@ -367,15 +379,15 @@ def _shadow_difference(ref: Trajectory, gradient: Gradient, twin: Trajectory) ->
 
 def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = None) -> Envelope:
     """Measure the reference's sensitivity with a shadow run, and derive the envelope."""
-    gradient = _case(ref.case, reference).gradient
+    case = _case(ref.case, reference)
     # The shadow is measured against its unperturbed twin, the same descent by the manual
     # gradient, never against the reference's own record: the reference's training loop is
     # code under test too, and a mistake in it (a factor from some step on, an update
     # skipped or applied twice) would otherwise count as sensitivity and widen the very
     # envelope it is judged by (a 1e-7 factor from step 2000 of relu made it 5e-7, from
     # 1e-11). A loop that agrees with its backward costs one more descent here.
-    twin = _train(ref, gradient)
-    d = _shadow_difference(ref, gradient, twin)
+    twin = _train(ref, case)
+    d = _shadow_difference(ref, case, twin)
     stop = diverges_at(ref)
     if stop is not None:   # beyond it the shadow's difference means nothing
         d[stop:] = d[stop - 1] if stop else 0.0
@@ -572,11 +584,16 @@ def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
     if not problem.masks:
         return ()
     sample = sample_of(t, k)
-    x = problem.x if sample is None else problem.sample(problem.x, sample)
+    kw: dict = {}
+    if problem.loop is not None:
+        x = problem.loop.batch(problem.x, k)
+        kw = problem.loop.kwargs(k, sample.state or problem.loop.state0, np.asarray)
+    else:
+        x = problem.x if sample is None else problem.sample(problem.x, sample)
     named: dict = {}
     with np.errstate(all="ignore"):
         problem.forward(array_namespace(x), {n: t.params[n][k] for n in t.param_names}, x,
-                        tap=recording(named))
+                        tap=recording(named), **kw)
     return tuple(n for n in problem.masks if n in named and np.any(np.asarray(named[n]) == 0))
 
 

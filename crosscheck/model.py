@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, interrupts
+from crosscheck import cases, interrupts, optim
 from crosscheck.cases import Case
+from crosscheck.loop import At, Feed, Loop, make_feed, take
 from crosscheck.problem import Problem, keep, make, recording
 from crosscheck.record import Recorder, Trajectory
 
@@ -67,6 +68,15 @@ def _float_array(model: str, what: str, value: Any) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ModelError(f"[{model}] {what} holds NaN or inf")
     return a
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def _samples(a: np.ndarray, axis: int) -> int:
+    """How many samples ``a`` holds along ``axis`` (a 1-D array: along its only axis)."""
+    return int(a.shape[axis if a.ndim > 1 else 0]) if a.ndim else 0
 
 
 def _shape(a: Any) -> tuple[int, ...]:
@@ -142,9 +152,30 @@ class Model:
         epochs: how many epochs: needed for a training run, as ``lr`` is.
         batch: ``"full"``, one update per epoch on all of x; ``"sample"``, one update per
             sample on ``x[i:i + 1], y[i:i + 1]`` in order, the epoch's loss being their sum.
+            Or an int ``k``: mini-batches of ``k`` consecutive samples of the epoch's order,
+            the last one smaller where ``k`` does not divide the samples.
         relu: tapped pre-activations that a ReLU follows: their ``> 0`` masks are recorded,
             for the dead-unit diagnostics and the kinks of finite differences.
         summary: one line for listings (default: derived).
+        shuffle: None (the data's order) or a seed: one ``numpy.random.default_rng(shuffle)``
+            makes each epoch's ``permutation(m)``, the same index arrays for every implementation.
+        penalty: ``penalty(xp, params) -> scalar`` added to the loss (an L2 term); ``backward``
+            returns the gradient of the loss plus the penalty.
+        optimizer: the update rule, with ``lr`` its learning rate: a
+            [`crosscheck.optim`][crosscheck.optim] declaration (default ``SGD()``, ``p - lr * g``).
+            torch runs it as ``torch.optim``'s and JAX as optax's.
+        update: the hand-written optimizer under test, ``update(params, grads, state) ->
+            (params, state)``, ``state`` starting as ``{}``: the reference's update, and checked at
+            every step against ``optimizer`` as torch.optim and optax run it.
+        noise: ``noise(rng, x) -> {name: array}``, called once per step with the step's batch
+            (dropout masks), drawing from one ``numpy.random.default_rng(seed)``; the forward and
+            the backward get ``noise=`` that step's arrays.
+        seed: the noise's seed.
+        state: initial carried state ``{name: array}`` (running statistics, a hidden state): the
+            forward gets ``state=`` and returns ``(prediction, new_state)``; the backward gets the
+            state at the step's start. Its trajectory is compared like the parameters'.
+        sample_axis: the samples' axis of x and y: 0, or 1 for samples in columns (a 1-D y has
+            its samples along its only axis). Integer y (class labels) keeps its dtype.
     """
 
     name: str
@@ -156,9 +187,17 @@ class Model:
     backward: Callable[..., Any]
     lr: float | None = None
     epochs: int | None = None
-    batch: str = "full"
+    batch: str | int = "full"
     relu: tuple[str, ...] = ()
     summary: str = ""
+    shuffle: int | None = None
+    penalty: Callable[..., Any] | None = None
+    optimizer: optim.Optimizer | None = None
+    update: Callable[..., Any] | None = None
+    noise: Callable[..., Any] | None = None
+    seed: int = 0
+    state: Mapping[str, Any] | None = None
+    sample_axis: int = 0
 
     def __post_init__(self) -> None:
         name = self.name
@@ -172,9 +211,25 @@ class Model:
             why = None if value is None else bad(value)   # None: a model for check_gradient only
             if why:
                 raise ModelError(f"[{name}] {what} {why}")
-        if self.batch not in BATCHES:
-            raise ModelError(f"[{name}] batch must be one of {', '.join(map(repr, BATCHES))}, "
-                             f"got {self.batch!r}")
+        if not (self.batch in BATCHES or _positive_int(self.batch)):
+            raise ModelError(f"[{name}] batch must be one of {', '.join(map(repr, BATCHES))} or a "
+                             f"positive int (samples per mini-batch), got {self.batch!r}")
+        for what in ("penalty", "update", "noise"):
+            if getattr(self, what) is not None and not callable(getattr(self, what)):
+                kind = type(getattr(self, what)).__name__
+                raise ModelError(f"[{name}] {what} must be a function, got {kind}")
+        if self.shuffle is not None and not (_positive_int(self.shuffle) or self.shuffle == 0):
+            raise ModelError(f"[{name}] shuffle must be None or an int seed, got {self.shuffle!r}")
+        if not (_positive_int(self.seed) or self.seed == 0) or isinstance(self.seed, bool):
+            raise ModelError(f"[{name}] seed must be a non-negative int, got {self.seed!r}")
+        if self.optimizer is not None and not isinstance(self.optimizer, optim.Optimizer):
+            known = ", ".join(f"crosscheck.optim.{k}(...)" for k in optim.OPTIMIZERS)
+            raise ModelError(f"[{name}] optimizer must be one of {known}, got {self.optimizer!r}")
+        if self.sample_axis not in (0, 1) or isinstance(self.sample_axis, bool):
+            raise ModelError(f"[{name}] sample_axis must be 0 or 1, got {self.sample_axis!r}")
+        if self.state is not None and (not isinstance(self.state, Mapping) or not self.state
+                                       or not all(isinstance(k, str) for k in self.state)):
+            raise ModelError(f"[{name}] state must be a non-empty dict of name -> initial array")
         if not isinstance(self.init, Mapping) or not self.init:
             raise ModelError(f"[{name}] init must be a non-empty dict of parameter name -> initial value")
         bad = [k for k in self.init if not isinstance(k, str)]
@@ -183,15 +238,71 @@ class Model:
         if isinstance(self.relu, str) or not all(isinstance(r, str) for r in self.relu):
             raise ModelError(f"[{name}] relu must be a tuple of tap names, got {self.relu!r}")
         x, y = self.data
-        if x.ndim < 1 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
-            raise ModelError(f"[{name}] x and y need the same number of samples along axis 0 "
+        axis = self.sample_axis
+        if x.ndim <= axis or y.ndim < 1 or _samples(x, axis) != _samples(y, axis) or _samples(x, axis) == 0:
+            raise ModelError(f"[{name}] x and y need the same number of samples along axis {axis} "
                              f"(at least 1); shapes {x.shape} and {y.shape}")
         self.params0  # noqa: B018  (converts and checks the initial values)
+        self.state0  # noqa: B018
 
     # ------------------------------------------------------------------ derived once
     @functools.cached_property
     def data(self) -> tuple[np.ndarray, np.ndarray]:
+        y = np.asarray(self.y) if not isinstance(self.y, np.ndarray) else self.y
+        if y.dtype.kind in "iu":   # class labels stay integers
+            return _float_array(self.name, "x", self.x), np.array(y, np.int64)
         return _float_array(self.name, "x", self.x), _float_array(self.name, "y", self.y)
+
+    @functools.cached_property
+    def general(self) -> bool:
+        """Run by the general loop (:mod:`crosscheck.loop`): anything beyond the documents'
+        loops (full batch or per sample, plain SGD, float data) is declared."""
+        y = np.asarray(self.y)
+        return (not isinstance(self.batch, str) or self.shuffle is not None or self.penalty is not None
+                or (self.optimizer is not None and not self.optimizer.plain) or self.update is not None
+                or self.noise is not None or self.state is not None or self.sample_axis != 0
+                or y.dtype.kind in "iu")
+
+    @functools.cached_property
+    def state0(self) -> dict[str, np.ndarray]:
+        return {k: _float_array(self.name, f"state[{k!r}]", v) for k, v in (self.state or {}).items()}
+
+    @property
+    def samples(self) -> int:
+        return _samples(self.data[0], self.sample_axis)
+
+    @property
+    def batch_size(self) -> int:
+        return {"full": self.samples, "sample": 1}.get(self.batch, self.batch)  # type: ignore[arg-type]
+
+    @property
+    def declared_optimizer(self) -> optim.Optimizer:
+        return self.optimizer if self.optimizer is not None else optim.SGD()
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019  (a model lives as long as its run)
+    def feed(self, epochs: int) -> Feed:
+        """The batches and noise of a run of ``epochs`` epochs (a shorter run's are a prefix)."""
+        x = self.data[0]
+
+        def check(step: int, drawn: Any) -> dict[str, np.ndarray]:
+            if not isinstance(drawn, Mapping):
+                raise ModelError(f"[{self.name}] noise must return a dict of name -> array, got "
+                                 f"{type(drawn).__name__} at step {step}")
+            return {k: np.asarray(v) for k, v in drawn.items()}
+
+        try:
+            return make_feed(self.samples, epochs, self.batch_size, self.shuffle, self.sample_axis, x,
+                             self.noise, self.seed, check)
+        except ModelError:
+            raise
+        except Exception as e:
+            at = where_in(e, _file_of(self.noise))
+            raise ModelError(f"{at}[{self.name}] noise failed: {type(e).__name__}: {e}") from e
+
+    def loop(self, epochs: int) -> Loop:
+        return Loop(feed=self.feed(epochs), state0=self.state0, penalty=self.penalty,
+                    optimizer=self.declared_optimizer, noisy=self.noise is not None,
+                    stateful=self.state is not None)
 
     @functools.cached_property
     def params0(self) -> dict[str, np.ndarray]:
@@ -214,16 +325,22 @@ class Model:
             return self.forward
         forward = self.forward
 
-        def untapped(xp, params, x, tap=keep):
-            return forward(xp, params, x)
+        def untapped(xp, params, x, tap=keep, **kw):
+            return forward(xp, params, x, **kw)
         return untapped
 
     def hyper(self, lr: float | None = None, epochs: int | None = None) -> dict[str, Any]:
-        return {"lr": self.lr if lr is None else lr, "epochs": self.epochs if epochs is None else epochs,
-                "batch": self.batch}
+        out = {"lr": self.lr if lr is None else lr, "epochs": self.epochs if epochs is None else epochs,
+               "batch": self.batch}
+        if self.general:
+            out["shuffle"] = self.shuffle
+            out["optimizer"] = self.declared_optimizer.describe()
+        return out
 
     @property
     def steps_per_epoch(self) -> int:
+        if self.general:
+            return math.ceil(self.samples / self.batch_size)
         return len(self.data[0]) if self.batch == "sample" else 1
 
     def _batch(self, sample: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -232,18 +349,56 @@ class Model:
             return x, y
         return x[sample:sample + 1], y[sample:sample + 1]
 
+    def _inputs(self, sample: Any, hyper: Mapping[str, Any] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """A step's batch of x and y, and the keywords its forward and backward get: for a
+        model of the general loop, ``sample`` is an :class:`~crosscheck.loop.At` (None: step
+        0 at the initial state; an int: that step at the initial state)."""
+        if not self.general:
+            return (*self._batch(sample), {})
+        at = sample if isinstance(sample, At) else At(0 if sample is None else int(sample))
+        declared = int((hyper or {}).get("epochs") or self.epochs or 1)
+        epochs = max(declared, at.step // self.steps_per_epoch + 1)
+        feed = self.feed(epochs)
+        index = feed.index(at.step)
+        x, y = self.data
+        kw: dict[str, Any] = {}
+        if self.noise is not None:
+            kw["noise"] = feed.noise_at(at.step)
+        if self.state is not None:
+            kw["state"] = {k: np.array(v) for k, v in (at.state or self.state0).items()}
+        return take(x, index, self.sample_axis), take(y, index, self.sample_axis), kw
+
     # ------------------------------------------------------------------ one step, checked
-    def _forward_loss(self, params: Mapping[str, np.ndarray], xb, yb, where: str) -> tuple[float, dict]:
+    def _forward_loss(self, params: Mapping[str, np.ndarray], xb, yb, where: str,
+                      kw: Mapping[str, Any] | None = None) -> tuple[float, dict, dict]:
+        """The loss (plus the penalty) at ``params``, the tapped intermediates, and the new
+        carried state (the old one where the model declares none)."""
         xp, named = _numpy_xp(), {}
+        kw = dict(kw or {})
         given = {k: np.array(v, np.float64) for k, v in params.items()}
         try:
-            out = self.xp_forward(xp, given, xb, tap=recording(named))
+            out = self.xp_forward(xp, given, xb, tap=recording(named), **kw)
+            if self.state is not None:
+                if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping)):
+                    raise ModelError(f"[{self.name}] with state declared, forward must return "
+                                     f"(prediction, new_state), got {type(out).__name__} {where}")
+                out, new_state = out
+                missing = [k for k in self.state0 if k not in new_state]
+                if missing:
+                    raise ModelError(f"[{self.name}] forward's new state has no {missing[0]!r} {where}")
+                new_state = {k: np.array(new_state[k], np.float64) for k in self.state0}
+            else:
+                new_state = {}
             value = self.loss(xp, out, yb)
+            if self.penalty is not None:
+                value = value + self.penalty(xp, given)
         except ModelError:
             raise
         except Exception as e:
-            at = where_in(e, _file_of(self.forward), _file_of(self.loss))
-            raise ModelError(f"{at}[{self.name}] forward or loss failed {where}: "
+            at = where_in(e, _file_of(self.forward), _file_of(self.loss), _file_of(self.penalty))
+            what = "forward, loss or penalty" if self.penalty is not None else "forward or loss"
+            raise ModelError(f"{at}[{self.name}] {what} failed {where}: "
                              f"{type(e).__name__}: {e}") from e
         if isinstance(out, (tuple, list, dict)):
             raise ModelError(f"[{self.name}] forward returned a {type(out).__name__}, not one array "
@@ -261,13 +416,15 @@ class Model:
         if missing:
             raise ModelError(f"[{self.name}] relu names {missing[0]!r}, which the forward never taps "
                              f"(it taps {sorted(named) or 'nothing'})")
-        return float(value), named
+        return float(value), named, new_state
 
     def _backward(self, params: Mapping[str, np.ndarray], xb, yb, where: str,
-                  named: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+                  named: Mapping[str, Any] | None = None, kw: Mapping[str, Any] | None = None
+                  ) -> tuple[dict, dict]:
         given = {k: np.array(v, np.float64) for k, v in params.items()}
+        kw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in (kw or {}).items()}
         try:
-            out = self.backward(given, xb, yb)
+            out = self.backward(given, xb, yb, **kw)
         except Exception as e:
             at = where_in(e, _file_of(self.backward))
             raise ModelError(f"{at}[{self.name}] backward failed {where}: {type(e).__name__}: {e}") from e
@@ -278,7 +435,7 @@ class Model:
         for k in params:
             if not np.array_equal(given[k], params[k], equal_nan=True):
                 raise ModelError(f"[{self.name}] backward changed params[{k!r}] in place {where}; "
-                                 "it must only read the parameters (the update is the tool's)")
+                                 "it must only read the parameters (the update is the optimizer's)")
             if k not in grads:
                 raise ModelError(f"[{self.name}] backward returned no gradient for {k!r} {where}")
         extra = [k for k in grads if k not in params]
@@ -312,21 +469,30 @@ class Model:
             self._validate()
 
     def _validate(self) -> None:
+        from crosscheck.frameworks import FRAMEWORKS
+
+        if self.general and len(self.cannot_express) == len(FRAMEWORKS):
+            fw, why = next(iter(self.cannot_express.items()))
+            raise ModelError(f"[{self.name}] no framework's optimizer can run "
+                             f"{self.declared_optimizer.describe()} ({fw}: {why})")
         for sample in ((None,) if self.batch == "full" else (0,)):
-            xb, yb = self._batch(sample)
+            xb, yb, kw = self._inputs(sample)
             where = "at the initial values"
-            value, named = self._forward_loss(self.params0, xb, yb, where)
+            value, named, _ = self._forward_loss(self.params0, xb, yb, where, kw)
             if not math.isfinite(value):
                 step = "step 0" if sample is None else "step 0 (sample 0)"
                 raise ModelError(f"[{self.name}] the loss is {value!r} at the initial values ({step}): "
                                  "no gradient can be compared where the loss is not a finite number "
                                  "(a log(0), a division by 0?); start where it is")
-            first = self._backward(self.params0, xb, yb, where, named)[0]
+            first = self._backward(self.params0, xb, yb, where, named, kw)[0]
+            if self.update is not None:
+                self._update(self.params0, first, {}, where)
             try:   # values the user never declared: a backward may refuse them (its own domain)
-                self._backward({k: v + 0.5 for k, v in self.params0.items()}, xb, yb, "at moved values")
+                self._backward({k: v + 0.5 for k, v in self.params0.items()}, xb, yb, "at moved values",
+                               kw=kw)
             except ModelError:
                 continue
-            again = self._backward(self.params0, xb, yb, where)[0]
+            again = self._backward(self.params0, xb, yb, where, kw=kw)[0]
             changed = [k for k in first if not np.array_equal(first[k], again[k], equal_nan=True)]
             if changed:
                 raise ModelError(f"[{self.name}] backward gives another gradient of {changed[0]!r} at the "
@@ -334,55 +500,129 @@ class Model:
                                  "cache, or parameters from the last call); it must depend on its "
                                  "arguments only")
 
+    def _update(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], state: dict,
+                where: str) -> tuple[dict, dict]:
+        """The hand-written ``update`` on copies of ``params`` and ``grads`` (it may write them
+        in place, as real optimizers do), its output checked."""
+        given = {k: np.array(v, np.float64) for k, v in params.items()}
+        try:
+            out = self.update(given, {k: np.array(v, np.float64) for k, v in grads.items()}, state)
+        except Exception as e:
+            at = where_in(e, _file_of(self.update))
+            raise ModelError(f"{at}[{self.name}] update failed {where}: {type(e).__name__}: {e}") from e
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], Mapping)
+                and isinstance(out[1], dict)):
+            raise ModelError(f"[{self.name}] update must return (params, state), a dict of parameters "
+                             f"and the state dict, got {type(out).__name__} {where}")
+        new, state = out
+        for k in params:
+            if k not in new:
+                raise ModelError(f"[{self.name}] update returned no value for {k!r} {where}")
+            if _shape(new[k]) != _shape(params[k]):
+                raise ModelError(f"[{self.name}] update returned {k!r} of shape {_shape(new[k])}, the "
+                                 f"parameter {_shape(params[k])} {where}")
+        return {k: np.array(new[k], np.float64) for k in params}, state
+
     # ------------------------------------------------------------------ the case protocol
     def gradient(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
-                 sample: int | None = None) -> tuple[float, dict]:
-        xb, yb = self._batch(sample)
+                 sample: Any = None) -> tuple[float, dict]:
+        xb, yb, kw = self._inputs(sample, hyper)
         where = "at the parameters given"
-        value, _ = self._forward_loss(params, xb, yb, where)
-        return value, self._backward(params, xb, yb, where)[0]
+        value, _, _ = self._forward_loss(params, xb, yb, where, kw)
+        return value, self._backward(params, xb, yb, where, kw=kw)[0]
 
     def gradient_precise(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
-                         sample: int | None = None) -> tuple[Any, dict] | None:
+                         sample: Any = None) -> tuple[Any, dict] | None:
         """The loss and the hand-written gradients at ``params`` computed in NumPy's longdouble
         (extended precision): the same code, less rounding. None where the platform's
         longdouble is no wider than float64, or the code does not run in it."""
         ld = np.longdouble
         if np.finfo(ld).eps >= np.finfo(np.float64).eps:
             return None
-        xb, yb = (np.asarray(a, ld) for a in self._batch(sample))
+        xb, yb, kw = self._inputs(sample, hyper)
+        xb = np.asarray(xb, ld)
+        yb = yb if yb.dtype.kind in "iu" else np.asarray(yb, ld)
+        kw = {k: ({n: np.asarray(a, ld) if np.asarray(a).dtype.kind == "f" else a for n, a in v.items()})
+              for k, v in kw.items()}
         given = {k: np.array(v, ld) for k, v in params.items()}
         try:
             with np.errstate(all="ignore"):
-                value = self.loss(_numpy_xp(), self.xp_forward(_numpy_xp(), dict(given), xb), yb)
-                out = self.backward(given, xb, yb)
+                out = self.xp_forward(_numpy_xp(), dict(given), xb, **kw)
+                value = self.loss(_numpy_xp(), out[0] if self.state is not None else out, yb)
+                if self.penalty is not None:
+                    value = value + self.penalty(_numpy_xp(), dict(given))
+                out = self.backward(given, xb, yb, **kw)
             grads = _returned(out)[0]
             return value, {k: np.asarray(grads[k], ld) for k in params}
         except Exception:
             return None
 
     def loss_at(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
-                sample: int | None = None) -> tuple[float, tuple]:
-        xb, yb = self._batch(sample)
-        value, named = self._forward_loss(params, xb, yb, "at the parameters given")
+                sample: Any = None) -> tuple[float, tuple]:
+        xb, yb, kw = self._inputs(sample, hyper)
+        value, named, _ = self._forward_loss(params, xb, yb, "at the parameters given", kw)
         return value, tuple(tuple(np.ravel(np.asarray(named[r]) > 0)) for r in self.relu)
 
     def intermediates(self, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None = None,
-                      sample: int | None = None) -> dict[str, np.ndarray]:
-        xb, yb = self._batch(sample)
-        _, named = self._forward_loss(params, xb, yb, "at the parameters given")
-        return self._backward(params, xb, yb, "at the parameters given", named)[1]
+                      sample: Any = None) -> dict[str, np.ndarray]:
+        xb, yb, kw = self._inputs(sample, hyper)
+        _, named, _ = self._forward_loss(params, xb, yb, "at the parameters given", kw)
+        return self._backward(params, xb, yb, "at the parameters given", named, kw)[1]
 
     def problem(self, lr: float | None = None, epochs: int | None = None) -> Problem:
         x, y = self.data
+        hyper = self.hyper(lr, epochs)
+        loop = self.loop(int(hyper["epochs"])) if self.general and hyper["epochs"] is not None else None
         return make(self.name, "batch" if self.batch == "full" else "sgd", x, y, self.params0,
-                    self.hyper(lr, epochs), self.xp_forward, self.loss, masks=tuple(self.relu),
-                    sample_slice=True)
+                    hyper, self.xp_forward, self.loss, masks=tuple(self.relu),
+                    sample_slice=True, loop=loop)
+
+    @functools.cached_property
+    def cannot_express(self) -> dict[str, str]:
+        """framework -> why its own optimizer cannot run the declared one."""
+        from crosscheck.frameworks import FRAMEWORKS
+
+        opt = self.declared_optimizer
+        return {fw: why for fw in FRAMEWORKS if (why := opt.cannot(fw))}
+
+    def stepper(self, hyper: Mapping[str, Any] | None = None) -> Callable[[int, Mapping], tuple]:
+        """One step of the reference's training loop at a time: ``step(k, params) -> (loss,
+        grads, new params)``, with the carried state and the optimizer's state kept inside
+        (each stepper starts afresh): the reference run, and the envelope's shadow."""
+        hyper = dict(self.hyper() if hyper is None else hyper)
+        lr, epochs = float(hyper["lr"]), int(hyper["epochs"])
+        if self.update is not None:
+            update = functools.partial(self._update, where="")
+        elif self.declared_optimizer.plain:
+            update = None
+        else:
+            able = tuple(f for f in ("torch", "jax") if f not in self.cannot_express)
+            update = optim.reference_update(self.declared_optimizer, lr, able)[0]
+        carry: dict[str, Any] = {"state": self.state0, "opt": {}, "named": {}}
+
+        def step(k: int, params: Mapping[str, np.ndarray]) -> tuple[float, dict, dict]:
+            where = f"at step {k}"
+            xb, yb, kw = self._inputs(At(k, carry["state"]), {"epochs": epochs})
+            value, named, new_state = self._forward_loss(params, xb, yb, where, kw)
+            grads, _ = self._backward(params, xb, yb, where, kw=kw)
+            if update is None:
+                new = {n: params[n] - lr * grads[n] for n in params}
+            elif self.update is not None:
+                new, carry["opt"] = self._update(params, grads, carry["opt"], where)
+            else:
+                new, carry["opt"] = update(params, grads, carry["opt"])
+            carry["state"], carry["named"] = new_state, named
+            return value, grads, new
+        step.carry = carry  # type: ignore[attr-defined]
+        return step
 
     def run(self, lr: float | None = None, epochs: int | None = None) -> Trajectory:
-        """The reference run: NumPy forward and loss, the hand-written backward, p - lr * g."""
+        """The reference run: NumPy forward and loss, the hand-written backward, and the
+        update (``p - lr * g``, the hand-written ``update``, or the declared optimizer)."""
         hyper = self.hyper(lr, epochs)
         lr, epochs = float(hyper["lr"]), int(hyper["epochs"])
+        if self.general:
+            return self._run_general(hyper)
         per_epoch = self.steps_per_epoch
         p = {k: v.copy() for k, v in self.params0.items()}
         rec = Recorder(p, steps=epochs * per_epoch, epochs=epochs)
@@ -392,7 +632,7 @@ class Model:
             for sample in range(per_epoch):
                 where = f"at step {rec.k}"
                 xb, yb = self._batch(None if self.batch == "full" else sample)
-                value, named = self._forward_loss(p, xb, yb, where)
+                value, named, _ = self._forward_loss(p, xb, yb, where)
                 grads, _ = self._backward(p, xb, yb, where)
                 total += value
                 p = {k: p[k] - lr * grads[k] for k in p}
@@ -401,19 +641,47 @@ class Model:
         return rec.finish(case=self.name, framework="numpy", hyper=hyper,
                           pred_train=np.asarray(self.xp_forward(xp, p, self.data[0])))
 
+    def _run_general(self, hyper: Mapping[str, Any]) -> Trajectory:
+        epochs = int(hyper["epochs"])
+        feed = self.feed(epochs)
+        per_epoch = feed.per_epoch
+        step = self.stepper(hyper)
+        p = {k: v.copy() for k, v in self.params0.items()}
+        rec = Recorder(p, steps=feed.steps, epochs=epochs)
+        rec.carried(0, self.state0)
+        for epoch in range(epochs):
+            total = 0.0
+            for _ in range(per_epoch):
+                k = rec.k
+                value, grads, p = step(k, p)
+                total += value
+                named = step.carry["named"]  # type: ignore[attr-defined]
+                rec.step(value, grads, p, {r: np.asarray(named[r]) > 0 for r in self.relu})
+                rec.carried(k + 1, step.carry["state"])  # type: ignore[attr-defined]
+            rec.epoch_loss[epoch] = total
+        return rec.finish(case=self.name, framework="numpy", hyper=hyper, pred_train=np.zeros(0), feed=feed)
+
     @functools.cached_property
     def case(self) -> Case:
         """This model as a case: what the runner, the comparison and the report take."""
         shapes = ", ".join(f"{k} {v.shape}" for k, v in self.params0.items())
+        batch = f"batches of {self.batch}" if not isinstance(self.batch, str) else f"{self.batch}-batch"
+        extra = "".join(f", {w}" for w, on in (
+            ("shuffled", self.shuffle is not None), ("penalty", self.penalty is not None),
+            (self.declared_optimizer.describe(), not self.declared_optimizer.plain),
+            ("hand-written update", self.update is not None), ("noise", self.noise is not None),
+            ("state", self.state is not None), ("samples in columns", self.sample_axis == 1)) if on)
         return Case(
             name=self.name,
-            summary=self.summary or (f"{self.batch}-batch, lr {self.lr}, {self.epochs} epochs, "
-                                     f"{len(self.data[0])} samples; {shapes}"),
+            summary=self.summary or (f"{batch}{extra}, lr {self.lr}, {self.epochs} epochs, "
+                                     f"{self.samples} samples; {shapes}"),
             params=tuple(self.params0), problem=self.problem, run_reference=self.run,
             gradient=self.gradient, loss_at=self.loss_at, intermediates=self.intermediates,
             gradient_precise=self.gradient_precise,
-            units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full",
-            notes=self.upcast)
+            units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full" and not self.general,
+            notes=self.upcast, stepper=self.stepper if self.general else None,
+            update=self._update if self.update is not None else None,
+            cannot_express=self.cannot_express if self.general else {})
 
     @functools.cached_property
     def upcast(self) -> tuple[str, ...]:
@@ -423,6 +691,8 @@ class Model:
         notes = []
         for what, value in declared.items():
             dtype = np.asarray(value).dtype
+            if what == "y" and dtype.kind in "iu":
+                continue   # class labels: kept as integers
             if dtype != np.float64:
                 notes.append(f"{what} is {dtype.name}: checked as float64, its values exactly")
         return tuple(notes)

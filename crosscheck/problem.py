@@ -65,6 +65,7 @@ class Problem:
     loss: Loss
     masks: tuple[str, ...] = ()
     sample_slice: bool = False
+    loop: Any = None   # crosscheck.loop.Loop: the general loop's feed, state, penalty, optimizer
 
     @property
     def lr(self) -> float:
@@ -77,6 +78,8 @@ class Problem:
 
     @property
     def steps(self) -> int:
+        if self.loop is not None:
+            return self.loop.feed.steps
         return self.epochs * (len(self.x) if self.mode == "sgd" else 1)
 
     def sample(self, a: Any, i: int) -> Any:
@@ -87,7 +90,9 @@ class Problem:
 def make(case: str, mode: str, x: Any, y: Any, init: Mapping[str, Any], hyper: Mapping[str, Any],
          forward: Forward, loss: Loss, x_test: Any = (), **kw: Any) -> Problem:
     f64 = np.float64
-    return Problem(case=case, mode=mode, x=np.asarray(x, f64), y=np.asarray(y, f64),
+    y = np.asarray(y)
+    y = y if kw.get("loop") is not None and y.dtype.kind in "iub" else np.asarray(y, f64)
+    return Problem(case=case, mode=mode, x=np.asarray(x, f64), y=y,
                    x_test=np.asarray(x_test, f64).reshape(-1),
                    init={k: np.array(v, f64) for k, v in init.items()}, hyper=dict(hyper),
                    forward=forward, loss=loss, **kw)

@@ -40,7 +40,7 @@ import numpy as np
 from crosscheck import environment, interrupts
 
 #: Prefixes of the flat array names used by :meth:`Trajectory.to_arrays`.
-_FLAT = ("param.", "grad.", "mask.")
+_FLAT = ("param.", "grad.", "mask.", "state.")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,6 +59,10 @@ class Trajectory:
         pred_train: (m, ...) predictions on the training inputs, final parameters.
         pred_test: predictions on the document's test input; shape (0,) if none.
         masks: name -> (S, *shape) bool ReLU activation mask at each step.
+        state: name -> (S + 1, *shape) a model's carried state (running statistics, a hidden
+            state) before step 0 and after each step, as the run's own forward made it.
+        feed: the batches and noise every step saw (:class:`crosscheck.loop.Feed`), for a
+            model run by the general loop; None for the documents' loops.
     """
 
     case: str
@@ -72,6 +76,8 @@ class Trajectory:
     pred_train: np.ndarray
     pred_test: np.ndarray
     masks: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    state: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    feed: Any = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -97,7 +103,7 @@ class Trajectory:
         """Fail loudly if any float array is not of the declared dtype."""
         want = np.dtype(self.dtype)
         for name, arr in self.to_arrays().items():
-            if arr.dtype.kind == "f" and arr.dtype != want:
+            if arr.dtype.kind == "f" and arr.dtype != want and not name.startswith("feed."):
                 raise TypeError(
                     f"[{self.case}/{self.framework}] {name} is {arr.dtype}, "
                     f"but the run declares {want}: float64 was not really in effect"
@@ -111,8 +117,10 @@ class Trajectory:
             "pred_train": self.pred_train,
             "pred_test": self.pred_test,
         }
-        for prefix, group in zip(_FLAT, (self.params, self.grads, self.masks), strict=True):
+        for prefix, group in zip(_FLAT, (self.params, self.grads, self.masks, self.state), strict=True):
             out.update({prefix + k: v for k, v in group.items()})
+        if self.feed is not None:
+            out.update(self.feed.as_arrays())
         return out
 
     @classmethod
@@ -121,18 +129,18 @@ class Trajectory:
         dtype: str, hyper: Mapping[str, Any],
     ) -> Trajectory:
         """Inverse of :meth:`to_arrays`."""
-        groups: list[dict[str, np.ndarray]] = [{}, {}, {}]
+        groups: list[dict[str, np.ndarray]] = [{}, {}, {}, {}]
         for name, arr in arrays.items():
             for prefix, group in zip(_FLAT, groups, strict=True):
                 if name.startswith(prefix):
                     group[name[len(prefix):]] = np.asarray(arr)
-        params, grads, masks = groups
+        params, grads, masks, state = groups
         return cls(case=case, framework=framework, dtype=dtype, hyper=dict(hyper),
                    epoch_loss=np.asarray(arrays["epoch_loss"]),
                    step_loss=np.asarray(arrays["step_loss"]),
                    grads=grads, params=params,
                    pred_train=np.asarray(arrays["pred_train"]),
-                   pred_test=np.asarray(arrays["pred_test"]), masks=masks)
+                   pred_test=np.asarray(arrays["pred_test"]), masks=masks, state=state)
 
 
 # --------------------------------------------------------------------------- long runs
@@ -324,6 +332,7 @@ class Recorder:
         self.masks = {k: buffer((steps, *shape), bool) for k, shape in (masks or {}).items()}
         self.step_loss = np.empty(steps, self.dtype)
         self.epoch_loss = np.empty(epochs, self.dtype)
+        self.state: dict[str, np.ndarray] = {}
         self.k = 0
         spilled = [a for a in (*self.params.values(), *self.grads.values()) if _spilled(a) is not None]
         #: Steps between two :meth:`release` calls (0: nothing is spilled).
@@ -344,6 +353,16 @@ class Recorder:
         if self.release_every and self.k % self.release_every == 0:
             self.release()
 
+    def carried(self, k: int, state: Mapping[str, Any]) -> None:
+        """Record the carried state before step ``k`` (``k = 0``: the initial state)."""
+        for name, v in state.items():
+            buf = self.state.get(name)
+            if buf is None:
+                kind = np.asarray(v).dtype
+                buf = self.state[name] = np.zeros((self.step_loss.shape[0] + 1, *np.shape(v)),
+                                                  self.dtype if kind.kind == "f" else kind)
+            buf[k] = v
+
     def release(self) -> None:
         """Hand back the pages written so far of the spilled buffers (see :func:`release`)."""
         release(*self.params.values(), *self.grads.values(), *self.masks.values())
@@ -357,7 +376,7 @@ class Recorder:
         buf[k] = m
 
     def finish(self, *, case: str, framework: str, hyper: Mapping[str, Any],
-               pred_train: Any, pred_test: Any = ()) -> Trajectory:
+               pred_train: Any, pred_test: Any = (), feed: Any = None) -> Trajectory:
         if self.k != self.step_loss.shape[0]:
             raise RuntimeError(f"[{case}/{framework}] recorded {self.k} of {self.step_loss.shape[0]} steps")
         self.release()
@@ -366,7 +385,7 @@ class Recorder:
                           grads=self.grads, params=self.params,
                           pred_train=np.asarray(pred_train, self.dtype),
                           pred_test=np.asarray(pred_test, self.dtype).reshape(-1),
-                          masks=self.masks)
+                          masks=self.masks, state=self.state, feed=feed)
 
 
 def _reduce_memmap(a: np.memmap):

@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from array_api_compat import array_namespace  # noqa: E402
 from jax import lax  # noqa: E402
 
+from crosscheck.loop import at_of  # noqa: E402
 from crosscheck.problem import Problem, recording  # noqa: E402
 from crosscheck.record import Recorder, Trajectory  # noqa: E402
 
@@ -96,6 +97,8 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
     """One step's autograd gradients at ``params``: of the loss with respect to every
     parameter, and to every tapped intermediate by a vjp with respect to a zero
     perturbation added at each tap (d loss / d (t + eps) at eps = 0 is d loss / d t)."""
+    if problem.loop is not None:
+        return _gradients_at(problem, params, at_of(sample), dtype)
     jdtype = jnp.dtype(dtype)
     p = {k: jnp.asarray(v, jdtype) for k, v in params.items()}
     x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
@@ -123,6 +126,8 @@ def train(problem: Problem, dtype: str = "float64",
     what the calls return is written into the record and dropped. ``progress``, if given,
     hears of each call's end.
     """
+    if problem.loop is not None:
+        return train_loop(problem, dtype, progress)
     jdtype = jnp.dtype(dtype)
     params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
     x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
@@ -161,3 +166,121 @@ def train(problem: Problem, dtype: str = "float64",
                  else ())
     return rec.finish(case=problem.case, framework="jax", hyper=problem.hyper,
                       pred_train=np.asarray(pred_train), pred_test=np.asarray(pred_test, jdtype))
+
+
+# --------------------------------------------------------------------------- the general loop
+def _convert(jdtype):
+    """NumPy -> JAX: floating arrays in the run's dtype, integer and boolean ones as they are."""
+    def convert(a):
+        a = np.asarray(a)
+        return jnp.asarray(a, jdtype) if a.dtype.kind == "f" else jnp.asarray(a)
+    return convert
+
+
+def _loss_fn(problem: Problem, xb, yb, noise, state, tap=None):
+    """The step's loss plus penalty as a function of the parameters, with (new state, tapped
+    values) beside it."""
+    loop = problem.loop
+    xp = array_namespace(xb)
+
+    def loss_fn(p):
+        named: dict = {}
+        kw = {}
+        if loop.noisy:
+            kw["noise"] = noise
+        if loop.stateful:
+            kw["state"] = state
+        out = problem.forward(xp, p, xb, tap=tap or recording(named), **kw)
+        pred, new_state = out if loop.stateful else (out, state)
+        value = problem.loss(xp, pred, yb)
+        if loop.penalty is not None:
+            value = value + loop.penalty(xp, p)
+        return value, (new_state, named)
+    return loss_fn
+
+
+@functools.cache
+def _step(problem_forward, problem_loss, loop_key, masks):
+    """The compiled step of a general loop: loss, gradients, the update (optax, or p - lr * g)
+    and the new state; one per forward, loss and loop declaration (compiled once per batch
+    shape)."""
+    problem, tx = _STEPS[loop_key]
+
+    @jax.jit
+    def step(params, opt_state, state, xb, yb, noise, lr):
+        loss_fn = _loss_fn(problem, xb, yb, noise, state)
+        (value, (new_state, named)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        if tx is None:
+            new = {k: params[k] - lr * grads[k] for k in params}
+        else:
+            import optax
+
+            updates, opt_state = tx.update(grads, opt_state, params)
+            new = optax.apply_updates(params, updates)
+        new_state = jax.lax.stop_gradient(new_state)
+        return new, opt_state, new_state, value, grads, {n: named[n] > 0 for n in masks}
+    return step
+
+
+_STEPS: dict = {}
+
+
+def train_loop(problem: Problem, dtype: str = "float64",
+               progress: Callable[[int], None] | None = None) -> Trajectory:
+    """The general loop (:mod:`crosscheck.loop`) with JAX's gradients and optax's optimizer as
+    declared (``p - lr * g`` for the plain rule): one compiled step per update, in order,
+    each step's batch and noise from the feed, the new state carried (no gradient through it)."""
+    loop = problem.loop
+    jdtype = jnp.dtype(dtype)
+    convert = _convert(jdtype)
+    params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
+    tx = None if loop.optimizer.plain else loop.optimizer.for_jax(problem.lr)
+    key = (id(problem.forward), id(problem.loss), id(loop.penalty), loop.optimizer, problem.lr,
+           loop.noisy, loop.stateful, dtype)
+    _STEPS.setdefault(key, (problem, tx))
+    step = _step(problem.forward, problem.loss, key, problem.masks)
+    opt_state = None if tx is None else _STEPS[key][1].init(params)
+    state = {k: convert(v) for k, v in loop.state0.items()}
+    lr = jnp.asarray(problem.lr, jdtype)
+    steps, per_epoch = loop.feed.steps, loop.feed.per_epoch
+    rec = Recorder(problem.init, steps=steps, epochs=problem.epochs, dtype=jdtype)
+    rec.carried(0, {k: np.asarray(v) for k, v in state.items()})
+    total = 0.0
+    for k in range(steps):
+        xb, yb = loop.batch(problem.x, k, convert), loop.batch(problem.y, k, convert)
+        noise = {n: convert(v) for n, v in loop.feed.noise_at(k).items()}
+        params, opt_state, state, value, grads, masks = step(params, opt_state, state, xb, yb, noise, lr)
+        value = float(value)
+        rec.step(value, {n: np.asarray(grads[n]) for n in problem.init},
+                 {n: np.asarray(params[n]) for n in problem.init},
+                 {n: np.asarray(m) for n, m in masks.items()})
+        rec.carried(k + 1, {n: np.asarray(v) for n, v in state.items()})
+        total = value if k % per_epoch == 0 else total + value
+        if (k + 1) % per_epoch == 0:
+            rec.epoch_loss[k // per_epoch] = total
+    if progress is not None:
+        progress(steps)
+    return rec.finish(case=problem.case, framework="jax", hyper=problem.hyper, pred_train=np.zeros(0),
+                      feed=loop.feed)
+
+
+def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
+    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.loop.At`)."""
+    jdtype = jnp.dtype(dtype)
+    convert = _convert(jdtype)
+    loop = problem.loop
+    p = {k: jnp.asarray(v, jdtype) for k, v in params.items()}
+    xb, yb = loop.batch(problem.x, at.step, convert), loop.batch(problem.y, at.step, convert)
+    noise = {n: convert(v) for n, v in loop.feed.noise_at(at.step).items()}
+    state = {k: convert(v) for k, v in (at.state or loop.state0).items()}
+    shapes: dict = {}
+    _loss_fn(problem, xb, yb, noise, state, tap=recording(shapes))(p)
+    eps = {n: jnp.zeros_like(t) for n, t in shapes.items()}
+
+    def loss_fn(p, eps):
+        return _loss_fn(problem, xb, yb, noise, state, tap=lambda name, t: t + eps[name])(p)[0]
+
+    value, vjp = jax.vjp(loss_fn, p, eps)
+    g_params, g_named = vjp(jnp.ones_like(value))
+    return {"loss": float(value), "params": {k: np.asarray(g_params[k]) for k in params},
+            "intermediates": {n: np.asarray(v) for n, v in g_named.items()}}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from array_api_compat import array_namespace
 
+from crosscheck.loop import at_of
 from crosscheck.problem import Problem, recording
 from crosscheck.record import Recorder, Trajectory
 
@@ -44,8 +45,11 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
     """One step's autograd gradients at ``params``: of the loss with respect to every
     parameter and to every intermediate the forward taps (``retain_grad``).
 
-    ``sample`` picks the sample of a per-sample problem; a batch problem uses the whole batch.
+    ``sample`` picks the sample of a per-sample problem; a batch problem uses the whole batch;
+    a general loop's problem takes the step's :class:`crosscheck.loop.At`.
     """
+    if problem.loop is not None:
+        return _gradients_at(problem, params, at_of(sample), dtype)
     tdtype = getattr(torch, dtype)
     p = {k: torch.tensor(np.asarray(v), dtype=tdtype, requires_grad=True) for k, v in params.items()}
     x, y = _tensors(problem, tdtype)
@@ -77,6 +81,8 @@ def train(problem: Problem, dtype: str = "float64",
 
     ``progress(steps_done)``, if given, is called every ``PROGRESS_EVERY`` epochs and at the end.
     """
+    if problem.loop is not None:
+        return train_loop(problem, dtype, progress)
     tdtype = getattr(torch, dtype)
     forward, loss_of = problem.forward, problem.loss
     params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
@@ -122,3 +128,93 @@ def train(problem: Problem, dtype: str = "float64",
         pred_test = forward(xp, params, x_test).numpy() if len(x_test) else np.zeros(0)
     return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper,
                       pred_train=pred_train, pred_test=pred_test)
+
+
+# --------------------------------------------------------------------------- the general loop
+def _converter(tdtype) -> Callable[[np.ndarray], torch.Tensor]:
+    """NumPy -> torch: floating arrays in the run's dtype, integer and boolean ones as they are."""
+    def convert(a: np.ndarray) -> torch.Tensor:
+        a = np.asarray(a)
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return t.to(tdtype) if a.dtype.kind == "f" else t
+    return convert
+
+
+def _step_loss(problem: Problem, params: dict, k: int, state: dict, convert, tap=None):
+    """Step ``k`` of a general loop at ``params``: (loss plus penalty, new state)."""
+    loop = problem.loop
+    xb, yb = loop.batch(problem.x, k, convert), loop.batch(problem.y, k, convert)
+    xp = array_namespace(xb)
+    kw = loop.kwargs(k, state, convert)
+    out = problem.forward(xp, params, xb, tap=tap or (lambda n, t: t), **kw)
+    pred, new_state = out if loop.stateful else (out, state)
+    value = problem.loss(xp, pred, yb)
+    if loop.penalty is not None:
+        value = value + loop.penalty(xp, params)
+    return value, new_state
+
+
+def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
+    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.loop.At`)."""
+    tdtype = getattr(torch, dtype)
+    convert = _converter(tdtype)
+    p = {k: torch.tensor(np.asarray(v), dtype=tdtype, requires_grad=True) for k, v in params.items()}
+    state = {k: convert(v) for k, v in (at.state or problem.loop.state0).items()}
+    named: dict = {}
+
+    def tap(name, t):
+        if t.requires_grad:
+            t.retain_grad()
+        named[name] = t
+        return t
+
+    loss, _ = _step_loss(problem, p, at.step, state, convert, tap)
+    loss.backward()
+    return {"loss": loss.item(), "params": {k: v.grad.numpy() for k, v in p.items()},
+            "intermediates": {n: t.grad.numpy() for n, t in named.items() if t.grad is not None}}
+
+
+def train_loop(problem: Problem, dtype: str = "float64",
+               progress: Callable[[int], None] | None = None) -> Trajectory:
+    """The general loop (:mod:`crosscheck.loop`) with torch autograd's gradients and
+    ``torch.optim``'s optimizer as declared (``p -= lr * g`` for the plain rule): each step's
+    batch and noise from the feed, the state the forward returns carried (detached) to the
+    next step."""
+    loop = problem.loop
+    tdtype = getattr(torch, dtype)
+    convert = _converter(tdtype)
+    params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
+    leaves = tuple(params.values())
+    lr = problem.lr
+    opt = None if loop.optimizer.plain else loop.optimizer.for_torch(list(leaves), lr)
+    state = {k: convert(v) for k, v in loop.state0.items()}
+    steps, per_epoch = loop.feed.steps, loop.feed.per_epoch
+    rec = Recorder(problem.init, steps=steps, epochs=problem.epochs, dtype=dtype)
+    rec.carried(0, {k: v.numpy() for k, v in state.items()})
+    pre: dict = {}
+    tap = recording(pre)
+    total = 0.0
+    for k in range(steps):
+        loss, new_state = _step_loss(problem, params, k, state, convert, tap)
+        grads = torch.autograd.grad(loss, leaves)
+        with torch.no_grad():
+            if opt is None:
+                for p, g in zip(leaves, grads, strict=True):
+                    p -= lr * g
+            else:
+                for p, g in zip(leaves, grads, strict=True):
+                    p.grad = g
+                opt.step()
+            state = {n: v.detach() for n, v in new_state.items()}
+            masks = {n: (pre[n] > 0).numpy() for n in problem.masks}
+        value = loss.item()
+        rec.step(value, {n: g.numpy() for n, g in zip(params, grads, strict=True)},
+                 {n: p.detach().numpy() for n, p in params.items()}, masks)
+        rec.carried(k + 1, {n: v.numpy() for n, v in state.items()})
+        total = value if k % per_epoch == 0 else total + value
+        if (k + 1) % per_epoch == 0:
+            rec.epoch_loss[k // per_epoch] = total
+            if progress is not None and ((k + 1) // per_epoch % PROGRESS_EVERY == 0 or k + 1 == steps):
+                progress(k + 1)
+    return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper, pred_train=np.zeros(0),
+                      feed=loop.feed)
