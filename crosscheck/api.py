@@ -90,7 +90,7 @@ def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtyp
     needs_run(model.name, model.hyper(**overrides))
     case = register(model)
     (name, trajs), = report.run_trajectories([case.name], frameworks, dtype, **overrides)
-    return Result(name, report.analyse(name, trajs, dtype), dtype)
+    return Result(name, report.analyse(name, trajs, dtype, asked=frameworks), dtype)
 
 
 def arguments(frameworks: Sequence[str] | str, dtype: str, lr: float | None,

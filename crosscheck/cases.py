@@ -98,6 +98,7 @@ class Case:
             inside (None: ``p - lr * gradient``, the documents' loops).
         update: a user's hand-written optimizer ``update(params, grads, state)``, checked
             against the frameworks' optimizers at their own steps (None: none declared).
+        optimizer: the declared optimizer (:mod:`crosscheck.optim`) the update is judged against.
         cannot_express: framework -> why its own optimizer cannot run the declared one.
     """
 
@@ -126,6 +127,7 @@ class Case:
     notes: tuple[str, ...] = ()
     stepper: Callable[..., Callable[..., tuple]] | None = None
     update: Callable[..., Any] | None = None
+    optimizer: Any = None
     cannot_express: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def printed_hyper(self) -> dict[str, Any] | None:

@@ -33,10 +33,10 @@ from crosscheck.record import Trajectory, buffer, every, finite_rows, ranges, re
 #: Report groups: the keys of ``max_rel_err`` (the global question).
 GROUPS = ("loss", "grads", "params", "predictions")
 #: The two questions, in the order a verdict names them.
-QUESTIONS = ("local", "global")
+QUESTIONS = ("local", "update", "global")
 #: Order of the quantities within one step, for picking the first divergence.
-QUANTITY_ORDER = ("divergence", "init", "loss", "epoch_loss", "grad", "param", "mask", "pred_train",
-                  "pred_test")
+QUANTITY_ORDER = ("divergence", "init", "loss", "epoch_loss", "grad", "update", "param", "state", "mask",
+                  "pred_train", "pred_test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,8 @@ class Divergence:
     expected: float      # the reference's value (the worst element)
     got: float
     error: float         # normwise relative error at that step
-    question: str = "global"   # "local": the manual gradient; "global": the trajectories
+    question: str = "global"   # "local": the manual gradient; "update": the manual optimizer;
+    #                            "global": the trajectories
     tol: float = 0.0
     explanation: dict | None = None   # local: the likely mistake (crosscheck.mistakes.Explanation)
     elements: tuple = ()              # local: the worst elements, manual beside autograd
@@ -61,6 +62,12 @@ class Divergence:
         if self.quantity == "divergence":
             return (f"[{self.case}/{self.framework}] the runs leave the finite numbers at different "
                     f"steps: reference at step {self.expected:g}, {self.framework} at step {self.got:g}")
+        if self.question == "update":
+            return (f"[{self.case}/{self.framework}] manual update wrong at step {self.step}: "
+                    f"param[{self.parameter}] manual {self.expected!r} vs "
+                    f"{ {'torch': 'torch.optim', 'jax': 'optax'}.get(self.framework, self.framework)} "
+                    f"{self.got!r} from the same parameters and gradients (normwise rel. err "
+                    f"{self.error:.3g} > tol {self.tol:.2g})")
         if self.question == "local":
             return (f"[{self.case}/{self.framework}] manual backward wrong at step {self.step}: {what} "
                     f"manual {self.expected!r} vs {self.framework} autograd {self.got!r} at the same "
@@ -117,6 +124,9 @@ class Comparison:
     local_steps: int = 0                              # steps the local check compared
     local_first_steps: dict[tuple[str, str | None], int] = dataclasses.field(default_factory=dict)
     diverges_at: dict[str, int | None] = dataclasses.field(default_factory=dict)  # impl -> step
+    update_first: Divergence | None = None   # the first wrong step of a hand-written update
+    update_max: dict[str, float] = dataclasses.field(default_factory=dict)   # param -> worst
+    update_steps: int = 0                    # steps the update check compared (0: no update declared)
     autograd_split: int | None = None   # first step where the autograds disagree beyond rounding
     autograd_disagreement: float = 0.0  # how far they part there (normwise)
     extended_steps: int = 0             # steps the manual backward was confirmed in extended precision
@@ -145,7 +155,8 @@ class Comparison:
         question that failed."""
         if self.first is None:
             return set()
-        steps = self.local_first_steps if self.first.question == "local" else self.first_steps
+        steps = (self.local_first_steps if self.first.question in ("local", "update")
+                 else self.first_steps)
         return {q for q, k in steps.items() if k == self.first.step}
 
 
@@ -693,6 +704,13 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     if loc is None:
         loc = local(other, ref, reference, conditioning(other, reference))
     local_first, local_first_steps = local_divergence(other, loc, _case(ref.case, reference))
+    the_case = _case(ref.case, reference)
+    upd = None
+    if the_case.update is not None:
+        from crosscheck import updates
+
+        upd = updates.check(other, the_case, the_case.optimizer)
+        local_first_steps = {**local_first_steps, **upd.first_steps}
 
     # Global: the trajectories, up to the horizon and the first non-finite step; and up to
     # the step where two autograd implementations part beyond rounding at the same
@@ -745,6 +763,10 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     # An epoch's loss is complete only at its last step (SGD sums it over the epoch).
     check("epoch_loss", None, other.epoch_loss[:epochs], ref.epoch_loss[:epochs],
           (np.arange(epochs) + 1) * per_epoch - 1)
+    for name in ref.state:
+        if name in other.state:
+            check("state", name, other.state[name][1:end + 1], ref.state[name][1:end + 1], idx,
+                  causal_scale(ref.state[name][1:])[:end])
     for name in ref.param_names:
         check("init", name, other.params[name][:1], ref.params[name][:1], np.zeros(1, int))
         check("grad", name, other.grads[name][:end], ref.grads[name][:end], idx,
@@ -776,10 +798,10 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         return max((v for (q, _), v in per.items() if q in quantities), default=0.0)
 
     groups = {"loss": worst("loss", "epoch_loss"), "grads": worst("grad"),
-              "params": worst("init", "param"), "predictions": worst("pred_train", "pred_test")}
+              "params": worst("init", "param", "state"), "predictions": worst("pred_train", "pred_test")}
     global_first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
     # The earlier step wins; at the same step a wrong gradient is the cause, not the effect.
-    both = [d for d in (local_first, global_first) if d is not None]
+    both = [d for d in (local_first, upd.first if upd else None, global_first) if d is not None]
     first = min(both, key=lambda d: (d.step, QUESTIONS.index(d.question))) if both else None
     return Comparison(
         case, fw, env.at(max(end - 1, 0)), groups, per, first_steps, mask_mismatches, first,
@@ -788,6 +810,8 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         local_tol=float(np.max(loc.allowed, initial=tolerances.local_rtol(other.dtype))),
         local_steps=loc.steps, local_first_steps=local_first_steps,
         diverges_at={"numpy": d_ref, fw: d_other}, autograd_split=split,
+        update_first=upd.first if upd else None, update_max=upd.worst if upd else {},
+        update_steps=upd.steps if upd else 0,
         autograd_disagreement=loc.split_disagreement, extended_steps=len(loc.extended),
         local_errors=np.max(list(loc.errors.values()), axis=0) if loc.errors else np.zeros(loc.steps),
         local_allowed=np.asarray(loc.allowed, np.float64),

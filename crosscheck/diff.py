@@ -178,7 +178,8 @@ def _json_value(v: Any) -> Any:
     return str(v) if isinstance(v, float) and not math.isfinite(v) else v
 
 
-_QUESTION = {"local": "manual backward", "global": "trajectories", None: "behaviour"}
+_QUESTION = {"local": "manual backward", "update": "manual update", "global": "trajectories",
+             None: "behaviour"}
 
 
 def verdict(case: dict[str, Any], fw: dict[str, Any]) -> str:

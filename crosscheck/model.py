@@ -680,7 +680,7 @@ class Model:
             gradient_precise=self.gradient_precise,
             units={r: ("ReLU", 0) for r in self.relu}, curvature=self.batch == "full" and not self.general,
             notes=self.upcast, stepper=self.stepper if self.general else None,
-            update=self._update if self.update is not None else None,
+            update=self._update if self.update is not None else None, optimizer=self.declared_optimizer,
             cannot_express=self.cannot_express if self.general else {})
 
     @functools.cached_property

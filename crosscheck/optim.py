@@ -17,6 +17,7 @@ does remain).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +40,19 @@ class Optimizer:
     def cannot(self, framework: str) -> str | None:
         """Why ``framework``'s own optimizer cannot run this declaration (None: it can)."""
         return None
+
+    def memory(self, step: int) -> float:
+        """For how many steps the rule's state carries a step's rounding (see
+        :func:`crosscheck.tolerances.update_rtol`), at most the ``step + 1`` steps so far."""
+        return 1.0
+
+    def _carried(self, step: int, *decays: float) -> float:
+        return float(min(step + 1, 1 + sum(1 / (1 - d) for d in decays if d < 1)))
+
+    def factors(self, step: int) -> dict[str, float]:
+        """Named factors a wrong hand-written update is often off by at ``step`` (0-based),
+        for the likely mistake: name -> the manual step over the optimizer's."""
+        return {}
 
     def torch_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -117,6 +131,9 @@ class SGD(Optimizer):
                     "scales g by 1 - dampening after the first step")
         return None
 
+    def memory(self, step: int) -> float:
+        return self._carried(step, self.momentum)
+
     def torch_kwargs(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "dampening": self.dampening, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
@@ -148,6 +165,16 @@ class Adam(Optimizer):
         return {"betas": tuple(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
                 "amsgrad": self.amsgrad}
 
+    def memory(self, step: int) -> float:
+        return self._carried(step, *self.betas)
+
+    def factors(self, step: int) -> dict[str, float]:
+        b1, b2 = self.betas
+        t = step + 1
+        return {"the bias correction of both moments is missing": math.sqrt(1 - b2 ** t) / (1 - b1 ** t),
+                "the first moment's bias correction is missing": 1 - b1 ** t,
+                "the second moment's bias correction is missing": math.sqrt(1 - b2 ** t)}
+
     def optax_transform(self, lr: float) -> Any:
         b1, b2 = self.betas
         return _decayed(_optax().adam(lr, b1=b1, b2=b2, eps=self.eps), self.weight_decay)
@@ -166,6 +193,8 @@ class AdamW(Optimizer):
 
     cannot = Adam.cannot
     torch_kwargs = Adam.torch_kwargs
+    memory = Adam.memory
+    factors = Adam.factors
 
     def optax_transform(self, lr: float) -> Any:
         b1, b2 = self.betas
@@ -186,6 +215,9 @@ class RMSprop(Optimizer):
 
     def torch_kwargs(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "eps": self.eps, "momentum": self.momentum, "centered": self.centered}
+
+    def memory(self, step: int) -> float:
+        return self._carried(step, self.alpha, self.momentum)
 
     def optax_transform(self, lr: float) -> Any:
         # optax puts eps inside the square root by default; eps_in_sqrt=False is torch's.
@@ -216,6 +248,9 @@ class Adagrad(Optimizer):
 
     def torch_kwargs(self) -> dict[str, Any]:
         return {"eps": self.eps, "initial_accumulator_value": self.initial_accumulator_value}
+
+    def memory(self, step: int) -> float:
+        return float(step + 1)   # the sum of every step's squares
 
     def optax_transform(self, lr: float) -> Any:
         return _optax().adagrad(lr, initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)

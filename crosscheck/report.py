@@ -44,6 +44,7 @@ class CaseResult:
     envelope: compare.Envelope | None = None
     transcript: dict[str, Any] | None = None          # document runs only: see check_transcript
     diagnosis: str = ""
+    cannot: dict[str, str] = dataclasses.field(default_factory=dict)  # framework -> why not run
 
     @property
     def reference(self) -> Trajectory:
@@ -83,8 +84,11 @@ class CaseResult:
 
     @property
     def ok(self) -> bool:
-        return (not self.diverging and self.transcript_ok
+        """Every framework that could run the model agrees (a leg that cannot express the
+        declared optimizer is neither: it is said, and at least one leg must have run)."""
+        return (not self.diverging and self.transcript_ok and bool(self.comparisons)
                 and all(self.agree(fw) for fw in self.comparisons))
+
 
 
 def _run(task: tuple[str, str, str, dict[str, Any]],
@@ -331,8 +335,16 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     problems = {}
     for case in names:
         problems[case] = cases.get(case).problem(**overrides)
+        cannot = cases.get(case).cannot_express
+        if frameworks and all(fw in cannot for fw in frameworks):
+            from crosscheck.model import ModelError
+
+            fw = frameworks[0]
+            raise ModelError(f"[{case}] {', '.join(frameworks)} cannot run its optimizer ({fw}: {cannot[fw]}); "
+                             f"check it with {', '.join(f for f in fw_registry.FRAMEWORKS if f not in cannot)}")
         plan[case] = {impl: (impl, case) if impl == "numpy" else
-                      (impl, dtype, fw_registry.model_key(problems[case])) for impl in impls}
+                      (impl, dtype, fw_registry.model_key(problems[case])) for impl in impls
+                      if impl not in cannot}
         for key in plan[case].values():
             owner.setdefault(key, case)
 
@@ -414,18 +426,20 @@ def check_cases(names: Sequence[str], frameworks: Sequence[str], dtype: str = "f
     checks: dict[tuple[str, str], Check] = {}
     for name, trajs in run_trajectories(names, frameworks, dtype, workers=workers, checks=checks,
                                         progress=progress, **overrides):
-        yield analyse(name, trajs, dtype, progress=progress, checks=checks)
+        yield analyse(name, trajs, dtype, progress=progress, checks=checks, asked=frameworks)
         for key in [k for k in checks if k[0] == name]:   # (a long run's are large)
             del checks[key]
 
 
 def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
             progress: Callable[[str], None] = lambda s: None,
-            checks: dict[tuple[str, str], Check] | None = None) -> CaseResult:
+            checks: dict[tuple[str, str], Check] | None = None,
+            asked: Sequence[str] = fw_registry.FRAMEWORKS) -> CaseResult:
     """Compare every framework with the reference, and diagnose the run; ``checks`` holds
     what :func:`run_trajectories` already measured beside the runs, under (case,
     implementation). A run reused from another case has no entry under this one: its
-    local check is made here, against this case's own manual backward."""
+    local check is made here, against this case's own manual backward. Of the frameworks
+    ``asked`` for, those whose optimizer cannot express the model's are said, not run."""
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
     env = (checks or {}).get((case, "numpy"))
@@ -445,6 +459,7 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     drift = {fw: _drift(ref, trajs[fw]) for fw in frameworks} if dtype != "float64" else {}
     result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift, env, check_transcript(case, ref))
     result.diagnosis = diagnose(result)
+    result.cannot = {fw: why for fw, why in cases.get(case).cannot_express.items() if fw in asked}
     return result
 
 
@@ -553,6 +568,12 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
                     "extended_steps": c.extended_steps,   # confirmed in extended precision
                     "first_divergence": c.local_first.as_dict() if c.local_first else None,
                 },
+                "update": None if not c.update_steps else {
+                    "agree": c.update_first is None,
+                    "max_rel_err": c.update_max,
+                    "steps": c.update_steps,
+                    "first_divergence": c.update_first.as_dict() if c.update_first else None,
+                },
                 "max_rel_err": {k: float(v) for k, v in c.max_rel_err.items()},
                 "tolerance": c.tol,
                 "first_divergence": c.first.as_dict() if c.first else None,
@@ -581,6 +602,7 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
             "transcript": r.transcript,
             "diagnosis": r.diagnosis,
             "notes": list(cases.get(r.case).notes),
+            "cannot_express": dict(r.cannot),
         }
     out["kinks"] = [dataclasses.asdict(row) for row in kinks] if kinks else None
     return out
@@ -597,9 +619,12 @@ def summary(results: Sequence[CaseResult]) -> str:
     agree = sum(r.agree(fw) and not r.diverging for r, fw in pairs)
     diverging = sum(r.agree(fw) and r.diverging for r, fw in pairs)
     mismatch = len(pairs) - agree - diverging
+    cannot = sum(len(r.cannot) for r in results)
+    frameworks = sorted({*frameworks, *(fw for r in results for fw in r.cannot)})
     line = (f"{len(results)} case{'s' if len(results) != 1 else ''} x {len(frameworks)} "
             f"framework{'s' if len(frameworks) != 1 else ''}: {agree} agree, {mismatch} mismatch"
-            + (f", {diverging} diverging alike" if diverging else ""))
+            + (f", {diverging} diverging alike" if diverging else "")
+            + (f", {cannot} cannot express the optimizer" if cannot else ""))
     documents = [r for r in results if r.transcript is not None]
     if documents:
         matched = sum(r.transcript_ok for r in documents)
@@ -632,7 +657,7 @@ def verdict(r: CaseResult, fw: str) -> str:
                     f"{c.horizon}, the predictability horizon)")
         return "agree"
     if c.first is not None:
-        what = ("manual backward" if c.first.question == "local" else "trajectories")
+        what = {"local": "manual backward", "update": "manual update"}.get(c.first.question, "trajectories")
         return f"MISMATCH ({what}): {c.first}"
     if c.question == "nothing compared" and c.autograd_split == 0:
         return (f"MISMATCH (nothing compared): [{r.case}/{fw}] torch's and jax's autograd part at step 0 "
@@ -676,8 +701,8 @@ def next_command(r: CaseResult, fw: str) -> str | None:
     """The command that walks ``fw``'s first divergence line by line, where there is one
     and the case can be named on the command line (a document case, or a model from a file)."""
     c, case = r.comparisons[fw], cases.get(r.case)
-    if c.first is None or c.first.quantity == "divergence":
-        return None
+    if c.first is None or c.first.quantity in ("divergence", "update"):
+        return None   # (explain walks the backward; an update's mistake is said on its own line)
     if case.document is not None:
         spec = case.name
     elif case.origin is not None:
@@ -752,6 +777,9 @@ def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
                                f"max rel. err {dr['max_rel_err']:.2e}, {when}; behaviour "
                                + ("survives (same dynamics, cycle, dead units)" if r.same_behaviour(fw)
                                   else "CHANGES"))
+        for fw, why in r.cannot.items():
+            lines.append(f"{r.case:<{w}} {fw:<9} {'-':>8} {'-':>8} {'-':>8} {'-':>8} {'-':>8}  CANNOT EXPRESS")
+            lines += _wrap("why:", f"{why} (not run: neither agree nor a mistake of the model)")
         lines += _wrap("->", r.diagnosis)
         for note in cases.get(r.case).notes:
             lines += _wrap("note:", note)

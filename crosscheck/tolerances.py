@@ -104,6 +104,26 @@ def local_rtol(dtype: str = "float64", sensitivity: float = 0.0) -> float:
     return OPS_PER_STEP * (UNIT_ROUNDOFF[dtype] + sensitivity)
 
 
+def update_rtol(dtype: str, memory: float, step_ratio: float) -> float:
+    """Tolerance of the update question: a hand-written optimizer's new parameters against the
+    framework's optimizer's, both from the framework's own parameters and gradients at that
+    step, normwise with the parameters' causal scale S.
+
+    Both compute ``p - D`` by the same formula in another order of operations. The subtraction
+    rounds by at most u |p - D| in each; D's own chain of roundings (OPS_PER_STEP * u of |D|)
+    is carried forward by the optimizer's state: a moment averaged with decay beta keeps a
+    step's rounding for about 1 / (1 - beta) steps (Adam's second moment with beta2 = 0.999:
+    1000 steps; Adagrad's sum: every step so far), which is ``memory`` (at most the steps so
+    far; 1 for plain SGD). Relative to S, D's error is weighted by ``step_ratio`` = max |D| / S.
+    So the two may differ by OPS_PER_STEP * u * (1 + memory * step_ratio).
+
+    A wrong update is wrong by far more: Adam without its bias correction moves 3.2 times too
+    far at step 0 (a relative error of lr * 2.2 / S), a momentum applied before the gradient
+    is added does not move at all there.
+    """
+    return OPS_PER_STEP * UNIT_ROUNDOFF[dtype] * (1.0 + memory * step_ratio)
+
+
 #: Two more probes where a step still exceeds that bound, both measured, neither a wider
 #: tolerance for the code under test:
 #:
