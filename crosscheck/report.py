@@ -339,9 +339,9 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
         if frameworks and all(fw in cannot for fw in frameworks):
             from crosscheck.model import ModelError
 
-            fw = frameworks[0]
-            raise ModelError(f"[{case}] {', '.join(frameworks)} cannot run its optimizer ({fw}: {cannot[fw]}); "
-                             f"check it with {', '.join(f for f in fw_registry.FRAMEWORKS if f not in cannot)}")
+            fw, able = frameworks[0], [f for f in fw_registry.FRAMEWORKS if f not in cannot]
+            raise ModelError(f"[{case}] {', '.join(frameworks)} cannot run its optimizer ({fw}: "
+                             f"{cannot[fw]}); check it with {', '.join(able)}")
         plan[case] = {impl: (impl, case) if impl == "numpy" else
                       (impl, dtype, fw_registry.model_key(problems[case])) for impl in impls
                       if impl not in cannot}
@@ -778,7 +778,8 @@ def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
                                + ("survives (same dynamics, cycle, dead units)" if r.same_behaviour(fw)
                                   else "CHANGES"))
         for fw, why in r.cannot.items():
-            lines.append(f"{r.case:<{w}} {fw:<9} {'-':>8} {'-':>8} {'-':>8} {'-':>8} {'-':>8}  CANNOT EXPRESS")
+            dashes = " ".join(f"{'-':>8}" for _ in range(5))
+            lines.append(f"{r.case:<{w}} {fw:<9} {dashes}  CANNOT EXPRESS")
             lines += _wrap("why:", f"{why} (not run: neither agree nor a mistake of the model)")
         lines += _wrap("->", r.diagnosis)
         for note in cases.get(r.case).notes:

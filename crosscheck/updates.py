@@ -21,7 +21,6 @@ from crosscheck import tolerances
 from crosscheck.cases import Case
 from crosscheck.record import Trajectory
 
-
 #: How close the manual step's ratio to the optimizer's must be on every element to be called
 #: one factor: eps (1e-8 beside a root of a moment) moves the ratio by about 1e-5 relative.
 SAME_FACTOR = 1e-3

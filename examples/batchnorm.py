@@ -25,13 +25,13 @@ MOMENTUM = 0.1                                            # running = (1 - 0.1) 
 H = 6
 
 
-def forward(xp, p, x, *, state, tap=lambda name, t: t):
+def forward(xp, p, x, *, state):
     m = x.shape[0]
     z = x @ p["W1"]                                       # (m, h); no bias: beta takes its place
     mu = xp.mean(z, axis=0)                               # (h,)
     var = xp.mean((z - mu) ** 2, axis=0)                  # (h,) biased, to normalise with
     z_hat = (z - mu) / xp.sqrt(var + EPS)
-    s = tap("s", z_hat * p["gamma"] + p["beta"])          # (m, h) scaled and shifted
+    s = z_hat * p["gamma"] + p["beta"]                    # (m, h) scaled and shifted
     a = xp.where(s > 0, s, 0 * s)                         # ReLU
     new_state = {"mean": (1 - MOMENTUM) * state["mean"] + MOMENTUM * mu,
                  "var": (1 - MOMENTUM) * state["var"] + MOMENTUM * var * m / (m - 1)}   # unbiased
@@ -68,5 +68,5 @@ model = Model(
           "W2": 0.5 * rng.normal(size=(H, 1)), "b2": np.zeros(1)},
     forward=forward, loss=loss, backward=backward,
     state={"mean": np.zeros(H), "var": np.ones(H)},
-    lr=0.05, epochs=40, batch=8, shuffle=3, relu=("s",),  # batches 8, 8, 8, 6: 160 steps
+    lr=0.05, epochs=40, batch=8, shuffle=3,               # batches 8, 8, 8, 6: 160 steps
 )

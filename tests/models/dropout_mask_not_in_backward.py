@@ -29,10 +29,10 @@ def noise(rng, x):
             "D2": (rng.random((m, H2)) < KEEP) / KEEP}
 
 
-def forward(xp, p, x, *, noise, tap=lambda name, t: t):
-    z1 = tap("z1", x @ p["W1"] + p["b1"])                 # (m, h1)
+def forward(xp, p, x, *, noise):
+    z1 = x @ p["W1"] + p["b1"]                            # (m, h1)
     a1 = xp.where(z1 > 0, z1, 0 * z1) * noise["D1"]
-    z2 = tap("z2", a1 @ p["W2"] + p["b2"])                # (m, h2)
+    z2 = a1 @ p["W2"] + p["b2"]                           # (m, h2)
     a2 = xp.where(z2 > 0, z2, 0 * z2) * noise["D2"]
     return a2 @ p["W3"] + p["b3"]                         # (m, 1) scores (logits)
 
@@ -77,5 +77,5 @@ model = Model(
           "W3": rng.normal(size=(H2, 1)) * np.sqrt(1 / H2), "b3": np.zeros(1)},
     forward=forward, loss=loss, backward=backward, noise=noise,
     update=update, optimizer=SGD(momentum=MOMENTUM),
-    lr=LR, epochs=150, batch="full", relu=("z1", "z2"),
+    lr=LR, epochs=150, batch="full",
 )
