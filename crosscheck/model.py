@@ -692,7 +692,8 @@ class Model:
         for what, value in declared.items():
             dtype = np.asarray(value).dtype
             if what == "y" and dtype.kind in "iu":
-                continue   # class labels: kept as integers
+                notes.append(f"y is {dtype.name}: kept as integers (class labels), as the loss sees them")
+                continue
             if dtype != np.float64:
                 notes.append(f"{what} is {dtype.name}: checked as float64, its values exactly")
         return tuple(notes)

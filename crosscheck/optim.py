@@ -238,15 +238,14 @@ class Adagrad(Optimizer):
     optax_name = "adagrad"
 
     def cannot(self, framework: str) -> str | None:
-        if framework == "torch" and self.eps_inside_sqrt:
-            return ("torch.optim's Adagrad adds eps outside the square root, sqrt(sum) + eps, and has no "
-                    "option for the declared sqrt(sum + eps)")
         if framework == "jax" and not self.eps_inside_sqrt:
             return ("optax's adagrad adds eps inside the square root, sqrt(sum + eps), and has no option "
                     "for the declared sqrt(sum) + eps")
         return None
 
     def torch_kwargs(self) -> dict[str, Any]:
+        if self.eps_inside_sqrt:   # sqrt(sum + eps) is sqrt of a sum that starts eps higher, plus 0
+            return {"eps": 0.0, "initial_accumulator_value": self.initial_accumulator_value + self.eps}
         return {"eps": self.eps, "initial_accumulator_value": self.initial_accumulator_value}
 
     def memory(self, step: int) -> float:
@@ -267,7 +266,8 @@ CONVENTIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("RMSprop", "eps", "sqrt(v) + eps", "sqrt(v + eps) by default",
      "optax: eps_in_sqrt=False (torch's)"),
     ("Adagrad", "eps", "sqrt(sum) + eps", "sqrt(sum + eps)",
-     "no option either way: declared by eps_inside_sqrt; the other framework cannot express it"),
+     "declared by eps_inside_sqrt. Inside: torch.optim with eps=0 and the accumulator started eps "
+     "higher. Outside: optax has no option, and cannot express it"),
     ("Adagrad", "initial_accumulator_value", "0 by default", "0.1 by default",
      "both given the declared value"),
     ("Adam", "weight_decay", "wd * p added to g", "no option (adamw is decoupled)",

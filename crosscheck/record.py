@@ -373,6 +373,10 @@ class Recorder:
         buf = self.masks.get(name)
         if buf is None:
             buf = self.masks[name] = buffer((self.step_loss.shape[0], *np.shape(m)), bool, fill=False)
+        m = np.asarray(m)
+        if m.shape != buf.shape[1:] and m.ndim == buf.ndim - 1 and m.shape[1:] == buf.shape[2:]:
+            # A smaller last mini-batch: its missing samples' rows read "on" (no unit is dead there).
+            m = np.concatenate([m, np.ones((buf.shape[1] - m.shape[0], *m.shape[1:]), bool)])
         buf[k] = m
 
     def finish(self, *, case: str, framework: str, hyper: Mapping[str, Any],

@@ -502,6 +502,16 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if abs(v) >= 1e-3 else f"{v:.3g}"
 
 
+def _stochastic(ref: Trajectory) -> str:
+    """What makes a run's step losses move with its batches, in words ("" where nothing does)."""
+    feed = ref.feed
+    if feed is None:
+        return ""
+    parts = [f"mini-batches of {feed.batch}" if feed.per_epoch > 1 else "",
+             "shuffled" if ref.hyper.get("shuffle") is not None else "", "noise" if feed.noise else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def diagnose(r: CaseResult) -> str:
     """One line: what the run really does, from every step."""
     d, ref = r.dynamics["numpy"], r.reference
@@ -521,6 +531,10 @@ def diagnose(r: CaseResult) -> str:
         printed = transcript.printed_losses(r.case, ref)
         if printed and len({e % d.period for e in printed}) == 1:
             line += " (every printed epoch falls on the same phase: the printout shows one value)"
+    elif _stochastic(ref):
+        e = ref.epoch_loss
+        line = (f"epoch loss {_fmt(float(e[0]))} -> {_fmt(float(e[-1]))} over {len(e)} epochs "
+                f"({_stochastic(ref)}: no dynamics read from a loss that moves with each batch)")
     elif d.kind == "oscillating":
         line = "oscillating without a clear period"
     else:

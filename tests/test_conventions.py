@@ -131,7 +131,8 @@ def test_data_declared_in_another_dtype_is_noted(capsys, tmp_path):
     code, out, err = cli(capsys, "run", str(tmp_path / "int_line.py"), "--framework", "torch", "--json", "-")
     notes = json.loads(out)["cases"]["line_fit"]["notes"]
     assert notes == ["x is int64: checked as float64, its values exactly",
-                     "y is int64: checked as float64, its values exactly"], f"[line_fit] notes {notes}"
+                     "y is int64: kept as integers (class labels), as the loss sees them"], \
+        f"[line_fit] notes {notes}"
     assert "  note: x is int64" in err, f"[line_fit] the table has no note:\n{err}"
 
 
