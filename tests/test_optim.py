@@ -28,7 +28,8 @@ def _run(opt: optim.Optimizer, framework: str) -> list[np.ndarray]:
     return out
 
 
-EXPRESSIBLE = [optim.Adagrad(eps_inside_sqrt=True, eps=1e-3), optim.SGD(), optim.SGD(momentum=0.9), optim.SGD(momentum=0.9, nesterov=True),
+EXPRESSIBLE = [optim.Adagrad(eps_inside_sqrt=True, eps=1e-3),
+               optim.SGD(), optim.SGD(momentum=0.9), optim.SGD(momentum=0.9, nesterov=True),
                optim.SGD(momentum=0.5, weight_decay=0.1), optim.Adam(), optim.Adam(weight_decay=0.1),
                optim.Adam(betas=(0.5, 0.9), eps=1e-3), optim.AdamW(), optim.RMSprop(),
                optim.RMSprop(momentum=0.9, centered=True, eps=1e-3)]
