@@ -11,7 +11,10 @@ ratios compare like with like):
 * **long runs**: relu at 3, 30 and 300 thousand steps, against the floor of that many steps
   (the imports, plus the hand-written reference itself running them: what any check must
   at least do), with the peak memory of the largest process;
-* **a wide model**: relu_class at ``--sizes 50,200,10`` (12 210 parameters, 3000 steps).
+* **a wide model**: relu_class at ``--sizes 50,200,10`` (12 210 parameters, 3000 steps);
+* **optimizers and mini-batches**: one tanh MLP (64 samples, 3-16-2) per step in each
+  implementation, with each declared optimizer and with shuffled mini-batches of 8, beside
+  the plain full-batch SGD of the documents' loops.
 
 The targets (issue 12) are printed beside the figures: run <= 1.3x the import floor,
 torch <= 100 us a step on relu, the wide model <= 10 s and <= 1 GiB, 100 000 relu steps
@@ -81,6 +84,53 @@ def per_step() -> list[dict]:
     return rows
 
 
+def _mlp(name: str, **kw):
+    """The optimizers' bench model: a 3-16-2 tanh MLP on 64 samples, squared error."""
+    import numpy as np
+
+    from crosscheck import Model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 2))
+
+    def forward(xp, p, x):
+        return xp.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+
+    def loss(xp, out, y):
+        return xp.mean((out - y) ** 2)
+
+    def backward(p, x, y):
+        h = np.tanh(x @ p["W1"] + p["b1"])
+        d = 2 * (h @ p["W2"] + p["b2"] - y) / y.size
+        dz = (d @ p["W2"].T) * (1 - h ** 2)
+        return {"W1": x.T @ dz, "b1": dz.sum(0), "W2": h.T @ d, "b2": d.sum(0)}
+
+    init = {"W1": rng.normal(size=(3, 16)) * 0.5, "b1": np.zeros(16), "W2": rng.normal(size=(16, 2)) * 0.5,
+            "b2": np.zeros(2)}
+    return Model(name, x, y, init, forward, loss, backward, lr=0.01, epochs=kw.pop("epochs", 200), **kw)
+
+
+def optimizer_steps() -> list[dict]:
+    """Warm microseconds a step of the bench MLP, per optimizer and for mini-batches."""
+    from crosscheck import optim, runner
+    from crosscheck.model import register
+
+    models = [_mlp("sgd_full"), _mlp("sgd_batch8_shuffled", batch=8, shuffle=0, epochs=25)]
+    models += [_mlp(f"{n.lower()}_full", optimizer=o) for n, o in (
+        ("SGD_momentum", optim.SGD(momentum=0.9)), ("Adam", optim.Adam()), ("AdamW", optim.AdamW()),
+        ("RMSprop", optim.RMSprop()), ("Adagrad", optim.Adagrad(eps_inside_sqrt=True)))]
+    rows = []
+    for m in models:
+        name = register(m).name
+        for fw in ("numpy", "torch", "jax"):
+            runner.run(name, fw)
+            t = time.perf_counter()
+            traj = runner.run(name, fw)
+            rows.append({"model": name, "framework": fw, "steps": traj.steps,
+                         "warm_us_per_step": (time.perf_counter() - t) / traj.steps * 1e6})
+    return rows
+
+
 def _machine() -> str:
     import os
 
@@ -99,11 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", type=int, nargs="*", default=list(LONG), metavar="STEPS",
                    help="relu run lengths to measure (default: 3000 30000 300000)")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--optimizers", action="store_true", help="only the optimizers' and mini-batches' table")
     args = p.parse_args(argv)
     py, cc = sys.executable, [sys.executable, "-m", "crosscheck"]
     figures: dict = {"machine": _machine()}
     print(f"machine: {figures['machine']}\n")
+    if not args.optimizers:
+        _startup_and_runs(args, py, cc, figures)
 
+    _optimizers(figures)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _startup_and_runs(args: argparse.Namespace, py: str, cc: list[str], figures: dict) -> None:
     floor, _ = median([py, "-c", IMPORTS], args.repeat)
     run, run_mb = median([*cc, "run"], args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,9 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     figures["wide"] = {"run_s": wall, "peak_mib": peak}
     print(f"relu_class --sizes 50,200,10 (12 210 parameters, 3000 steps): {wall:.2f} s, peak {peak:.0f} MiB "
           f"(target <= 10 s and <= 1024 MiB: {'met' if wall <= 10 and peak <= 1024 else 'NOT met'})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    return 0
+
+
+
+def _optimizers(figures: dict) -> None:
+    rows = optimizer_steps()
+    figures["optimizers"] = rows
+    base = {r["framework"]: r["warm_us_per_step"] for r in rows if r["model"] == "sgd_full"}
+    print(f"\n{'model (3-16-2 MLP, 64 samples)':<24} {'impl':<6} {'steps':>6} {'warm us/step':>13} "
+          f"{'x SGD':>6}")
+    for r in rows:
+        print(f"{r['model']:<24} {r['framework']:<6} {r['steps']:>6} {r['warm_us_per_step']:>13.1f} "
+              f"{r['warm_us_per_step'] / base[r['framework']]:>6.2f}")
+    print("(x SGD: beside the plain full-batch SGD step of the same implementation)")
 
 
 if __name__ == "__main__":

@@ -196,3 +196,9 @@ def _adagrad_outside(p, g, s):
 
 
 torch_style_adagrad = line(name="torch_style_adagrad", optimizer=optim.Adagrad(), update=_adagrad_outside)
+
+
+def test_the_readmes_adam_example_is_the_file_it_names():
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = (EXAMPLES / "adam_logistic.py").read_text()
+    assert f"```python\n{code}```" in readme, "README's hand-written Adam differs from examples/adam_logistic.py"
