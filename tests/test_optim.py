@@ -95,3 +95,11 @@ def test_declarations_are_hashable_and_described():
         hash(opt)
         assert opt.describe().startswith(type(opt).__name__)
     assert set(optim.OPTIMIZERS) == {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad"}
+
+
+def test_the_docs_table_of_conventions_is_the_recorded_one():
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "how-to" / "real-loops.md").read_text()
+    for row in optim.CONVENTIONS:
+        assert "| " + " | ".join(row) + " |" in page, f"docs/how-to/real-loops.md lacks the row {row}"
