@@ -572,7 +572,7 @@ class Model:
     def problem(self, lr: float | None = None, epochs: int | None = None) -> Problem:
         x, y = self.data
         hyper = self.hyper(lr, epochs)
-        loop = self.loop(int(hyper["epochs"])) if self.general and hyper["epochs"] is not None else None
+        loop = self.loop(int(hyper["epochs"] or 1)) if self.general else None
         return make(self.name, "batch" if self.batch == "full" else "sgd", x, y, self.params0,
                     hyper, self.xp_forward, self.loss, masks=tuple(self.relu),
                     sample_slice=True, loop=loop)

@@ -130,7 +130,8 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
                    dtype: str = "float64") -> GradientResult:
     """The manual gradient of ``model`` at its initial values and ``draws`` random points
     around them (``seed``), against each framework's autograd at the same points. A model
-    trained per sample (``batch="sample"``) is checked on every sample at every point.
+    trained per sample (``batch="sample"``) is checked on every sample at every point; one of
+    mini-batches on every batch of its first epoch (with that step's noise, at the initial state).
 
     Raises [`crosscheck.ModelError`][crosscheck.model.ModelError] for a model that cannot be
     checked as declared."""
@@ -144,7 +145,8 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
         raise ValueError(f"seed must be an integer, got {seed!r}")
     frameworks, _ = arguments(frameworks, dtype, None, None)
     case = register(model)
-    samples = list(range(len(model.data[0]))) if model.batch == "sample" else [None]
+    per_step = model.steps_per_epoch   # a real loop's first epoch: each batch, its noise, the initial state
+    samples = list(range(per_step)) if model.batch == "sample" or per_step > 1 else [None]
     points, again = _draws(case, dict(model.params0), draws, seed, samples)
     names = ("initial values", *(f"draw {i}" for i in range(1, draws + 1)))
     problem = case.problem()
@@ -169,8 +171,11 @@ def _as_steps(model: Model, fw: str, dtype: str, points: list[dict], samples: in
     params = {k: np.stack([np.asarray(p[k], dtype) for p in [*at, at[-1]]]) for k in points[0]}
     grads = {k: np.stack([np.asarray(g["params"][k], dtype) for g in got]) for k in points[0]}
     loss = np.array([g["loss"] for g in got], dtype)
-    x = model.data[0] if model.batch == "full" else model.data[0][:1]
-    pred = np.asarray(model.xp_forward(_numpy_xp(), points[0], x), np.float64)
+    if model.general:   # (a forward that takes noise= or state= has no plain prediction)
+        pred = np.zeros(0)
+    else:
+        x = model.data[0] if model.batch == "full" else model.data[0][:1]
+        pred = np.asarray(model.xp_forward(_numpy_xp(), points[0], x), np.float64)
     return Trajectory(case=model.name, framework=fw, dtype=dtype,
                       hyper={**model.hyper(), "points": len(points)},
                       epoch_loss=loss.reshape(len(points), samples).sum(axis=1), step_loss=loss,
