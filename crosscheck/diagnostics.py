@@ -266,6 +266,25 @@ def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
 
 
 # ----------------------------------------------------------------------------- dead units
+def mask_rows(traj: Trajectory) -> int:
+    """Samples a step of a real loop's run sees (its mini-batch)."""
+    return int(traj.feed.batch) if traj.feed is not None else 1
+
+
+def _by_sample(traj: Trajectory, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A mini-batch run's masks by sample: (epochs, m, units) on/off, each sample at its visit
+    in that epoch (its row of the step that saw it), and (epochs, m) the step of each visit."""
+    feed, per = traj.feed, traj.feed.per_epoch
+    epochs = len(mask) // per
+    on = np.ones((epochs, feed.samples, int(np.prod(mask.shape[2:], dtype=int))), bool)
+    visits = np.zeros((epochs, feed.samples), int)
+    for k in range(epochs * per):
+        index = feed.index(k)
+        on[k // per, index] = np.asarray(mask[k][:len(index)]).reshape(len(index), -1)
+        visits[k // per, index] = k
+    return on, visits
+
+
 def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
     """ReLU units inactive (pre-activation <= 0) on a sample from some step to the end.
 
@@ -281,11 +300,16 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
     m = traj.steps // traj.epochs          # samples per epoch when each step sees one sample
     per_sample = m > 1      # (with one sample, both readings below are the same)
     stop = diverges_at(traj)   # a non-finite activation is neither on nor off: stop before it
+    visits = None
+    if traj.feed is not None and mask_rows(traj) > 1:   # mini-batches: rows are the batch's samples
+        per_sample, m = True, traj.feed.samples
     for name, mask in traj.masks.items():
         mask = mask[:stop] if stop is not None else mask
         if not len(mask):
             continue
-        if per_sample:   # step k sees sample k % m: time is the epoch, within it the sample
+        if traj.feed is not None and per_sample and mask_rows(traj) > 1:
+            on, visits = _by_sample(traj, mask)
+        elif per_sample:   # step k sees sample k % m: time is the epoch, within it the sample
             epochs = len(mask) // m
             on = mask[:epochs * m].reshape(epochs, m, -1)
         else:            # every step sees every sample
@@ -300,7 +324,10 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
                     was_on = np.flatnonzero(~off)
                     first = int(was_on[-1] + 1) if was_on.size else 0
                     samples.append(i)
-                    from_step[str(i)] = first * m + i if per_sample else first
+                    if visits is not None:   # the step of that epoch that saw sample i
+                        from_step[str(i)] = int(visits[min(first, len(visits) - 1), i])
+                    else:
+                        from_step[str(i)] = first * m + i if per_sample else first
             if samples:
                 out.append({"layer": layer, "unit": first_unit + u,
                             "name": name if scalar else f"{name}[:, {u}]",

@@ -202,3 +202,24 @@ def test_the_readmes_adam_example_is_the_file_it_names():
     readme = (EXAMPLES.parent / "README.md").read_text()
     code = (EXAMPLES / "adam_logistic.py").read_text()
     assert f"```python\n{code}```" in readme, "README's hand-written Adam differs from examples/adam_logistic.py"
+
+
+def test_a_mini_batch_runs_dead_units_are_named_by_sample_not_by_batch_row():
+    from crosscheck.diagnostics import dead_units
+    from crosscheck.model import load
+
+    model = load(str(MODELS / "relu_minibatch.py"))[0]
+    result = crosscheck.check(model, frameworks=["torch"])
+    ref = result.trajectories["numpy"]
+    units = {u["name"]: u for u in dead_units(ref)}
+    assert units["z[:, 1]"]["always"] and units["z[:, 1]"]["samples"] == list(range(10)), units
+    # every sample named off from some step was really off at each later visit
+    for u in units.values():
+        col = int(u["name"].split(", ")[1].rstrip("]"))
+        for i in u["samples"]:
+            for k in range(u["from_step"][str(i)], ref.steps):
+                index = ref.feed.index(k).tolist()
+                if i in index:
+                    assert not ref.masks["z"][k][index.index(i), col], \
+                        f"[relu_minibatch] {u['name']} said off on sample {i} from step " \
+                        f"{u['from_step'][str(i)]}, on at step {k}"
