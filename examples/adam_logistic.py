@@ -1,4 +1,5 @@
 import numpy as np
+
 from crosscheck import Model
 from crosscheck.optim import Adam
 

@@ -201,7 +201,8 @@ torch_style_adagrad = line(name="torch_style_adagrad", optimizer=optim.Adagrad()
 def test_the_readmes_adam_example_is_the_file_it_names():
     readme = (EXAMPLES.parent / "README.md").read_text()
     code = (EXAMPLES / "adam_logistic.py").read_text()
-    assert f"```python\n{code}```" in readme, "README's hand-written Adam differs from examples/adam_logistic.py"
+    assert f"```python\n{code}```" in readme, \
+        "README's hand-written Adam differs from examples/adam_logistic.py"
 
 
 def test_a_mini_batch_runs_dead_units_are_named_by_sample_not_by_batch_row():

@@ -3,7 +3,7 @@
 ``LinearRegressionNN`` takes any (inputs, hidden units, outputs) and pluggable activation
 objects. For random sizes, data, initial values and every activation on both layers (MSE
 loss), the manual gradients of several steps must match torch's and JAX's autograd at the
-same parameters, within the running error bound ``tolerances.class_gradient_bound``.
+same parameters, within the running error bound ``class_gradient_bound`` (reference/relu_class.py).
 
 Finding: for more than one output the class is not consistent with itself. ``MSE.f``
 averages over all m * o entries but ``MSE.fp`` divides by m only, so every manual
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crosscheck import frameworks, tolerances
+from crosscheck import frameworks
 from crosscheck.problem import make
 from crosscheck.record import Recorder
 from crosscheck.reference import relu_class as rc
@@ -66,7 +66,7 @@ def check_steps(acts, x, y, init, factor=1.0):
         params = {name: v[k] for name, v in rec.params.items()}
         for name, value in params.items():
             setattr(model, name, np.array(value) if np.ndim(value) else float(value))
-        bound = tolerances.class_gradient_bound(x, y, params, model.forward(x))
+        bound = rc.class_gradient_bound(x, y, params, model.forward(x))
         for fw in ("torch", "jax"):
             auto = frameworks.gradients(fw, problem, params)["params"]
             for name in params:
