@@ -461,6 +461,12 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
             for s in ranges(steps, other.params[n], ref.params[n]):
                 equal = np.equal(other.params[n][s], ref.params[n][s])
                 same[s] &= equal.reshape(s.stop - s.start, -1).all(axis=1)
+        for n, v in other.state.items():   # a carried state the backward reads: equal too
+            if n not in ref.state:
+                same[:] = False
+                continue
+            equal = np.equal(v[:steps], ref.state[n][:steps])
+            same &= equal.reshape(steps, -1).all(axis=1)
     touched = (*manual.values(), *other.params.values(), *(ref.grads.values() if ref is not None else ()))
     n_release = every(steps, *touched)
     with np.errstate(all="ignore"):

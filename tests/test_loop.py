@@ -224,3 +224,26 @@ def test_a_mini_batch_runs_dead_units_are_named_by_sample_not_by_batch_row():
                     assert not ref.masks["z"][k][index.index(i), col], \
                         f"[relu_minibatch] {u['name']} said off on sample {i} from step " \
                         f"{u['from_step'][str(i)]}, on at step {k}"
+
+
+def _stateful_forward(xp, p, x, state):
+    return x @ p["w"] + p["b"], {"seen": state["seen"] + 1}
+
+
+def _stateful_backward(p, x, y, state):
+    return backward(p, x, y)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"forward": lambda xp, p, x, state: x @ p["w"]}, "forward must return (prediction, new_state)"),
+    ({"forward": lambda xp, p, x, state: (x @ p["w"], {})}, "forward's new state has no 'seen'"),
+    ({"noise": lambda rng, x: rng.random(3)}, "noise must return a dict"),
+    ({"update": lambda p, g, s: 1 / 0}, "update failed at the initial values: ZeroDivisionError")])
+def test_a_real_loop_that_cannot_run_is_one_line(kw, words):
+    base = {"forward": _stateful_forward, "backward": _stateful_backward, "state": {"seen": np.zeros(1)}}
+    if "noise" in kw:
+        base = {}
+    with pytest.raises(ModelError) as e:
+        crosscheck.Model("broken_loop", X, Y, INIT, **{"loss": loss, "backward": backward, "forward": forward,
+                                                       **base, **kw}, lr=0.1, epochs=2).validate()
+    assert words in str(e.value) and "\n" not in str(e.value), f"{kw}: {e.value}"
