@@ -323,10 +323,14 @@ def _descend(ref: Trajectory, case: Case, twin: Trajectory | None = None):
     n = every(ref.steps, *ref.params.values())
     shapes = {k: np.shape(v) for k, v in p.items()}
     stepper = case.stepper(hyper) if case.stepper is not None else None
+    if twin is not None:   # the start too: a step's own sensitivity counts from step 0
+        for k in p:
+            scale = np.abs(p[k]).max(initial=0.0)
+            p[k] = p[k] + u * scale * _SIGNS[rng.integers(0, 2, size=shapes[k])]
     with np.errstate(all="ignore"):
         for step in range(ref.steps):
-            if stepper is not None:
-                loss, g, new = stepper(step, p)
+            if stepper is not None:   # (the shadow's gradients rounded as another's may be)
+                loss, g, new = stepper(step, p, rng) if twin is not None else stepper(step, p)
             else:
                 loss, g = case.gradient(p, hyper, sample_of(ref, step))
             g = {k: np.asarray(g[k], np.float64) for k in p}

@@ -247,3 +247,16 @@ def test_a_real_loop_that_cannot_run_is_one_line(kw, words):
         crosscheck.Model("broken_loop", X, Y, INIT, **{"loss": loss, "backward": backward, "forward": forward,
                                                        **base, **kw}, lr=0.1, epochs=2).validate()
     assert words in str(e.value) and "\n" not in str(e.value), f"{kw}: {e.value}"
+
+
+@pytest.mark.parametrize("factor", [10, 100])
+def test_a_correct_rnn_with_adagrad_agrees_at_a_large_learning_rate(tmp_path, capsys, factor):
+    """Adagrad's step divides by sqrt(sum + eps): an element near 0 turns its gradient's
+    rounding into a step lr / sqrt(eps) times larger. The envelope's shadow must see that
+    rounding (it once called this correct RNN wrong at step 1 at 10 and 100 times its lr)."""
+    source = (EXAMPLES / "char_rnn.py").read_text()
+    edited = source.replace("LR = 0.1\n", f"LR = 0.1 * {factor}\n")
+    assert edited != source, "the planted edit did not apply"
+    (tmp_path / "rnn.py").write_text(edited)
+    code, out, err = cli(capsys, "run", str(tmp_path / "rnn.py"))
+    assert code == 0, f"[char_rnn at lr x{factor}] exit {code}:\n{out}{err}"
