@@ -78,7 +78,11 @@ def _rows(results: Sequence[report.CaseResult]) -> list[dict[str, Any]]:
     for r in results:
         for fw in r.comparisons:
             rows.append({"case": r.case, "framework": fw, "agree": r.agree(fw), **report.row(r, fw),
-                         "verdict": report.verdict(r, fw)})
+                         "verdict": report.verdict(r, fw), "state": "ok" if r.agree(fw) else "bad"})
+        for fw, why in r.cannot.items():   # not run: neither agree nor a mistake (grey)
+            rows.append({"case": r.case, "framework": fw, "agree": False, "state": "na",
+                         **dict.fromkeys(("local", "loss", "grads", "params", "envelope"), "-"),
+                         "verdict": f"CANNOT EXPRESS: {why}"})
     return rows
 
 

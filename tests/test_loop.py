@@ -260,3 +260,11 @@ def test_a_correct_rnn_with_adagrad_agrees_at_a_large_learning_rate(tmp_path, ca
     (tmp_path / "rnn.py").write_text(edited)
     code, out, err = cli(capsys, "run", str(tmp_path / "rnn.py"))
     assert code == 0, f"[char_rnn at lr x{factor}] exit {code}:\n{out}{err}"
+
+
+def test_the_page_shows_a_leg_that_cannot_express_the_optimizer(capsys, tmp_path):
+    page = tmp_path / "index.html"
+    code, out, err = cli(capsys, "run", f"{__file__}:torch_style_adagrad", "--html", str(page))
+    html = page.read_text()
+    assert code == 0 and 'class="na">CANNOT EXPRESS: optax&#39;s adagrad' in html, \
+        f"[torch_style_adagrad] the page has no CANNOT EXPRESS row (exit {code})"
