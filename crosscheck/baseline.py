@@ -140,17 +140,20 @@ def write_versions(directory: Path = DIR) -> None:
 
 
 def header(directory: Path = DIR) -> str:
-    """One line for pytest's header: the torch and JAX the baselines were made with, those
+    """One line for pytest's header: the frameworks the baselines were made with, those
     running, and any other version that changed since."""
+    from crosscheck.frameworks.registry import REGISTRY
+
+    named = [fw.packages[0] for fw in REGISTRY.values()]   # torch, jax (not jaxlib)
     now = versions()
-    running = f"running torch {now['torch']}, jax {now['jax']}"
+    running = "running " + ", ".join(f"{d} {now[d]}" for d in named)
     try:
         made_with = read_versions(directory)
     except BaselineError:
         return f"crosscheck baselines: made with unknown versions ({SIDECAR} unusable); {running}"
     others = [f"{k} {made_with.get(k)} -> {v}" for k, v in now.items()
-              if k not in ("torch", "jax") and made_with.get(k) != v]
-    return (f"crosscheck baselines: made with torch {made_with.get('torch')}, jax {made_with.get('jax')}; "
+              if k not in named and made_with.get(k) != v]
+    return (f"crosscheck baselines: made with {', '.join(f'{d} {made_with.get(d)}' for d in named)}; "
             f"{running}" + (f" (also changed: {', '.join(others)})" if others else ""))
 
 

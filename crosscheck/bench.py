@@ -61,6 +61,7 @@ def median(cmd: list[str], repeat: int) -> tuple[float, float]:
 
 def per_step() -> list[dict]:
     from crosscheck import cases, runner
+    from crosscheck.frameworks import FRAMEWORKS
 
     rows = []
     for case in cases.CASES:
@@ -72,7 +73,7 @@ def per_step() -> list[dict]:
         warm = time.perf_counter() - t
         rows.append({"case": case, "framework": "numpy", "steps": ref.steps, "first_s": first,
                      "warm_us_per_step": warm / ref.steps * 1e6})
-        for fw in ("torch", "jax"):
+        for fw in FRAMEWORKS:
             t = time.perf_counter()
             runner.run(case, fw)
             first = time.perf_counter() - t
@@ -113,6 +114,7 @@ def _mlp(name: str, **kw):
 def optimizer_steps() -> list[dict]:
     """Warm microseconds a step of the bench MLP, per optimizer and for mini-batches."""
     from crosscheck import optim, runner
+    from crosscheck.frameworks import FRAMEWORKS
     from crosscheck.model import register
 
     models = [_mlp("sgd_full"), _mlp("sgd_batch8_shuffled", batch=8, shuffle=0, epochs=25)]
@@ -122,7 +124,7 @@ def optimizer_steps() -> list[dict]:
     rows = []
     for m in models:
         name = register(m).name
-        for fw in ("numpy", "torch", "jax"):
+        for fw in ("numpy", *FRAMEWORKS):
             runner.run(name, fw)
             t = time.perf_counter()
             traj = runner.run(name, fw)

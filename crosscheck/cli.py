@@ -280,7 +280,7 @@ def cmd_kinks(args: argparse.Namespace) -> int:
     from crosscheck import kinks
     from crosscheck.versions import installed
 
-    frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
+    frameworks = list(dict.fromkeys(args.framework or FRAMEWORKS))
     rows = kinks.table(frameworks)
     checks = kinks.models(frameworks)
     print("ReLU spellings, derivative at exactly 0, installed versions; the reference uses (x > 0).")
@@ -366,7 +366,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
     from crosscheck.plots import filenames
 
     names, files, searched = _resolve(args.cases) if args.cases else (list(cases.CASES), [], [])
-    frameworks = list(dict.fromkeys(args.framework or ["torch", "jax"]))
+    frameworks = list(dict.fromkeys(args.framework or FRAMEWORKS))
     overrides = _overrides(args, names)
     _runnable(names, overrides)
     named = {}
@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print only the cases that fail and the summary line")
     r.add_argument("-x", "--exitfirst", action="store_true",
                    help="stop after the first case that fails")
-    r.add_argument("--framework", action="append", choices=["torch", "jax"],
+    r.add_argument("--framework", action="append", choices=FRAMEWORKS,
                    help="framework to check against the reference (repeatable; default: both)")
     r.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="dtype of the framework runs; the reference is always float64")
@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = parser("kinks", help="each ReLU spelling's derivative at exactly 0, against the installed "
                              "versions' expectations, and the models' own forwards at exact zeros")
-    k.add_argument("--framework", action="append", choices=["torch", "jax"],
+    k.add_argument("--framework", action="append", choices=FRAMEWORKS,
                    help="framework to measure (repeatable; default: both)")
     k.set_defaults(func=cmd_kinks)
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from crosscheck import cases, tolerances
 from crosscheck.cases import Case, Gradient
+from crosscheck.frameworks.registry import REGISTRY
 from crosscheck.record import Trajectory, buffer, every, finite_rows, ranges, release
 
 #: Report groups: the keys of ``max_rel_err`` (the global question).
@@ -65,7 +66,7 @@ class Divergence:
         if self.question == "update":
             return (f"[{self.case}/{self.framework}] manual update wrong at step {self.step}: "
                     f"param[{self.parameter}] manual {self.expected!r} vs "
-                    f"{ {'torch': 'torch.optim', 'jax': 'optax'}.get(self.framework, self.framework)} "
+                    f"{_optimizer_library(self.framework)} "
                     f"{self.got!r} from the same parameters and gradients (normwise rel. err "
                     f"{self.error:.3g} > tol {self.tol:.2g})")
         if self.question == "local":
@@ -82,6 +83,11 @@ class Divergence:
                 "got": _json_float(self.got), "error": _json_float(self.error),
                 "tolerance": _json_float(self.tol), "explanation": self.explanation,
                 "elements": list(self.elements)}
+
+
+def _optimizer_library(framework: str) -> str:
+    """The optimizer library that ran ``framework``'s update ("torch.optim", "optax")."""
+    return REGISTRY[framework].optimizer_library if framework in REGISTRY else framework
 
 
 @dataclasses.dataclass(frozen=True)

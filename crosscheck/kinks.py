@@ -32,11 +32,13 @@ for writing a forward, and a new release that changes one should be seen and rec
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from crosscheck import tolerances
+from crosscheck.frameworks.registry import FRAMEWORKS
 
 #: The reference's convention: derivative of ReLU at exactly 0.
 REFERENCE_AT_ZERO = 0.0
@@ -110,40 +112,17 @@ def kink_cases() -> list:
     return [c for c in cases.CASES.values() if c.kink is not None]
 
 
-def torch_spellings() -> dict[str, Callable]:
+def spellings(framework: str) -> dict[str, Callable]:
+    """``framework``'s ReLU spellings (its models module's ``relu_spellings``), and the models'
+    own (:data:`MODELS`) last."""
     from crosscheck import frameworks
 
-    frameworks.load("torch")
-    import torch
-    import torch.nn.functional as F
-
-    return {
-        "torch.relu(x)": torch.relu,
-        "F.relu(x)": F.relu,
-        "x.clamp(min=0)": lambda t: t.clamp(min=0),
-        "torch.maximum(x, 0)": lambda t: torch.maximum(t, torch.zeros_like(t)),
-        "torch.where(x > 0, x, 0)": lambda t: torch.where(t > 0, t, torch.zeros_like(t)),
-        MODELS: lambda t: _relu(t),
-    }
+    return {**frameworks.load(framework).relu_spellings(), MODELS: lambda t: _relu(t)}
 
 
-def jax_spellings() -> dict[str, Callable]:
-    from crosscheck import frameworks
-
-    frameworks.load("jax")   # x64 on
-    import jax
-    import jax.numpy as jnp
-
-    return {
-        "jax.nn.relu(x)": jax.nn.relu,
-        "jnp.maximum(x, 0)": lambda t: jnp.maximum(t, 0.0),
-        "jnp.where(x > 0, x, 0)": lambda t: jnp.where(t > 0, t, 0.0),
-        "jnp.clip(x, 0)": lambda t: jnp.clip(t, 0.0),
-        MODELS: lambda t: _relu(t),
-    }
-
-
-SPELLINGS = {"torch": torch_spellings, "jax": jax_spellings}
+#: Each framework's spellings, by name (``SPELLINGS[fw]()``).
+SPELLINGS: dict[str, Callable[[], dict[str, Callable]]] = {
+    fw: functools.partial(spellings, fw) for fw in FRAMEWORKS}
 
 
 def _relu(t):
@@ -155,22 +134,6 @@ def _relu(t):
     return relu(array_namespace(t), t)
 
 
-def _torch_grad(fn, x):
-    import torch
-
-    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    fn(t).sum().backward()
-    return t.grad.numpy()
-
-
-def _jax_grad(fn, x):
-    import jax
-    import jax.numpy as jnp
-
-    return np.asarray(jax.grad(lambda t: jnp.sum(fn(t)))(jnp.asarray(x, jnp.float64)))
-
-
-_GRAD = {"torch": _torch_grad, "jax": _jax_grad}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,9 +168,10 @@ class Row:
         return self.spelling == MODELS
 
 
-def derivatives_at_zero(frameworks: Sequence[str] = ("torch", "jax")) -> list[Row]:
+def derivatives_at_zero(frameworks: Sequence[str] = FRAMEWORKS) -> list[Row]:
     """Each spelling's derivative at exactly 0 in each of ``frameworks``, with the expectation
     for the installed version."""
+    from crosscheck import frameworks as registry
     from crosscheck.versions import installed
 
     rows = [Row("numpy", "(x > 0).astype(float)  [reference]", float(np.float64(0.0) > 0), True)]
@@ -215,7 +179,7 @@ def derivatives_at_zero(frameworks: Sequence[str] = ("torch", "jax")) -> list[Ro
         version = installed(fw)
         expected = expectation(fw, version)
         for name, fn in SPELLINGS[fw]().items():
-            d = float(_GRAD[fw](fn, np.zeros(1))[0])
+            d = float(registry.load(fw).derivative(fn, np.zeros(1))[0])
             rows.append(Row(fw, name, d, d == REFERENCE_AT_ZERO, version=version,
                             expected=None if expected is None else expected.at_zero.get(name)))
     return rows
@@ -235,7 +199,7 @@ def _error(got: Mapping[str, np.ndarray], manual: Mapping[str, np.ndarray]) -> f
                / (float(np.max(np.abs(manual[k]))) or 1.0) for k in manual)
 
 
-def kink_gradients(frameworks: Sequence[str] = ("torch", "jax")) -> tuple[
+def kink_gradients(frameworks: Sequence[str] = FRAMEWORKS) -> tuple[
         dict[str, np.ndarray], dict[tuple[str, str], dict[str, np.ndarray]]]:
     """One step of the spelling case from its kink start: the reference's manual gradients,
     and autograd's with each spelling used for every ReLU of its forward."""
@@ -253,7 +217,7 @@ def kink_gradients(frameworks: Sequence[str] = ("torch", "jax")) -> tuple[
     return {k: np.asarray(v, np.float64) for k, v in manual.items()}, out
 
 
-def table(frameworks: Sequence[str] = ("torch", "jax")) -> list[Row]:
+def table(frameworks: Sequence[str] = FRAMEWORKS) -> list[Row]:
     """Derivative at 0 of every spelling, its expectation, and whether it reproduces the
     reference's gradients on the kink case (normwise, one step: ``tolerances.STEP_RTOL``)."""
     manual, autograd = kink_gradients(frameworks)
@@ -297,7 +261,7 @@ def zeros_at_start(case) -> tuple[str, ...]:
     return tuple(n for n in problem.masks if np.any(np.asarray(named[n]) == 0))
 
 
-def models(frameworks: Sequence[str] = ("torch", "jax")) -> list[ModelCheck]:
+def models(frameworks: Sequence[str] = FRAMEWORKS) -> list[ModelCheck]:
     """Every kink case's forward, as the framework runs execute it (``case.problem().forward``,
     unchanged), one autograd step at its kink start in each framework, against the case's
     manual backward at the same parameters (the reference's derivative 0 at 0)."""

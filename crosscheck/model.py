@@ -599,7 +599,9 @@ class Model:
         elif self.declared_optimizer.plain:
             update = None
         else:
-            able = tuple(f for f in ("torch", "jax") if f not in self.cannot_express)
+            from crosscheck.frameworks import FRAMEWORKS
+
+            able = tuple(f for f in FRAMEWORKS if f not in self.cannot_express)
             update = optim.reference_update(self.declared_optimizer, lr, able)[0]
         carry: dict[str, Any] = {"state": self.state0, "opt": {}, "named": {}}
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,45 +281,15 @@ CONVENTIONS: tuple[tuple[str, str, str, str, str], ...] = (
 
 
 def reference_update(optimizer: Optimizer, lr: float,
-                     frameworks: tuple[str, ...] = ("torch", "jax")) -> tuple[Callable[..., Any], str]:
+                     frameworks: tuple[str, ...] | None = None) -> tuple[Callable[..., Any], str]:
     """The declared rule as ``update(params, grads, state) -> (params, state)`` on NumPy
-    arrays, run by the first of ``frameworks`` whose optimizer expresses it (the reference of
-    a model that declares ``optimizer=`` and no ``update=``); and that framework's name."""
+    arrays, run by the first of ``frameworks`` (default: every registered one, in order)
+    whose optimizer expresses it (the reference of a model that declares ``optimizer=`` and
+    no ``update=``); and that framework's name."""
+    from crosscheck.frameworks.registry import FRAMEWORKS, REGISTRY
+
+    frameworks = FRAMEWORKS if frameworks is None else frameworks
     for fw in frameworks:
         if optimizer.cannot(fw) is None:
-            return (_torch_update if fw == "torch" else _optax_update)(optimizer, lr), fw
+            return REGISTRY[fw].reference_update(optimizer, lr), fw
     raise CannotExpress(frameworks[0], optimizer.cannot(frameworks[0]) or "")
-
-
-def _torch_update(optimizer: Optimizer, lr: float) -> Callable[..., Any]:
-    import torch
-
-    def update(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], state: dict):
-        if "torch" not in state:
-            leaves = {k: torch.tensor(np.array(v, np.float64)) for k, v in params.items()}
-            state["torch"] = (leaves, optimizer.for_torch(list(leaves.values()), lr))
-        leaves, opt = state["torch"]
-        with torch.no_grad():
-            for k, p in leaves.items():
-                p.copy_(torch.from_numpy(np.asarray(params[k], np.float64)))
-                p.grad = torch.from_numpy(np.array(grads[k], np.float64))
-        opt.step()
-        return {k: p.detach().numpy().copy() for k, p in leaves.items()}, state
-    return update
-
-
-def _optax_update(optimizer: Optimizer, lr: float) -> Callable[..., Any]:
-    import jax.numpy as jnp
-
-    from crosscheck.frameworks import jax_models  # noqa: F401  (float64 switched on)
-
-    tx = optimizer.for_jax(lr)
-
-    def update(params, grads, state):
-        p = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
-        if "optax" not in state:
-            state["optax"] = tx.init(p)
-        u, state["optax"] = tx.update({k: jnp.asarray(v, jnp.float64) for k, v in grads.items()},
-                                      state["optax"], p)
-        return {k: np.asarray(p[k] + u[k]) for k in p}, state
-    return update

@@ -24,6 +24,7 @@ import numpy as np
 
 from crosscheck import cases, compare, tolerances
 from crosscheck.compare import rerun_overrides, sample_of
+from crosscheck.frameworks.registry import FRAMEWORKS
 from crosscheck.record import Trajectory
 
 
@@ -162,7 +163,7 @@ def backward_lines(case: str) -> list[tuple[str, str]]:
     return lines
 
 
-def chain(traj: Trajectory, step: int, frameworks: tuple[str, ...] = ("torch", "jax")) -> list[Line]:
+def chain(traj: Trajectory, step: int, frameworks: tuple[str, ...] = FRAMEWORKS) -> list[Line]:
     """The document's backward at ``step`` beside autograd and finite differences."""
     with np.errstate(all="ignore"):   # a diverging run's overflows are data, not warnings
         return _chain(traj, step, frameworks)

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from crosscheck.frameworks.registry import REGISTRY
 from crosscheck.record import Trajectory
 
 STYLE = {"numpy": dict(color="black", lw=2.2, ls="-", alpha=0.55),
-         "torch": dict(color="tab:red", lw=1.0, ls="--"),
-         "jax": dict(color="tab:blue", lw=1.0, ls=":")}
+         **{fw.name: dict(fw.style) for fw in REGISTRY.values()}}
 #: Markers of the frameworks in the parameter plot (the reference is drawn as lines).
-MARKERS = {"torch": "x", "jax": "+"}
+MARKERS = {fw.name: fw.marker for fw in REGISTRY.values()}
 #: Epochs shown in the zoom panel of the loss plot; framework markers per parameter curve.
 ZOOM = 40
 MARKS = 25

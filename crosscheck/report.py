@@ -349,7 +349,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
             owner.setdefault(key, case)
 
     run = _run if checks is None else _run_checked
-    local = "torch" if "torch" in frameworks else "numpy"
+    local = next((fw for fw in frameworks if fw_registry.REGISTRY[fw].runs_here), "numpy")
     futures = {}
     if workers is not None and workers.pool:   # queue the helper's whole share up front
         futures = {key: workers.submit(run, (case, key[0], dtype, overrides))
@@ -381,26 +381,19 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
 
 @contextlib.contextmanager
 def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
-    """A torch run here while the helper process computes beside it: torch on one thread.
-
-    torch would start a thread per core, and on a machine whose cores the two processes
-    already fill, its threads wait on each other at every one of a step's small operations:
-    relu_class at --sizes 50,200,10 took 5.9 ms a step so, and 0.48 ms on one thread
-    (measured on the 2-core machine). The thread count is put back afterwards."""
+    """A run here while the helper process computes beside it, under its framework's
+    ``beside_helper()`` (torch: one thread fewer than the cores, where its threads would
+    otherwise wait on each other at every small operation: docs/development/benchmark.md)."""
     try:
-        if impl != "torch" or workers is None or not workers.pool:
+        fw = fw_registry.REGISTRY.get(impl)
+        if fw is None or not fw.runs_here or workers is None or not workers.pool:
             raise LookupError
-        fw_registry.load("torch")   # imported as every framework is, a signal held till its end
-        import torch
-    except Exception:   # (torch that cannot be imported is the run's to report)
+        module = fw_registry.load(impl)   # imported as every framework is, a signal held till its end
+    except Exception:   # (a framework that cannot be imported is the run's to report)
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
-    try:
+    with module.beside_helper():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_checked(task: tuple[str, str, str, dict[str, Any]],

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from crosscheck import blas
+from crosscheck.frameworks.registry import FRAMEWORKS, REGISTRY
 
 
 def installed(dist: str) -> str | None:
@@ -19,21 +20,18 @@ def installed(dist: str) -> str | None:
 
 
 def versions() -> dict[str, str | None]:
-    """python, numpy, torch, jax, jaxlib and the BLAS kernel, without importing torch or JAX."""
+    """python, numpy, each framework's packages (torch, jax, jaxlib) and the BLAS kernel,
+    without importing a framework."""
     return {"python": platform.python_version(), "numpy": installed("numpy"),
-            "torch": installed("torch"), "jax": installed("jax"), "jaxlib": installed("jaxlib"),
+            **{d: installed(d) for fw in REGISTRY.values() for d in fw.packages},
             "blas": blas.active_kernel()}
 
 
-#: The distributions of each framework, in a versions line.
-_OF = {"torch": ("torch",), "jax": ("jax", "jaxlib")}
-
-
 def line(v: dict[str, str | None] | None = None,
-         frameworks: Sequence[str] = ("torch", "jax")) -> str:
+         frameworks: Sequence[str] = FRAMEWORKS) -> str:
     """``versions: python 3.11.7, numpy 2.4.6, torch 2.13.0, ...``: one line, for a log, naming
     the frameworks that ran (``frameworks``) and not the others."""
     v = versions() if v is None else v
-    left_out = {d for fw, dists in _OF.items() if fw not in frameworks for d in dists}
+    left_out = {d for fw in REGISTRY.values() if fw.name not in frameworks for d in fw.packages}
     return "versions: " + ", ".join(f"{k} {x if x is not None else 'not installed'}" for k, x in v.items()
                                     if k not in left_out)

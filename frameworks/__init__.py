@@ -1,8 +1,9 @@
 """Any case or model in PyTorch and in JAX: the case's own forward and loss (written once
 against ``xp``, carried by its :class:`~crosscheck.problem.Problem`), gradients from autograd.
 
-Each framework module exposes ``train(problem, dtype, progress=None) -> Trajectory`` and
-``gradients(problem, params, sample, dtype)``.
+Each framework is one :class:`~crosscheck.frameworks.registry.Framework` in :data:`REGISTRY`
+(its models module, version packages, optimizer library, plot style). Each models module exposes
+``train(problem, dtype, progress=None) -> Trajectory`` and ``gradients(problem, params, sample, dtype)``.
 The framework is imported only when it is asked for (:func:`load`), so the reference runs
 without torch or JAX. One that cannot be imported, or imports but fails its first small
 computation (a CUDA library missing at first use, a broken build), raises
@@ -13,18 +14,18 @@ told apart from a model's forward that does not run there.
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 
 from crosscheck import environment, interrupts
+from crosscheck.frameworks.registry import FRAMEWORKS, REGISTRY, Framework
 from crosscheck.problem import Problem
 from crosscheck.record import Trajectory
 
-FRAMEWORKS = ("torch", "jax")
-_MODULES = {"torch": "crosscheck.frameworks.torch_models", "jax": "crosscheck.frameworks.jax_models"}
+__all__ = ["FRAMEWORKS", "REGISTRY", "Framework", "FrameworkUnavailable", "gradients", "load", "model_key",
+           "train"]
 
 
 class FrameworkUnavailable(RuntimeError):
@@ -48,7 +49,7 @@ _READY: set[str] = set()
 
 
 def load(framework: str) -> ModuleType:
-    """The framework's module (``torch_models`` or ``jax_models``), imported, and its first
+    """The framework's models module (its registry entry's ``module``), imported, and its first
     small computation done once per process (``smoke``: about 2 ms, where the backend starts
     anyway); :class:`FrameworkUnavailable` if either fails. A signal that arrives during the
     import is raised once the import has ended (:func:`crosscheck.interrupts.hold`)."""
@@ -56,7 +57,7 @@ def load(framework: str) -> ModuleType:
 
     try:
         with interrupts.hold():   # a signal handler must not raise inside torch's C++ init
-            module = importlib.import_module(_MODULES[framework])
+            module = REGISTRY[framework].import_module()
     except environment.BadEnvironmentVariable:   # the user's setting (the JAX cache), not the install
         raise
     except Exception as e:   # ImportError, or whatever a broken install raises on import
@@ -95,9 +96,9 @@ def train(framework: str, problem: Problem, dtype: str = "float64",
           progress: Callable[[int], None] | None = None) -> Trajectory:
     """Run ``problem`` in ``framework`` and return its trajectory (dtype checked).
 
-    ``progress``, if given, is called with the number of update steps done: every
-    ``torch_models.PROGRESS_EVERY`` epochs in torch, once at the end in JAX (one compiled
-    call).
+    ``progress``, if given, is called with the number of update steps done, as often as the
+    framework's ``train`` reports them (every ``torch_models.PROGRESS_EVERY`` epochs in torch,
+    once at the end in JAX: one compiled call).
     """
     traj = load(framework).train(problem, dtype, progress)
     traj.check_dtype()

@@ -284,3 +284,34 @@ def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
     g_params, g_named = vjp(jnp.ones_like(value))
     return {"loss": float(value), "params": {k: np.asarray(g_params[k]) for k in params},
             "intermediates": {n: np.asarray(v) for n, v in g_named.items()}}
+
+
+# ------------------------------------------------------------------ kinks, optimizers
+def relu_spellings() -> dict[str, Callable]:
+    """JAX's ways to write a ReLU, by how a forward spells them (``crosscheck kinks``)."""
+    return {
+        "jax.nn.relu(x)": jax.nn.relu,
+        "jnp.maximum(x, 0)": lambda t: jnp.maximum(t, 0.0),
+        "jnp.where(x > 0, x, 0)": lambda t: jnp.where(t > 0, t, 0.0),
+        "jnp.clip(x, 0)": lambda t: jnp.clip(t, 0.0),
+    }
+
+
+def derivative(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """The gradient of ``sum(fn(x))`` at the float64 array ``x``: an elementwise ``fn``'s derivative."""
+    return np.asarray(jax.grad(lambda t: jnp.sum(fn(t)))(jnp.asarray(x, jnp.float64)))
+
+
+def reference_update(optimizer, lr: float) -> Callable:
+    """``optimizer`` run by optax on NumPy arrays: ``update(params, grads, state) ->
+    (params, state)``, optax's state kept in ``state``."""
+    tx = optimizer.for_jax(lr)
+
+    def update(params, grads, state):
+        p = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
+        if "optax" not in state:
+            state["optax"] = tx.init(p)
+        u, state["optax"] = tx.update({k: jnp.asarray(v, jnp.float64) for k, v in grads.items()},
+                                      state["optax"], p)
+        return {k: np.asarray(p[k] + u[k]) for k in p}, state
+    return update

@@ -14,7 +14,9 @@ Nothing here knows a case: ``problem.forward`` and ``problem.loss`` are the case
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -218,3 +220,56 @@ def train_loop(problem: Problem, dtype: str = "float64",
                 progress(k + 1)
     return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper, pred_train=np.zeros(0),
                       feed=loop.feed)
+
+
+# ------------------------------------------------------------------ kinks, optimizers, threads
+def relu_spellings() -> dict[str, Callable]:
+    """torch's ways to write a ReLU, by how a forward spells them (``crosscheck kinks``)."""
+    import torch.nn.functional as F
+
+    return {
+        "torch.relu(x)": torch.relu,
+        "F.relu(x)": F.relu,
+        "x.clamp(min=0)": lambda t: t.clamp(min=0),
+        "torch.maximum(x, 0)": lambda t: torch.maximum(t, torch.zeros_like(t)),
+        "torch.where(x > 0, x, 0)": lambda t: torch.where(t > 0, t, torch.zeros_like(t)),
+    }
+
+
+def derivative(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """The gradient of ``sum(fn(x))`` at the float64 array ``x``: an elementwise ``fn``'s derivative."""
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    fn(t).sum().backward()
+    return t.grad.numpy()
+
+
+def reference_update(optimizer, lr: float) -> Callable:
+    """``optimizer`` run by ``torch.optim`` on NumPy arrays: ``update(params, grads, state)
+    -> (params, state)``, the optimizer made at the first call and kept in ``state``."""
+    def update(params, grads, state: dict):
+        if "torch" not in state:
+            leaves = {k: torch.tensor(np.array(v, np.float64)) for k, v in params.items()}
+            state["torch"] = (leaves, optimizer.for_torch(list(leaves.values()), lr))
+        leaves, opt = state["torch"]
+        with torch.no_grad():
+            for k, p in leaves.items():
+                p.copy_(torch.from_numpy(np.asarray(params[k], np.float64)))
+                p.grad = torch.from_numpy(np.array(grads[k], np.float64))
+        opt.step()
+        return {k: p.detach().numpy().copy() for k, p in leaves.items()}, state
+    return update
+
+
+@contextlib.contextmanager
+def beside_helper() -> Iterator[None]:
+    """torch on one thread fewer than the cores, while the helper process computes beside it.
+
+    torch would start a thread per core, and on a machine whose cores the two processes
+    already fill, its threads wait on each other at every one of a step's small operations.
+    The thread count is put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

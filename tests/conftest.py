@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from crosscheck import baseline, runner
+from crosscheck.frameworks import registry as fw_registry
 
 # Hypothesis: a fast, reproducible profile for `make test`, a thorough one for development.
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
@@ -52,7 +53,7 @@ def pytest_configure(config):
 
 
 #: The frameworks, without importing one (crosscheck.frameworks imports them on demand).
-FRAMEWORKS = ("torch", "jax")
+FRAMEWORKS = fw_registry.FRAMEWORKS
 
 #: Parameters that name the framework a test runs (``impl`` may also be ``"numpy"``).
 FRAMEWORK_PARAMS = {"fw", "impl"}

@@ -7,11 +7,12 @@ import hashlib
 from pathlib import Path
 
 from crosscheck import cases, runner
+from crosscheck.frameworks.registry import REGISTRY
 
 #: The document cases, the frameworks, and every implementation (the reference first):
 #: what the tests parametrize over.
 CASES = list(cases.CASES)
-FRAMEWORKS = list(runner.IMPLEMENTATIONS[1:])
+FRAMEWORKS = list(REGISTRY)
 IMPLEMENTATIONS = list(runner.IMPLEMENTATIONS)
 
 

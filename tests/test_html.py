@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from crosscheck.cli import EXIT_MISMATCH, EXIT_USAGE, main
+from crosscheck.frameworks import FRAMEWORKS
 
 # Every test here looks at a run of both frameworks.
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
@@ -131,7 +132,7 @@ def test_the_kink_table_shows_each_spellings_expected_derivative(page):
     table = text.split('id="kinks"', 1)[1].split("</table>", 1)[0]
     rows = re.findall(r'<tr><td>(torch|jax)</td><td><code>(.*?)</code></td><td class="num">(.*?)</td>\n'
                       r'<td class="num( bad)?">(.*?)</td>', table)
-    assert len(rows) == sum(len(kinks.SPELLINGS[fw]()) for fw in ("torch", "jax")), f"kink rows: {rows}"
+    assert len(rows) == sum(len(kinks.SPELLINGS[fw]()) for fw in FRAMEWORKS), f"kink rows: {rows}"
     for fw, spelling, measured, bad, shown in rows:
         spelling = html.unescape(spelling)
         expected = kinks.expectation(fw, installed(fw))

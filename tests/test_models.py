@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli
+from helpers import FRAMEWORKS, cli
 
 import crosscheck
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
@@ -23,7 +23,6 @@ pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 MODELS = Path(__file__).resolve().parent / "models"
-FRAMEWORKS = ["torch", "jax"]
 
 TANH_SOFTMAX = str(EXAMPLES / "tanh_softmax.py")
 SGD_RELU = str(EXAMPLES / "sgd_relu.py")

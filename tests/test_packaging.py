@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from crosscheck import cases
+from crosscheck.frameworks import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 # Not part of the source: environments, build outputs, caches, reports.
@@ -48,10 +49,10 @@ def test_wheel_holds_the_package_data_and_no_generic_top_level_names(wheel):
     assert top == {"crosscheck"}, f"top-level names in {wheel.name}: {sorted(top)}, expected ['crosscheck']"
     printed = "crosscheck/reference/printed/"
     want = {f"{printed}{c}.txt" for c in cases.CASES} | {f"{printed}documents.sha256",
-                                                         "crosscheck/frameworks/torch_models.py",
-                                                         "crosscheck/frameworks/jax_models.py",
+                                                         "crosscheck/frameworks/registry.py",
                                                          "crosscheck/templates/report.html.j2",
                                                          "crosscheck/templates/result.html.j2"}
+    want |= {fw.module.replace(".", "/") + ".py" for fw in REGISTRY.values()}
     assert want <= set(names), f"{wheel.name} lacks {sorted(want - set(names))}"
 
 

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crosscheck import frameworks
+from crosscheck.frameworks import FRAMEWORKS
 from crosscheck.problem import make
 from crosscheck.record import Recorder
 from crosscheck.reference import relu_class as rc
@@ -67,7 +68,7 @@ def check_steps(acts, x, y, init, factor=1.0):
         for name, value in params.items():
             setattr(model, name, np.array(value) if np.ndim(value) else float(value))
         bound = rc.class_gradient_bound(x, y, params, model.forward(x))
-        for fw in ("torch", "jax"):
+        for fw in FRAMEWORKS:
             auto = frameworks.gradients(fw, problem, params)["params"]
             for name in params:
                 manual = rec.grads[name][k]

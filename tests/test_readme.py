@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from crosscheck.frameworks import FRAMEWORKS
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 #: Where commands are shown: the README first, then every documentation page.
@@ -86,7 +88,7 @@ def frameworks_of(command: str) -> list[str]:
     if argv[1] not in ("run", "explain", "kinks"):
         return []
     named = [v for k, v in zip(argv[:-1], argv[1:], strict=True) if k == "--framework"]
-    return named or ["torch", "jax"]
+    return named or list(FRAMEWORKS)
 
 
 def test_readme_shows_commands_and_the_quick_start():

@@ -20,6 +20,7 @@ import pytest
 from crosscheck import blas, frameworks, report
 from crosscheck import cases as case_registry
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+from crosscheck.frameworks import FRAMEWORKS
 
 
 def run_cli(*args, env=None):
@@ -223,7 +224,7 @@ def test_json_contract(capsys):
     assert set(report["versions"]) >= {"python", "numpy", "torch", "jax"}
     assert report["dtype"] == "float64"
     for name, case in report["cases"].items():
-        for fw in ("torch", "jax"):
+        for fw in FRAMEWORKS:
             r = case["frameworks"][fw]
             assert isinstance(r["agree"], bool), name
             assert set(r["max_rel_err"]) >= {"loss", "grads", "params"}, name

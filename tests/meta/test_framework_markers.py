@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import broken_framework
+from helpers import FRAMEWORKS, broken_framework
 
 TESTS = Path(__file__).resolve().parent.parent
-OTHER = {"torch": "jax", "jax": "torch"}
+OTHER = {fw: next(o for o in FRAMEWORKS if o != fw) for fw in FRAMEWORKS}
 
 
 def pytest_without(fw, tmp_path, *args):
