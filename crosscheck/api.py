@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from crosscheck import frameworks as fw_registry
-from crosscheck.compare import Divergence
+from crosscheck.metrics import Divergence
 from crosscheck.model import Model, bad_epochs, bad_lr, needs_run, register
 from crosscheck.record import Trajectory
 

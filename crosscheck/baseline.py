@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.compare import causal_scale
+from crosscheck.metrics import causal_scale
 from crosscheck.versions import versions
 
 ROOT = Path(__file__).resolve().parent.parent

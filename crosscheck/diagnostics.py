@@ -293,7 +293,7 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
     sample at every step: it never learns). Layers and unit numbers are the case's
     declared ``units``; a name it does not declare is its own layer.
     """
-    from crosscheck.compare import diverges_at
+    from crosscheck.metrics import diverges_at
 
     case = cases.get(traj.case)
     out = []

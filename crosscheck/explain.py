@@ -99,12 +99,12 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
         err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
                f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
         out.append(f"      at {tuple(row['index'])}: {values}  {err}")
-    from crosscheck import cases, compare
+    from crosscheck import cases, local
 
     batch, outputs = mistakes.sizes(traj, step)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
-                           zeros=compare.exact_zeros(cases.get(traj.case), traj, step),
-                           off_units=compare.off_units(traj, step, line.manual))
+                           zeros=local.exact_zeros(cases.get(traj.case), traj, step),
+                           off_units=local.off_units(traj, step, line.manual))
     out.append(f"      likely: {why.text}")
     return out
 

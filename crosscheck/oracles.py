@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, compare, tolerances
-from crosscheck.compare import rerun_overrides, sample_of
+from crosscheck import cases, local, metrics, tolerances
 from crosscheck.frameworks.registry import FRAMEWORKS
+from crosscheck.metrics import rerun_overrides, sample_of
 from crosscheck.record import Trajectory
 
 
@@ -206,7 +206,7 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
             fd = fds[p]
             # As the run's local question: relative to the largest gradient so far, and within
             # what a u-relative move of the parameters moves this line by.
-            scale = compare.scale_at(traj, p, step)
+            scale = metrics.scale_at(traj, p, step)
             sensitivity = float(np.max(moved.get(p, 0.0), initial=0.0)) / scale
         elif name in doc_intermediates:
             t = doc_intermediates[name]
@@ -234,7 +234,7 @@ def _moved(c, traj: Trajectory, step: int, params, sample) -> dict[str, np.ndarr
         base.update({f"dL/d{t}": v for t, v in c.intermediates(params, traj.hyper, sample).items()})
     worst: dict[str, np.ndarray] = {}
     for flip in (1.0, -1.0):
-        moved = compare.nudged(params, u, flip)
+        moved = local.nudged(params, u, flip)
         got = dict(c.gradient(moved, traj.hyper, sample)[1])
         if c.intermediates:
             got.update({f"dL/d{t}": v for t, v in c.intermediates(moved, traj.hyper, sample).items()})

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crosscheck import compare, tolerances
 from crosscheck import frameworks as fw_registry
-from crosscheck.compare import Divergence
+from crosscheck import local, tolerances
+from crosscheck.metrics import Divergence
 from crosscheck.model import Model, _numpy_xp, register
 from crosscheck.record import Trajectory
 
@@ -154,10 +154,10 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
     for fw in frameworks:
         got = [fw_registry.gradients(fw, problem, p, sample, dtype) for p in points for sample in samples]
         traj = _as_steps(model, fw, dtype, points, len(samples), got)
-        loc = compare.local(traj, reference=case)
+        loc = local.local(traj, reference=case)
         compared[fw] = loc.steps
         worst[fw] = max((float(e.max(initial=0.0)) for e in loc.errors.values()), default=0.0)
-        firsts[fw] = compare.local_divergence(traj, loc, case)[0]
+        firsts[fw] = local.local_divergence(traj, loc, case)[0]
         splits[fw] = loc.split
     return GradientResult(model.name, dtype, names, len(samples), compared, worst, firsts, splits, again)
 

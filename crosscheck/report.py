@@ -21,8 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, compare, diagnostics, interrupts, record, runner, tolerances, transcript
+from crosscheck import (
+    cases,
+    compare,
+    diagnostics,
+    interrupts,
+    metrics,
+    record,
+    runner,
+    tolerances,
+    transcript,
+)
+from crosscheck import envelope as envelopes
 from crosscheck import frameworks as fw_registry
+from crosscheck import local as locals_
 from crosscheck.environment import check as check_environment
 from crosscheck.record import Trajectory
 from crosscheck.versions import versions
@@ -403,8 +415,8 @@ def _run_checked(task: tuple[str, str, str, dict[str, Any]],
     _, impl, dtype, _ = task
     traj = _run(task, progress)
     if impl == "numpy":
-        return traj, compare.envelope(traj, dtype)
-    return traj, compare.local(traj, cond=compare.conditioning(traj))
+        return traj, envelopes.envelope(traj, dtype)
+    return traj, locals_.local(traj, cond=envelopes.conditioning(traj))
 
 
 def check_cases(names: Sequence[str], frameworks: Sequence[str], dtype: str = "float64",
@@ -438,7 +450,7 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     env = (checks or {}).get((case, "numpy"))
     if env is None:
         progress(f"{case} [envelope]")
-        env = compare.envelope(ref, dtype)
+        env = envelopes.envelope(ref, dtype)
     comparisons = {}
     for fw in frameworks:
         progress(f"{case} [{fw}: local and global]")
@@ -483,9 +495,9 @@ def _drift(ref: Trajectory, other: Trajectory) -> dict[str, Any]:
     """How far a lower-precision run strays from the float64 reference, and when."""
     per_step = np.zeros(ref.steps)
     for name in ref.param_names:
-        per_step = np.maximum(per_step, compare.step_errors(other.params[name][1:], ref.params[name][1:]))
-        per_step = np.maximum(per_step, compare.step_errors(other.grads[name], ref.grads[name]))
-    per_step = np.maximum(per_step, compare.step_errors(other.step_loss, ref.step_loss))
+        per_step = np.maximum(per_step, metrics.step_errors(other.params[name][1:], ref.params[name][1:]))
+        per_step = np.maximum(per_step, metrics.step_errors(other.grads[name], ref.grads[name]))
+    per_step = np.maximum(per_step, metrics.step_errors(other.step_loss, ref.step_loss))
     above = np.flatnonzero(per_step > tolerances.DRIFT)
     return {"max_rel_err": float(per_step.max(initial=0.0)),
             "first_step_above_1e-3": int(above[0]) if above.size else None}
@@ -510,7 +522,7 @@ def diagnose(r: CaseResult) -> str:
     d, ref = r.dynamics["numpy"], r.reference
     per_epoch = ref.steps // ref.epochs
     if d.kind == "diverging":
-        bad = compare.diverges_at(ref)
+        bad = metrics.diverges_at(ref)
         where = f"; non-finite from step {bad}" if bad is not None else ""
         line = f"diverging from step {d.start_step}{where}"
     elif d.kind == "stalled":
@@ -721,7 +733,7 @@ def next_command(r: CaseResult, fw: str) -> str | None:
 
     default = {k: plain(v) for k, v in case.problem().hyper.items()}
     options = "".join(f" --{k} {','.join(map(str, v)) if isinstance(v, tuple) else v}"
-                      for k, v in compare.rerun_overrides(r.reference).items() if plain(v) != default.get(k))
+                      for k, v in metrics.rerun_overrides(r.reference).items() if plain(v) != default.get(k))
     return f"crosscheck explain {spec} --step {c.first.step}{options}"
 
 

@@ -60,7 +60,7 @@ def likely(manual: np.ndarray, got: np.ndarray, before: np.ndarray, optimizer: A
 
 def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
     """The hand-written update along ``other``'s run (see the module's docstring)."""
-    from crosscheck.compare import Divergence, causal, diverges_at
+    from crosscheck.metrics import Divergence, causal, diverges_at
 
     names = other.param_names
     stop = diverges_at(other)

@@ -331,7 +331,7 @@ def conditioning(traj: Trajectory) -> np.ndarray | float:
     the whole run at once) is divided by each gradient's causal scale: per step, a multiple
     of OPS_PER_STEP * u (1 where there is nothing to allow for).
     """
-    from crosscheck import compare, tolerances
+    from crosscheck import metrics, tolerances
 
     acts = tuple(traj.hyper.get("activations", ACTIVATIONS))
     if not {"tanh", "sigmoid"} & set(acts):
@@ -344,7 +344,7 @@ def conditioning(traj: Trajectory) -> np.ndarray | float:
     bound = class_gradient_bound(x, y, p, (a, A, z, model.a2.f(z)))
     per_step = np.zeros(traj.steps)
     for k, b in bound.items():
-        scale = compare.causal_scale(traj.grads[k])
+        scale = metrics.causal_scale(traj.grads[k])
         per_step = np.maximum(per_step, b.reshape(traj.steps, -1).max(axis=1) / scale)
     return np.maximum(per_step / (tolerances.OPS_PER_STEP * tolerances.UNIT_ROUNDOFF["float64"]), 1.0)
 
