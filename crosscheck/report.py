@@ -1,22 +1,15 @@
 """The main job: run every case in every implementation, compare, diagnose, report.
 
 ``crosscheck run`` (and ``make report``) call :func:`check_cases`, then print
-:func:`table` and write :func:`to_json` and the plots. The JSON layout is a contract,
-documented in docs/reference/json.md; keep it stable.
+:func:`~crosscheck.text.table` and write :func:`to_json` and the plots. The JSON layout is
+a contract, documented in docs/reference/json.md; keep it stable. Running beside the helper
+process is :mod:`crosscheck.workers`; the verdicts in words are :mod:`crosscheck.text`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
-import os
-import signal
-import textwrap
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -25,9 +18,7 @@ from crosscheck import (
     cases,
     compare,
     diagnostics,
-    interrupts,
     metrics,
-    record,
     runner,
     tolerances,
     transcript,
@@ -37,7 +28,34 @@ from crosscheck import frameworks as fw_registry
 from crosscheck import local as locals_
 from crosscheck.environment import check as check_environment
 from crosscheck.record import Trajectory
+
+# The report's parts, importable from here by their names as before (re-exported):
+from crosscheck.text import (  # noqa: F401
+    TABLE_LEGEND,
+    WIDTH,
+    _fmt,
+    _headline,
+    _stochastic,
+    _wrap,
+    behaviour_difference,
+    diagnose,
+    next_command,
+    row,
+    summary,
+    table,
+    verdict,
+)
 from crosscheck.versions import versions
+from crosscheck.workers import (  # noqa: F401
+    HelperDied,
+    Workers,
+    _beside,
+    _end_with_parent,
+    _signal_name,
+    _start_helper,
+    _stop_resource_tracker,
+    _what,
+)
 
 #: What a run's own check measured beside it: the reference's envelope, a framework run's
 #: local check (see :func:`run_trajectories`).
@@ -102,219 +120,10 @@ class CaseResult:
                 and all(self.agree(fw) for fw in self.comparisons))
 
 
-
 def _run(task: tuple[str, str, str, dict[str, Any]],
          progress: Callable[[int], None] | None = None) -> Trajectory:
     case, impl, dtype, overrides = task
     return runner.run(case, impl, dtype=dtype, progress=progress, **overrides)
-
-
-class Workers:
-    """A helper process beside this one (``jobs >= 2``), or none (``jobs == 1``).
-
-    The helper is started fresh (spawn), before torch or JAX is imported here, and takes
-    work that does not need this process: the reference and JAX runs with their checks
-    (:func:`run_trajectories`), then the plots.
-    Two processes do not share an interpreter lock, so on two cores they overlap.
-
-    The helper ends with this process: it starts with SIGINT blocked, so a Ctrl-C on the
-    terminal (sent to the whole process group) is this process's alone to handle; leaving
-    the ``with`` block on an exception or a signal kills it at once instead of waiting for
-    its current run. On any exit, multiprocessing's resource tracker is stopped and
-    waited for, so that no process outlives the run. Should this process be killed without
-    unwinding (SIGKILL), the helper ends itself at once (:func:`_end_with_parent`), and the
-    tracker, whose pipe no process then holds, with it.
-
-    A helper that dies (the OOM killer, a ``kill``) fails what it had left to do with
-    :class:`HelperDied`, which says so in one line.
-    """
-
-    def __init__(self, jobs: int = 2, sources: Sequence[str] = (), data: dict | None = None) -> None:
-        """``sources``: files of users' models, loaded in the helper too (it starts fresh),
-        with ``data`` (name -> x, y, init) as this process loaded them."""
-        check_environment()   # a bad setting stops the run before the helper starts
-        self.pool = None
-        self._unfinished: dict[Future, str] = {}   # the helper's jobs, in order -> what each is
-        self._watching = threading.Lock()
-        self._death: HelperDied | None = None
-        self._helper = None   # its process, once started
-        if jobs > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_start_helper,
-                                            initargs=(tuple(sources), data, record.spill_dir()))
-            interrupts.on_abandon(self._end)
-            # The first submit starts the helper now; a signal mask is inherited, and Python
-            # leaves a blocked SIGINT blocked (as multiprocessing does for its resource tracker).
-            # A signal meanwhile is raised once the helper has its start (interrupts.hold).
-            try:
-                with interrupts.hold():
-                    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-                    try:
-                        self._watched(self.pool.submit(int), "starting")
-                        self._helper = next(iter(self.pool._processes.values()))   # started by submit
-                    finally:
-                        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-            except BaseException:
-                self.__exit__(None)
-                raise
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        if self.pool:
-            return self._watched(self.pool.submit(fn, *args), _what(fn, args))
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args))
-        except Exception as e:  # surfaces at .result(), as from the pool
-            f.set_exception(e)
-        return f
-
-    def _watched(self, job: Future, what: str) -> Future:
-        """``job``'s outcome, except that a helper that died is told as :class:`HelperDied`
-        instead of the pool's ``BrokenProcessPool``, naming what it was doing: its earliest
-        job not yet finished (it runs them one at a time, in order)."""
-        told: Future = Future()
-        with self._watching:
-            self._unfinished[told] = what
-
-        def settle(job: Future) -> None:
-            error = None if job.cancelled() else job.exception()
-            with self._watching:
-                doing = next(iter(self._unfinished.values()))
-                del self._unfinished[told]
-                if isinstance(error, BrokenProcessPool):
-                    if self._death is None:   # said once, of the job it died in
-                        self._death = HelperDied(self._helper, doing)
-                        self._death.__cause__ = error
-                    error = self._death
-            if job.cancelled():
-                told.cancel()
-            elif error is None:
-                told.set_result(job.result())
-            else:
-                told.set_exception(error)
-
-        job.add_done_callback(settle)
-        return told
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        interrupts.forget(self._end)
-        self._end()
-
-    def _end(self) -> None:
-        """The helper killed, the pool shut down, the resource tracker stopped: once, from
-        whichever thread gets here first (``cli._OnSignals``' watchdog may)."""
-        pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        queues = (pool._call_queue, pool._result_queue)   # shutdown lets go of them
-        # Interrupted or failed, the helper's work is no longer wanted; done, it has none
-        # left, and its interpreter's shutdown (JAX's included) would only cost time.
-        # (Python 3.14 has pool.kill_workers(); before it, the processes are reachable
-        # only this way.)
-        # A helper still being started (submit holds the lock) is in _processes only after.
-        locked = pool._shutdown_lock.acquire(timeout=5)
-        try:
-            for process in list((pool._processes or {}).values()):
-                process.kill()
-        finally:
-            if locked:
-                pool._shutdown_lock.release()
-        pool.shutdown(wait=True, cancel_futures=True)
-        del pool
-        _stop_resource_tracker(queues)
-
-
-class HelperDied(ChildProcessError):
-    """The helper process ended while it had work left: killed by a signal, or crashed. An
-    environment error, as an ``OSError`` is; ``str()`` is one line saying how it ended and
-    what it was doing."""
-
-    def __init__(self, helper: Any, doing: str) -> None:
-        code = None
-        if helper is not None:
-            helper.join(1)   # dead already (the pool saw it end), perhaps not yet reaped
-            code = helper.exitcode
-        how = ("" if code is None else
-               f" (killed by {_signal_name(-code)})" if code < 0 else f" (exit code {code})")
-        super().__init__(None, f"the helper process died{how} while {doing}")
-
-    def __str__(self) -> str:
-        return self.strerror
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _what(fn: Callable[..., Any], args: tuple) -> str:
-    """What a job of the helper's is, in words: a run as the progress line names it
-    (``relu [jax]``), anything else by its function."""
-    if fn in (_run, _run_checked):
-        case, impl = args[0][:2]
-        return f"running {case} [{impl}]"
-    return f"running {fn.__module__.removeprefix('crosscheck.')}.{fn.__qualname__}"
-
-
-def _start_helper(sources: tuple[str, ...], data: dict | None, spill_dir: str) -> None:
-    """The helper's start: its end tied to this process's (:func:`_end_with_parent`), long
-    records spilled where this process reads them (and removes them), users' models loaded
-    as this process loaded them."""
-    threading.Thread(target=_end_with_parent, name="crosscheck-parent", daemon=True).start()
-    record.use_spill_dir(spill_dir)
-    if sources:
-        from crosscheck.model import register_file
-
-        for source in sources:
-            register_file(source, data)
-
-
-def _end_with_parent() -> None:
-    """In the helper: wait for the parent process to die, then end at once.
-
-    A parent killed without unwinding (SIGKILL: the OOM killer, a CI runner's hard timeout)
-    never ends its helper, which would compute on, then block for ever on the pipe of its
-    results, holding the resource tracker's pipe open too (the tracker exits only once every
-    process holding it has). ``multiprocessing.parent_process()``'s sentinel is the end of a
-    pipe that only the parent holds open, so it becomes readable the moment the parent is
-    gone, however it died: no polling, on Linux and macOS alike (``prctl(PR_SET_PDEATHSIG)``
-    is Linux only, and fires when the thread that started the child ends, not its process).
-    """
-    import multiprocessing
-
-    parent = multiprocessing.parent_process()
-    if parent is None:   # not started by multiprocessing: no parent to outlive
-        return
-    parent.join()
-    os._exit(1)
-
-
-def _stop_resource_tracker(queues: Sequence[Any] = ()) -> None:
-    """End multiprocessing's resource tracker and wait for it. Left alone, it exits only
-    once this process has exited, and so outlives it; the next pool starts a new one.
-
-    The ``queues``' semaphores are released first (unlinked and unregistered, by their own
-    finalizers): a queue releases them when collected, but a frame may still hold the pool
-    (the main thread inside the helper's start when the watchdog ends the run), and a
-    tracker stopped with semaphores registered warns of leaked ones on this run's stderr
-    (seen once in a make test run)."""
-    from multiprocessing import resource_tracker, util
-
-    held = [getattr(q, name, None) for q in queues if q is not None for name in ("_rlock", "_wlock", "_sem")]
-    locks = {id(lock) for lock in held if lock is not None}
-    for finalizer in list(util._finalizer_registry.values()):
-        if finalizer._weakref is not None and id(finalizer._weakref()) in locks:
-            finalizer()
-    gc.collect()   # any other semaphore of the pool's, released as its owner is collected
-    resource_tracker._resource_tracker._stop()
 
 
 def _no_progress(what: str, steps: int | None = None) -> None:
@@ -389,23 +198,6 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
                 traj = dataclasses.replace(traj, case=case, hyper=dict(problems[case].hyper))
             trajs[impl] = traj
         yield case, trajs
-
-
-@contextlib.contextmanager
-def _beside(workers: Workers | None, impl: str) -> Iterator[None]:
-    """A run here while the helper process computes beside it, under its framework's
-    ``beside_helper()`` (torch: one thread fewer than the cores, where its threads would
-    otherwise wait on each other at every small operation: docs/development/benchmark.md)."""
-    try:
-        fw = fw_registry.REGISTRY.get(impl)
-        if fw is None or not fw.runs_here or workers is None or not workers.pool:
-            raise LookupError
-        module = fw_registry.load(impl)   # imported as every framework is, a signal held till its end
-    except Exception:   # (a framework that cannot be imported is the run's to report)
-        yield
-        return
-    with module.beside_helper():
-        yield
 
 
 def _run_checked(task: tuple[str, str, str, dict[str, Any]],
@@ -503,71 +295,6 @@ def _drift(ref: Trajectory, other: Trajectory) -> dict[str, Any]:
             "first_step_above_1e-3": int(above[0]) if above.size else None}
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4f}" if abs(v) >= 1e-3 else f"{v:.3g}"
-
-
-def _stochastic(ref: Trajectory) -> str:
-    """What makes a run's step losses move with its batches, in words ("" where nothing does)."""
-    feed = ref.feed
-    if feed is None:
-        return ""
-    parts = [f"mini-batches of {feed.batch}" if feed.per_epoch > 1 else "",
-             "shuffled" if ref.hyper.get("shuffle") is not None else "", "noise" if feed.noise else ""]
-    return ", ".join(p for p in parts if p)
-
-
-def diagnose(r: CaseResult) -> str:
-    """One line: what the run really does, from every step."""
-    d, ref = r.dynamics["numpy"], r.reference
-    per_epoch = ref.steps // ref.epochs
-    if d.kind == "diverging":
-        bad = metrics.diverges_at(ref)
-        where = f"; non-finite from step {bad}" if bad is not None else ""
-        line = f"diverging from step {d.start_step}{where}"
-    elif d.kind == "stalled":
-        zero = all(np.all(g[-per_epoch:] == 0) for g in ref.grads.values())
-        line = (f"stalled from step {d.start_step} at loss {_fmt(d.final_loss)}: "
-                "a fixed point, not the target" + ("; every gradient exactly 0" if zero else ""))
-    elif d.kind == "oscillating" and d.period:
-        values = " <-> ".join(_fmt(v) for v in d.cycle_losses)
-        line = (f"period-{d.period} cycle {values} from epoch {d.start_step // per_epoch}" if d.settled
-                else f"settling toward a period-{d.period} cycle {values}")
-        printed = transcript.printed_losses(r.case, ref)
-        if printed and len({e % d.period for e in printed}) == 1:
-            line += " (every printed epoch falls on the same phase: the printout shows one value)"
-    elif _stochastic(ref):
-        e = ref.epoch_loss
-        line = (f"epoch loss {_fmt(float(e[0]))} -> {_fmt(float(e[-1]))} over {len(e)} epochs "
-                f"({_stochastic(ref)}: no dynamics read from a loss that moves with each batch)")
-    elif d.kind == "oscillating":
-        line = "oscillating without a clear period"
-    else:
-        how = ("monotone" if d.monotone else
-               f"not monotone, swinging with period {d.period} and a shrinking swing" if d.period else
-               "not monotone")
-        line = f"converging, {how}; loss {_fmt(d.final_loss)} at the end"
-    if r.stability is None and d.kind in ("oscillating", "stalled") and cases.get(r.case).curvature \
-            and diagnostics.curvature_too_costly(ref):
-        line += f"; curvature not computed (more than {diagnostics.MAX_CURVATURE_PARAMS} parameters)"
-    if r.stability is not None:
-        m = r.stability.points[-1]
-        verdict = "> 2: unstable" if m["lr_times_lambda"] > 2 else "< 2"
-        need = (f"GD needs lr < {r.stability.bound:.3g}" if np.isfinite(r.stability.bound)
-                else "no curvature there, so no lr is too large")
-        line += f"; lr*lambda_max = {m['lr_times_lambda']:.3g} at the nearest minimum ({verdict}; {need})"
-    if r.envelope is not None and r.envelope.horizon is not None:
-        line += (f"; predictable up to step {r.envelope.horizon}: there a 1-ulp change of the initial "
-                 f"values has grown past {tolerances.PREDICTABLE:g} (chaotic)")
-    for u in r.dead["numpy"]:
-        if u["always"]:
-            line += f"; {u['layer']} unit {u['name']} off on every sample at every step (never learns)"
-        else:
-            first = min(u["from_step"].values())
-            line += f"; {u['layer']} unit {u['name']} off on sample(s) {u['samples']} from step {first}"
-    return line
-
-
 def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | None = None) -> dict[str, Any]:
     """The report's JSON contract (docs/reference/json.md). ``kinks``: the kink table's rows
     (:func:`crosscheck.kinks.table`) where the run computed it, else None."""
@@ -623,191 +350,10 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
             "notes": list(cases.get(r.case).notes),
             "cannot_express": dict(r.cannot),
         }
-    out["kinks"] = [dataclasses.asdict(row) for row in kinks] if kinks else None
+    out["kinks"] = [dataclasses.asdict(k) for k in kinks] if kinks else None
     return out
 
 
 def _finite_or_str(v: float) -> float | str:
     return float(v) if np.isfinite(v) else str(float(v))
 
-
-def summary(results: Sequence[CaseResult]) -> str:
-    """One line: how many pairs agree, how many do not, and the transcripts."""
-    frameworks = sorted({fw for r in results for fw in r.comparisons})
-    pairs = [(r, fw) for r in results for fw in r.comparisons]
-    agree = sum(r.agree(fw) and not r.diverging for r, fw in pairs)
-    diverging = sum(r.agree(fw) and r.diverging for r, fw in pairs)
-    mismatch = len(pairs) - agree - diverging
-    cannot = sum(len(r.cannot) for r in results)
-    frameworks = sorted({*frameworks, *(fw for r in results for fw in r.cannot)})
-    line = (f"{len(results)} case{'s' if len(results) != 1 else ''} x {len(frameworks)} "
-            f"framework{'s' if len(frameworks) != 1 else ''}: {agree} agree, {mismatch} mismatch"
-            + (f", {diverging} diverging alike" if diverging else "")
-            + (f", {cannot} cannot express the optimizer" if cannot else ""))
-    documents = [r for r in results if r.transcript is not None]
-    if documents:
-        matched = sum(r.transcript_ok for r in documents)
-        line += f"; transcripts {matched}/{len(documents)} match the documents"
-    return line
-
-
-#: What the table's columns are, printed under it.
-TABLE_LEGEND = ("local: the manual backward against autograd at the framework's own parameters, every "
-                "step; loss/grads/params: the trajectories against the reference; envelope: what "
-                "rounding alone may move them by (measured). All are normwise relative errors, the "
-                "worst over the steps compared.")
-
-
-def verdict(r: CaseResult, fw: str) -> str:
-    c = r.comparisons[fw]
-    split = ("" if c.autograd_split is None else
-             f"; judged up to step {c.autograd_split}, where torch's and jax's autograd part by "
-             f"{c.autograd_disagreement:.2g} at the same parameters, beyond rounding: neither can "
-             "judge the manual backward from there")
-    if r.agree(fw):
-        if r.diverging:
-            return (f"DIVERGING, the same in all (non-finite from step {r.envelope.diverges_at}{split})"
-                    if r.envelope and r.envelope.diverges_at is not None else
-                    f"DIVERGING, the same in all{split}")
-        if split:
-            return f"agree (manual gradients at steps 0-{c.local_steps - 1}{split})"
-        if c.horizon is not None:
-            return (f"agree (manual gradients at all {c.local_steps} steps; trajectories up to step "
-                    f"{c.horizon}, the predictability horizon)")
-        return "agree"
-    if c.first is not None:
-        what = {"local": "manual backward", "update": "manual update"}.get(c.first.question, "trajectories")
-        return f"MISMATCH ({what}): {c.first}"
-    if c.question == "nothing compared" and c.autograd_split == 0:
-        return (f"MISMATCH (nothing compared): [{r.case}/{fw}] torch's and jax's autograd part at step 0 "
-                f"by {c.autograd_disagreement:.2g} at the same parameters, beyond rounding (a kink, where "
-                "each takes its own convention?): neither can judge the manual backward there")
-    if c.question == "nothing compared":
-        where = [k if k != "numpy" else "the reference" for k, s in c.diverges_at.items() if s == 0]
-        where = " and ".join(where) + (" are" if len(where) > 1 else " is") if where else "the run is"
-        return (f"MISMATCH (nothing compared): [{r.case}/{fw}] {where} not finite from step 0 "
-                "(loss, gradients or parameters): no step's gradients could be compared")
-    return f"MISMATCH (behaviour): {behaviour_difference(r, fw)}"
-
-
-def behaviour_difference(r: CaseResult, fw: str) -> str:
-    """What differs between the reference's run and ``fw``'s, qualitatively, in words."""
-    def dyn(d: diagnostics.Dynamics) -> str:
-        cycle = f", cycle {', '.join(_fmt(v) for v in d.cycle_losses)}" if d.cycle_losses else ""
-        period = f" period {d.period}" if d.period else ""
-        start = f" from step {d.start_step}" if d.start_step is not None else ""
-        return f"{d.kind}{period}{cycle}{start}"
-
-    a, b = dyn(r.dynamics["numpy"]), dyn(r.dynamics[fw])
-    parts = [f"reference {a}, {fw} {b}"] if a != b else []
-    dead_a, dead_b = ({u["name"]: u["from_step"] for u in r.dead[k]} for k in ("numpy", fw))
-    if dead_a != dead_b:
-        parts.append(f"dead units: reference {dead_a or 'none'}, {fw} {dead_b or 'none'}")
-    return "; ".join(parts) or "different cycle values"
-
-
-def row(r: CaseResult, fw: str) -> dict[str, str]:
-    """One framework's numbers as the table and the page show them."""
-    c = r.comparisons[fw]
-    e = c.max_rel_err
-    stepped = len(c.global_errors) > 0   # "-": no step compared, where 0 would read as agreement
-    return {"local": f"{max(c.local_max.values(), default=0.0):.2e}" if c.local_steps else "-",
-            **{k: f"{e[k]:.2e}" if stepped else "-" for k in ("loss", "grads", "params")},
-            "envelope": f"{c.tol:.1e}"}
-
-
-def next_command(r: CaseResult, fw: str) -> str | None:
-    """The command that walks ``fw``'s first divergence line by line, where there is one
-    and the case can be named on the command line (a document case, or a model from a file)."""
-    c, case = r.comparisons[fw], cases.get(r.case)
-    if c.first is None or c.first.quantity in ("divergence", "update"):
-        return None   # (explain walks the backward; an update's mistake is said on its own line)
-    if case.document is not None:
-        spec = case.name
-    elif case.origin is not None:
-        spec = f"{case.origin}:{case.name}"
-    else:
-        return None
-    def plain(v: Any) -> Any:   # a recorded tuple may come back as a list
-        return list(v) if isinstance(v, (tuple, list)) else v
-
-    default = {k: plain(v) for k, v in case.problem().hyper.items()}
-    options = "".join(f" --{k} {','.join(map(str, v)) if isinstance(v, tuple) else v}"
-                      for k, v in metrics.rerun_overrides(r.reference).items() if plain(v) != default.get(k))
-    return f"crosscheck explain {spec} --step {c.first.step}{options}"
-
-
-#: The terminal table's width: a row per case and framework, what was found wrapped under it.
-WIDTH = 100
-
-
-def _wrap(label: str, text: str) -> list[str]:
-    """``text`` under a row, after ``label``, wrapped at :data:`WIDTH` (a command is never
-    broken: it is copied as it stands)."""
-    first = f"  {label} " if label else "  "
-    if label == "next:":
-        return [first + text]
-    return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=" " * len(first),
-                         break_long_words=False, break_on_hyphens=False)
-
-
-def _headline(r: CaseResult, fw: str) -> tuple[str, list[str]]:
-    """:func:`verdict` as the table shows it: its short form on the row, the rest under it."""
-    text = verdict(r, fw)
-    if text.startswith("MISMATCH") and ": " in text:
-        head, detail = text.split(": ", 1)
-        label = "first:" if r.comparisons[fw].first is not None else "why:"
-        return head, _wrap(label, detail.removeprefix(f"[{r.case}/{fw}] "))
-    if text.endswith(")") and " (" in text:
-        head, detail = text.split(" (", 1)
-        return head, _wrap("", f"({detail}")
-    return text, []
-
-
-def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
-    """The verdicts, a row per case and framework with its verdict in short, and under it
-    what was found (where it first fails, the likely mistake, the command that explains it),
-    then the case's diagnosis; :data:`WIDTH` columns. ``quiet``: only the cases that fail
-    ("" when none fails). What the columns mean is :data:`TABLE_LEGEND` (``run --help``)."""
-    if quiet:
-        results = [r for r in results if not r.ok]
-        if not results:
-            return ""
-    w = max([14, *(len(r.case) for r in results)])    # the case column fits every name
-    head = (f"{'case':<{w}} {'framework':<9} {'local':>8} {'loss':>8} {'grads':>8} {'params':>8} "
-            f"{'envelope':>8}  verdict")
-    lines = [head, "-" * min(len(head) + 20, WIDTH)]
-    for r in results:
-        for fw, c in r.comparisons.items():
-            n = row(r, fw)
-            short, details = _headline(r, fw)
-            lines.append(f"{r.case:<{w}} {fw:<9} {n['local']:>8} {n['loss']:>8} {n['grads']:>8} "
-                         f"{n['params']:>8} {n['envelope']:>8}  {short}")
-            lines += details
-            if c.first is not None and c.first.explanation:
-                lines += _wrap("likely:", c.first.explanation["text"])
-            if not r.agree(fw) and (command := next_command(r, fw)):
-                lines += _wrap("next:", command)
-            if fw in r.drift:
-                dr = r.drift[fw]
-                above = dr["first_step_above_1e-3"]
-                when = f"above 1e-3 from step {above}" if above is not None else "never above 1e-3"
-                lines += _wrap(f"{r.trajs[fw].dtype} drift:",
-                               f"max rel. err {dr['max_rel_err']:.2e}, {when}; behaviour "
-                               + ("survives (same dynamics, cycle, dead units)" if r.same_behaviour(fw)
-                                  else "CHANGES"))
-        for fw, why in r.cannot.items():
-            dashes = " ".join(f"{'-':>8}" for _ in range(5))
-            lines.append(f"{r.case:<{w}} {fw:<9} {dashes}  CANNOT EXPRESS")
-            lines += _wrap("why:", f"{why} (not run: neither agree nor a mistake of the model)")
-        lines += _wrap("->", r.diagnosis)
-        for note in cases.get(r.case).notes:
-            lines += _wrap("note:", note)
-        if r.transcript is not None:
-            t = r.transcript
-            note = (f"transcript: matches the document's {t['lines']} printed lines"
-                    + (f" ({t['rounding_only']} differ by BLAS rounding only)" if t["rounding_only"] else "")
-                    if t["status"] == "match" else
-                    f"transcript: MISMATCH with the document: {t['differences'][0]}")
-            lines += _wrap("->", note)
-    return "\n".join(lines)
