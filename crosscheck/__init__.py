@@ -1,6 +1,6 @@
 """backprop-crosscheck: hand-written backpropagation checked step by step against autograd."""
 
-from crosscheck.blas import select_document_kernel
+from crosscheck.running.blas import select_document_kernel
 
 select_document_kernel()  # before anything imports NumPy
 
@@ -23,7 +23,7 @@ def __getattr__(name: str):
     ``crosscheck.check_gradient``, imported when
     first asked for (the command line starts without them)."""
     if name in ("Model", "ModelError"):
-        from crosscheck import model
+        from crosscheck.declaring import model
 
         return getattr(model, name)
     if name == "check":

@@ -7,9 +7,9 @@ import dataclasses
 from collections.abc import Sequence
 
 from crosscheck import frameworks as fw_registry
-from crosscheck.metrics import Divergence
-from crosscheck.model import Model, bad_epochs, bad_lr, needs_run, register
-from crosscheck.record import Trajectory
+from crosscheck.declaring.model import Model, bad_epochs, bad_lr, needs_run, register
+from crosscheck.judging.metrics import Divergence
+from crosscheck.running.record import Trajectory
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -19,7 +19,7 @@ class Result:
     place where one does not (None if all agree)."""
 
     model: str
-    report: object                     # crosscheck.report.CaseResult
+    report: object                     # crosscheck.reporting.report.CaseResult
     dtype: str
 
     @property
@@ -42,12 +42,12 @@ class Result:
     @property
     def verdicts(self) -> dict[str, str]:
         """Framework -> its verdict line, as the table prints it."""
-        from crosscheck import report
+        from crosscheck.reporting import report
 
         return {fw: report.verdict(self.report, fw) for fw in self.report.comparisons}
 
     def to_json(self) -> dict:
-        from crosscheck import report
+        from crosscheck.reporting import report
 
         return report.to_json([self.report], self.dtype)
 
@@ -61,14 +61,14 @@ class Result:
                 f"{list(self.report.comparisons)}, dtype={self.dtype!r}{where})")
 
     def __str__(self) -> str:
-        from crosscheck import report
+        from crosscheck.reporting import report
 
         return report.table([self.report])
 
     def _repr_html_(self) -> str:
         """In a notebook: the verdict per framework, the diagnosis, a mismatch's explanation
-        and the errors and loss plots inline (see :func:`crosscheck.html.fragment`)."""
-        from crosscheck import html
+        and the errors and loss plots inline (see :func:`crosscheck.reporting.html.fragment`)."""
+        from crosscheck.reporting import html
 
         return html.fragment(self.report, self.dtype)
 
@@ -77,12 +77,12 @@ def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtyp
           lr: float | None = None, epochs: int | None = None) -> Result:
     """Run ``model``'s hand-written training beside each framework's autograd, and compare.
 
-    Raises [`crosscheck.ModelError`][crosscheck.model.ModelError] for a model that cannot be
+    Raises [`crosscheck.ModelError`][crosscheck.declaring.model.ModelError] for a model that cannot be
     checked as declared, ``crosscheck.frameworks.FrameworkUnavailable`` for a framework that does not import
     or fails on first use (it names the framework and its installed version), and a
-    ``ValueError`` (``crosscheck.environment.BadEnvironmentVariable``) for a bad
+    ``ValueError`` (``crosscheck.running.environment.BadEnvironmentVariable``) for a bad
     ``CROSSCHECK_*`` environment variable, before anything runs."""
-    from crosscheck import report
+    from crosscheck.reporting import report
 
     if not isinstance(model, Model):
         raise TypeError(f"check() takes a crosscheck.Model, got {type(model).__name__}")

@@ -60,8 +60,9 @@ def median(cmd: list[str], repeat: int) -> tuple[float, float]:
 
 
 def per_step() -> list[dict]:
-    from crosscheck import cases, runner
+    from crosscheck.declaring import cases
     from crosscheck.frameworks import FRAMEWORKS
+    from crosscheck.running import runner
 
     rows = []
     for case in cases.CASES:
@@ -113,9 +114,10 @@ def _mlp(name: str, **kw):
 
 def optimizer_steps() -> list[dict]:
     """Warm microseconds a step of the bench MLP, per optimizer and for mini-batches."""
-    from crosscheck import optim, runner
+    from crosscheck import optim
+    from crosscheck.declaring.model import register
     from crosscheck.frameworks import FRAMEWORKS
-    from crosscheck.model import register
+    from crosscheck.running import runner
 
     models = [_mlp("sgd_full"), _mlp("sgd_batch8_shuffled", batch=8, shuffle=0, epochs=25)]
     models += [_mlp(f"{n.lower()}_full", optimizer=o) for n, o in (

@@ -12,7 +12,7 @@ Exit codes, one meaning each (documented in docs/reference/cli.md):
   first use (named with its installed version), or any unexpected exception. One line on
   stderr; the traceback only with ``--debug``.
 * ``kinks`` exits 1 where a ReLU spelling's derivative at 0 differs from the installed
-  version's expectation, or the models' own ReLU from the reference's (``crosscheck.kinks``).
+  version's expectation, or the models' own ReLU from the reference's (``crosscheck.judging.kinks``).
 * 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): interrupted. The helper process ends too, within
   a second or so; no traceback, no report written.
 """
@@ -36,10 +36,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from crosscheck import cases, interrupts, outputs, versions
-from crosscheck.environment import BadEnvironmentVariable
+from crosscheck.declaring import cases
+from crosscheck.declaring.model import ModelError, bad_epochs, bad_lr
 from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
-from crosscheck.model import ModelError, bad_epochs, bad_lr
+from crosscheck.reporting import outputs
+from crosscheck.running import interrupts, versions
+from crosscheck.running.environment import BadEnvironmentVariable
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 
@@ -104,7 +106,7 @@ def _resolve(args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
     """Case names, model files (``file.py`` or ``file.py:name``) and folders of them -> the
     case names, each once, in order, with every model of those files registered; the files;
     and for each folder, a line saying what its search found."""
-    from crosscheck import model
+    from crosscheck.declaring import model
 
     names, files, came_from, searched = [], [], {}, []
     expanded = []
@@ -158,7 +160,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
 def _validated(parse: Callable[[str], object],
                bad: Callable[[object], str | None]) -> Callable[[str], object]:
     """An option's type: ``text`` parsed, then judged by the validator the Python API
-    uses (:mod:`crosscheck.model`), with its words."""
+    uses (:mod:`crosscheck.declaring.model`), with its words."""
     def parsed(text: str) -> object:
         try:
             value = parse(text)
@@ -242,7 +244,7 @@ def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
 
 def _runnable(names: Sequence[str], overrides: dict) -> None:
     """Every user model named can be trained: it declares lr and epochs, or the options give them."""
-    from crosscheck.model import needs_run
+    from crosscheck.declaring.model import needs_run
 
     for name in names:
         if cases.get(name).document is None:
@@ -259,7 +261,8 @@ def _case_options() -> dict[str, list[str]]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from crosscheck import explain, runner
+    from crosscheck.reporting import explain
+    from crosscheck.running import runner
 
     names, _, _ = _resolve([args.case])
     if len(names) > 1:
@@ -277,8 +280,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_kinks(args: argparse.Namespace) -> int:
-    from crosscheck import kinks
-    from crosscheck.versions import installed
+    from crosscheck.judging import kinks
+    from crosscheck.running.versions import installed
 
     frameworks = list(dict.fromkeys(args.framework or FRAMEWORKS))
     rows = kinks.table(frameworks)
@@ -317,7 +320,7 @@ def cmd_kinks(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from crosscheck import diff
+    from crosscheck.reporting import diff
 
     try:
         changes = diff.diff_files(args.old, args.new)
@@ -363,7 +366,7 @@ def _user_output_to_stderr() -> Iterator[TextIO]:
 
 
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO) -> int:
-    from crosscheck.plots import filenames
+    from crosscheck.reporting.plots import filenames
 
     names, files, searched = _resolve(args.cases) if args.cases else (list(cases.CASES), [], [])
     frameworks = list(dict.fromkeys(args.framework or FRAMEWORKS))
@@ -387,12 +390,12 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
     plot_dir = (Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crosscheck-plots-")))
                 if args.plots or args.html else None)
 
-    from crosscheck import report  # imports the frameworks lazily
+    from crosscheck.reporting import report  # imports the frameworks lazily
 
     progress = _Progress(len(names))
     results, pictures, mine, drawn, stopped = [], [], [], [], ""
     try:
-        from crosscheck.model import data_of
+        from crosscheck.declaring.model import data_of
 
         users = [n for n in names if cases.get(n).document is None]
         with report.Workers(args.jobs or DEFAULT_JOBS, files, data_of(users)) as workers:
@@ -402,7 +405,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
                 results.append(r)
                 progress.step()
                 if plot_dir:   # half for the helper now, half for this process afterwards
-                    from crosscheck import plots, transcript
+                    from crosscheck.judging import transcript
+                    from crosscheck.reporting import plots
                     job = (plots.write, r.trajs, transcript.printed_losses(r.case, r.reference),
                            plot_dir, r.diagnosis, report.error_series(r))
                     (mine.append(job) if i % 2 and workers.pool else
@@ -451,7 +455,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
             files_out.copy(picture, Path(args.plots) / picture.name)
         wrote.append(f"plots {args.plots}{os.sep} ({len(drawn)} PNGs)")
     if args.html:
-        from crosscheck import html
+        from crosscheck.reporting import html
 
         files_out.text(args.html, html.render(results, args.dtype, plot_dir, kink_rows))
         wrote.append(f"HTML {args.html}")
@@ -468,7 +472,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
 
 def _kink_rows(frameworks: Sequence[str]) -> list:
     """The kink table for the page, for the frameworks of the run."""
-    from crosscheck import kinks
+    from crosscheck.judging import kinks
 
     return kinks.table(frameworks)
 
@@ -578,14 +582,14 @@ class _OnSignals:
     one long compiled call (a JAX run with ``--jobs 1``), or a cleanup that hangs, a
     watchdog thread ends the process ``GRACE_S`` after the signal, killing the helper
     first. A second signal while the first unwinds is not raised again. Where the handler
-    must not raise (:mod:`crosscheck.interrupts`: a framework's import, the helper's start),
+    must not raise (:mod:`crosscheck.running.interrupts`: a framework's import, the helper's start),
     the exception waits for the block's end, and a block still running ``HOLD_S`` after the
     signal is not waited for: the watchdog ends the process then, the helper first.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
     GRACE_S = 1.0
-    #: How long a block the handler must not raise in (:func:`crosscheck.interrupts.hold`)
+    #: How long a block the handler must not raise in (:func:`crosscheck.running.interrupts.hold`)
     #: is waited for: starting the helper takes milliseconds, a framework's import seconds.
     HOLD_S = 0.25
 

@@ -6,7 +6,7 @@ The points are the initial values and ``draws`` random draws around them (seeded
 point is judged exactly as a run's local question judges a step (:func:`compare.local`):
 the same tolerance, the same probe of the gradient's sensitivity to rounding, the same
 extended-precision and second-autograd checks; a wrong gradient gets the same likely
-mistake (:mod:`crosscheck.mistakes`). A model trained per sample is checked on every
+mistake (:mod:`crosscheck.judging.mistakes`). A model trained per sample is checked on every
 sample at every point. A draw outside the loss's domain is drawn again
 (``tolerances.REDRAWS``); where autograd is not a finite number, or the two frameworks'
 autograds part, the check says nothing was compared from there, and never agrees.
@@ -20,10 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from crosscheck import frameworks as fw_registry
-from crosscheck import local, tolerances
-from crosscheck.metrics import Divergence
-from crosscheck.model import Model, _numpy_xp, register
-from crosscheck.record import Trajectory
+from crosscheck import tolerances
+from crosscheck.declaring.model import Model, _numpy_xp, register
+from crosscheck.judging import local
+from crosscheck.judging.metrics import Divergence
+from crosscheck.running.record import Trajectory
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -133,7 +134,7 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
     trained per sample (``batch="sample"``) is checked on every sample at every point; one of
     mini-batches on every batch of its first epoch (with that step's noise, at the initial state).
 
-    Raises [`crosscheck.ModelError`][crosscheck.model.ModelError] for a model that cannot be
+    Raises [`crosscheck.ModelError`][crosscheck.declaring.model.ModelError] for a model that cannot be
     checked as declared."""
     from crosscheck.api import arguments
 

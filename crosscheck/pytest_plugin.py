@@ -6,7 +6,7 @@ trajectory as an npz baseline beside the test, through pytest-regressions.
 
 The first run writes the baseline and fails, as pytest-regressions does; later runs compare
 every array of the trajectory within the normwise tolerance the tool's own baselines use
-(``crosscheck.baseline.normwise_tolerances``). ``--force-regen`` rewrites it.
+(``crosscheck.reporting.baseline.normwise_tolerances``). ``--force-regen`` rewrites it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def backprop_baseline(request):
                     pytrace=False)
 
     def check(model, **overrides):
-        from crosscheck import baseline
-        from crosscheck.model import register
+        from crosscheck.declaring.model import register
+        from crosscheck.reporting import baseline
 
         traj = register(model).run_reference(**overrides)
         arrays = traj.to_arrays()

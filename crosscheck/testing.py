@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from crosscheck import frameworks as fw_registry
 from crosscheck.api import check
-from crosscheck.model import Model
+from crosscheck.declaring.model import Model
 
 
 def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS,

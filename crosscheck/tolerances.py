@@ -37,7 +37,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 #: Unit roundoff of each supported dtype (float16: only to recognise a backward that
-#: computes in it, crosscheck.mistakes; no run is float16).
+#: computes in it, crosscheck.judging.mistakes; no run is float16).
 UNIT_ROUNDOFF = {"float64": float(np.finfo(np.float64).eps) / 2,
                  "float32": float(np.finfo(np.float32).eps) / 2,
                  "float16": float(np.finfo(np.float16).eps) / 2}

@@ -1,5 +1,5 @@
 """Any case or model in PyTorch and in JAX: the case's own forward and loss (written once
-against ``xp``, carried by its :class:`~crosscheck.problem.Problem`), gradients from autograd.
+against ``xp``, carried by its :class:`~crosscheck.declaring.problem.Problem`), gradients from autograd.
 
 Each framework is one :class:`~crosscheck.frameworks.registry.Framework` in :data:`REGISTRY`
 (its models module, version packages, optimizer library, plot style). Each models module exposes
@@ -19,10 +19,10 @@ from types import ModuleType
 
 import numpy as np
 
-from crosscheck import environment, interrupts
+from crosscheck.declaring.problem import Problem
 from crosscheck.frameworks.registry import FRAMEWORKS, REGISTRY, Framework
-from crosscheck.problem import Problem
-from crosscheck.record import Trajectory
+from crosscheck.running import environment, interrupts
+from crosscheck.running.record import Trajectory
 
 __all__ = ["FRAMEWORKS", "REGISTRY", "Framework", "FrameworkUnavailable", "gradients", "load", "model_key",
            "train"]
@@ -52,8 +52,8 @@ def load(framework: str) -> ModuleType:
     """The framework's models module (its registry entry's ``module``), imported, and its first
     small computation done once per process (``smoke``: about 2 ms, where the backend starts
     anyway); :class:`FrameworkUnavailable` if either fails. A signal that arrives during the
-    import is raised once the import has ended (:func:`crosscheck.interrupts.hold`)."""
-    from crosscheck.versions import installed
+    import is raised once the import has ended (:func:`crosscheck.running.interrupts.hold`)."""
+    from crosscheck.running.versions import installed
 
     try:
         with interrupts.hold():   # a signal handler must not raise inside torch's C++ init

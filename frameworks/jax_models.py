@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import jax
 
-from crosscheck import environment
+from crosscheck.running import environment
 
 jax.config.update("jax_enable_x64", True)
 
@@ -42,9 +42,9 @@ import numpy as np  # noqa: E402
 from array_api_compat import array_namespace  # noqa: E402
 from jax import lax  # noqa: E402
 
-from crosscheck.loop import at_of  # noqa: E402
-from crosscheck.problem import Problem, recording  # noqa: E402
-from crosscheck.record import Recorder, Trajectory  # noqa: E402
+from crosscheck.declaring.loop import at_of  # noqa: E402
+from crosscheck.declaring.problem import Problem, recording  # noqa: E402
+from crosscheck.running.record import Recorder, Trajectory  # noqa: E402
 
 
 def smoke() -> None:
@@ -121,7 +121,7 @@ def train(problem: Problem, dtype: str = "float64",
           progress: Callable[[int], None] | None = None) -> Trajectory:
     """The hand-written code's training loop, compiled, with JAX autograd gradients.
 
-    The whole run is one compiled call, or for a long record (:func:`crosscheck.record.buffer`
+    The whole run is one compiled call, or for a long record (:func:`crosscheck.running.record.buffer`
     spills it) one call per range of epochs, each continuing from the last one's parameters:
     what the calls return is written into the record and dropped. ``progress``, if given,
     hears of each call's end.
@@ -227,7 +227,7 @@ _STEPS: dict = {}
 
 def train_loop(problem: Problem, dtype: str = "float64",
                progress: Callable[[int], None] | None = None) -> Trajectory:
-    """The general loop (:mod:`crosscheck.loop`) with JAX's gradients and optax's optimizer as
+    """The general loop (:mod:`crosscheck.declaring.loop`) with JAX's gradients and optax's optimizer as
     declared (``p - lr * g`` for the plain rule): one compiled step per update, in order,
     each step's batch and noise from the feed, the new state carried (no gradient through it)."""
     loop = problem.loop
@@ -265,7 +265,7 @@ def train_loop(problem: Problem, dtype: str = "float64",
 
 
 def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
-    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.loop.At`)."""
+    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.declaring.loop.At`)."""
     jdtype = jnp.dtype(dtype)
     convert = _convert(jdtype)
     loop = problem.loop

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from array_api_compat import array_namespace
 
-from crosscheck.loop import at_of
-from crosscheck.problem import Problem, recording
-from crosscheck.record import Recorder, Trajectory
+from crosscheck.declaring.loop import at_of
+from crosscheck.declaring.problem import Problem, recording
+from crosscheck.running.record import Recorder, Trajectory
 
 #: Epochs between two calls of ``train``'s ``progress``: often enough for a display that
 #: refreshes every 0.1 s, rare enough to cost nothing (one call per 100+ updates).
@@ -48,7 +48,7 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
     parameter and to every intermediate the forward taps (``retain_grad``).
 
     ``sample`` picks the sample of a per-sample problem; a batch problem uses the whole batch;
-    a general loop's problem takes the step's :class:`crosscheck.loop.At`.
+    a general loop's problem takes the step's :class:`crosscheck.declaring.loop.At`.
     """
     if problem.loop is not None:
         return _gradients_at(problem, params, at_of(sample), dtype)
@@ -157,7 +157,7 @@ def _step_loss(problem: Problem, params: dict, k: int, state: dict, convert, tap
 
 
 def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
-    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.loop.At`)."""
+    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.declaring.loop.At`)."""
     tdtype = getattr(torch, dtype)
     convert = _converter(tdtype)
     p = {k: torch.tensor(np.asarray(v), dtype=tdtype, requires_grad=True) for k, v in params.items()}
@@ -178,7 +178,7 @@ def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
 
 def train_loop(problem: Problem, dtype: str = "float64",
                progress: Callable[[int], None] | None = None) -> Trajectory:
-    """The general loop (:mod:`crosscheck.loop`) with torch autograd's gradients and
+    """The general loop (:mod:`crosscheck.declaring.loop`) with torch autograd's gradients and
     ``torch.optim``'s optimizer as declared (``p -= lr * g`` for the plain rule): each step's
     batch and noise from the feed, the state the forward returns carried (detached) to the
     next step."""

@@ -12,7 +12,7 @@ names and lines so the two can be read side by side. Every module offers:
   given parameters;
 * ``run(lr=..., epochs=...) -> Trajectory``: the document's training run, recorded;
 * ``transcript(traj) -> str``: the run printed in the document's own format;
-* ``CASE``: the :class:`crosscheck.cases.Case` declaring all of the above, which is all the
+* ``CASE``: the :class:`crosscheck.declaring.cases.Case` declaring all of the above, which is all the
   registry reads. A new document program is one new module here.
 """
 

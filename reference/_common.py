@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from crosscheck.problem import Forward, keep
-from crosscheck.record import Recorder, Trajectory
+from crosscheck.declaring.problem import Forward, keep
+from crosscheck.running.record import Recorder, Trajectory
 
 __all__ = ["ACTIVATIONS", "Recorder", "Trajectory", "epoch_lines", "final_block", "given", "keep",
            "manual_step", "mse", "print_line", "relu", "squared_error", "two_layer"]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck.cases import Case, Source
-from crosscheck.problem import Problem, make
+from crosscheck.declaring.cases import Case, Source
+from crosscheck.declaring.problem import Problem, make
 from crosscheck.reference._common import (
     Recorder,
     Trajectory,

@@ -7,7 +7,7 @@ Document ``000_248436dcbf781071.txt``, the ``ReLU``/``MSE`` classes (``In [20]``
 Quirks of the document, kept as they are:
 
 * ``train`` prints instead of returning anything; here it records into a
-  :class:`~crosscheck.record.Recorder` and :func:`transcript` prints.
+  :class:`~crosscheck.running.record.Recorder` and :func:`transcript` prints.
 * ``b1`` and ``b2`` are single scalars shared by all units and outputs; ``np.sum``
   over every axis is their correct gradient.
 * ``MSE.f`` is ``np.mean`` over all ``m * o`` entries, but ``MSE.fp`` divides by
@@ -29,8 +29,8 @@ import functools
 
 import numpy as np
 
-from crosscheck.cases import Case, Kink, Option, Source
-from crosscheck.problem import Problem, make
+from crosscheck.declaring.cases import Case, Kink, Option, Source
+from crosscheck.declaring.problem import Problem, make
 from crosscheck.reference._common import Recorder, Trajectory, epoch_lines, final_block, given, mse, two_layer
 
 DOCUMENT = "000_248436dcbf781071.txt"
@@ -331,7 +331,8 @@ def conditioning(traj: Trajectory) -> np.ndarray | float:
     the whole run at once) is divided by each gradient's causal scale: per step, a multiple
     of OPS_PER_STEP * u (1 where there is nothing to allow for).
     """
-    from crosscheck import metrics, tolerances
+    from crosscheck import tolerances
+    from crosscheck.judging import metrics
 
     acts = tuple(traj.hyper.get("activations", ACTIVATIONS))
     if not {"tanh", "sigmoid"} & set(acts):

@@ -13,8 +13,8 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
-from crosscheck.cases import Case, Source
-from crosscheck.problem import Problem, make
+from crosscheck.declaring.cases import Case, Source
+from crosscheck.declaring.problem import Problem, make
 from crosscheck.reference._common import Recorder, Trajectory, keep, squared_error
 
 DOCUMENT = "002_864d8709852ec334.txt"

@@ -27,8 +27,8 @@ Quirks of the document, kept as they are:
 
 from __future__ import annotations
 
-from crosscheck.cases import Case, Kink, Source
-from crosscheck.problem import Problem, make
+from crosscheck.declaring.cases import Case, Kink, Source
+from crosscheck.declaring.problem import Problem, make
 from crosscheck.reference._common import Recorder, Trajectory, keep, squared_error
 from crosscheck.reference._common import relu as relu_xp
 

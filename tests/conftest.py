@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from crosscheck import baseline, runner
 from crosscheck.frameworks import registry as fw_registry
+from crosscheck.reporting import baseline
+from crosscheck.running import runner
 
 # Hypothesis: a fast, reproducible profile for `make test`, a thorough one for development.
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
@@ -80,7 +81,7 @@ def framework_marks_are_honest(request, monkeypatch):
     lacks, and one that copes without it (the referee) passes as it would there. Runs in a
     helper process or a subprocess are not seen; the suite under a broken framework sees those."""
     from crosscheck import frameworks
-    from crosscheck.versions import installed
+    from crosscheck.running.versions import installed
 
     marked = {m.name for m in request.node.iter_markers()} & set(FRAMEWORKS)
     if marked == set(FRAMEWORKS):
@@ -160,7 +161,7 @@ def checked():
     """``checked(spec)``: ``crosscheck.check`` of the one model ``spec`` names (``file.py`` or
     ``file.py:name``), once per test session."""
     from crosscheck import check
-    from crosscheck.model import load
+    from crosscheck.declaring.model import load
 
     cache = {}
 

@@ -6,8 +6,9 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-from crosscheck import cases, runner
+from crosscheck.declaring import cases
 from crosscheck.frameworks.registry import REGISTRY
+from crosscheck.running import runner
 
 #: The document cases, the frameworks, and every implementation (the reference first):
 #: what the tests parametrize over.
@@ -151,7 +152,7 @@ def mutant(case: str, *edits: tuple[str, str]):
     import inspect
     import types
 
-    from crosscheck import cases
+    from crosscheck.declaring import cases
 
     module = inspect.getmodule(cases.get(case).run_reference)
     source = inspect.getsource(module)

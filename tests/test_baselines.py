@@ -8,7 +8,7 @@ or ``--regen-all`` the framework checks skip, so torch or JAX numbers can never 
 the baseline.
 
 Every baseline problem is reported once, by one test, with the command that fixes it
-(``crosscheck.baseline``); the tests below plant each problem in a copy of the folder.
+(``crosscheck.reporting.baseline``); the tests below plant each problem in a copy of the folder.
 """
 
 import json
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from helpers import CASES, IMPLEMENTATIONS
 
-from crosscheck import baseline
-from crosscheck.versions import versions
+from crosscheck.reporting import baseline
+from crosscheck.running.versions import versions
 
 PAIRS = [(c, f) for c in CASES for f in IMPLEMENTATIONS]
 

@@ -7,8 +7,9 @@ import sys
 import pytest
 from helpers import broken_framework
 
-from crosscheck import cases, runner
 from crosscheck.cli import EXIT_ENV, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+from crosscheck.declaring import cases
+from crosscheck.running import runner
 
 
 def run_cli(*args, env=None):

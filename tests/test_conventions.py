@@ -10,7 +10,7 @@ from helpers import cli
 
 import crosscheck
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
-from crosscheck.model import load
+from crosscheck.declaring.model import load
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTED = REPO / "examples" / "planted_mistake.py"

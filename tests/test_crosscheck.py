@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from helpers import CASES, FRAMEWORKS, IMPLEMENTATIONS
 
-from crosscheck import cases, compare, frameworks, runner, tolerances, transcript
-from crosscheck.record import Trajectory
+from crosscheck import frameworks, tolerances
+from crosscheck.declaring import cases
+from crosscheck.judging import compare, transcript
 from crosscheck.reference import relu_class
+from crosscheck.running import runner
+from crosscheck.running.record import Trajectory
 
 PAIRS = [(c, f) for c in CASES for f in FRAMEWORKS]
 IDS = [f"{c}-{f}" for c, f in PAIRS]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from helpers import CASES, FRAMEWORKS, IMPLEMENTATIONS
 
-from crosscheck import diagnostics, runner
+from crosscheck.judging import diagnostics
+from crosscheck.running import runner
 
 # Each case's dynamics: (kind, period, cycle values at 4 decimals, settled).
 EXPECTED = {

@@ -18,8 +18,8 @@ MISSING = [m for m in ("mkdocs", "material", "mkdocstrings") if importlib.util.f
 
 #: The API reference's objects (their anchors) and a phrase of each docstring.
 API = {
-    "crosscheck.model.Model": "A user's model and its hand-written backward.",
-    "crosscheck.model.ModelError": "A model that cannot be checked as declared",
+    "crosscheck.declaring.model.Model": "A user's model and its hand-written backward.",
+    "crosscheck.declaring.model.ModelError": "A model that cannot be checked as declared",
     "crosscheck.api.check": "hand-written training beside each framework's autograd",
     "crosscheck.api.Result": "every framework agrees with the model's manual backward",
     "crosscheck.points.check_gradient": "at its initial values and draws random points",

@@ -5,8 +5,10 @@ import json
 import pytest
 from helpers import CASES, FRAMEWORKS
 
-from crosscheck import report, runner, tolerances
+from crosscheck import tolerances
 from crosscheck.cli import EXIT_OK, main
+from crosscheck.reporting import report
+from crosscheck.running import runner
 
 
 @pytest.fixture(scope="module")

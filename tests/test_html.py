@@ -124,8 +124,8 @@ def test_the_kink_table_shows_each_spellings_expected_derivative(page):
     expectation says (``-`` for a release without one), as ``crosscheck kinks`` shows it."""
     import html
 
-    from crosscheck import kinks
-    from crosscheck.versions import installed
+    from crosscheck.judging import kinks
+    from crosscheck.running.versions import installed
 
     _, _, text, _ = page
     assert 'id="kinks"' in text, "a run of both frameworks wrote a page without its kink table"
@@ -146,7 +146,8 @@ def test_the_kink_table_shows_each_spellings_expected_derivative(page):
 def test_a_spelling_that_differs_as_recorded_is_not_marked(tmp_path):
     """clamp's derivative 1 at 0 differs from the reference's 0, as its version's record says:
     advice for writing a forward, not a failure, so nothing on its row is marked."""
-    from crosscheck import html, kinks
+    from crosscheck.judging import kinks
+    from crosscheck.reporting import html
 
     row = kinks.Row("torch", "x.clamp(min=0)", 1.0, False, version="2.13.0", expected=1.0,
                     kink_case_agrees=False, kink_case_error=0.1)
@@ -159,7 +160,8 @@ def test_a_spelling_that_differs_as_recorded_is_not_marked(tmp_path):
 def test_a_derivative_off_its_expectation_is_marked_on_the_page(tmp_path):
     """A planted row (a torch 2.13.0 whose torch.relu has derivative 1 at 0, where the record
     expects 0): its expected cell is marked, and says 0."""
-    from crosscheck import html, kinks
+    from crosscheck.judging import kinks
+    from crosscheck.reporting import html
 
     row = kinks.Row("torch", "torch.relu(x)", 1.0, False, version="2.13.0", expected=0.0)
     text = html.render([], "float64", tmp_path, kinks=[row])

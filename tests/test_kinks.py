@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from helpers import CASES, FRAMEWORKS
 
-from crosscheck import cases, kinks, versions
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, main
+from crosscheck.declaring import cases
+from crosscheck.judging import kinks
+from crosscheck.running import versions
 
 
 @functools.cache
@@ -210,8 +212,8 @@ def test_a_release_without_an_expectation_is_a_note_not_a_failure(monkeypatch, c
     code, out, _ = kinks_cli(capsys, "--framework", "torch")
     assert code == EXIT_OK, f"exit {code}, expected {EXIT_OK}:\n{out}"
     note = ("note: no expectation for torch 2.14.1 (last recorded: torch ~=2.13.0 (recorded with 2.13.0)): "
-            "differs from it in torch.relu(x) 0.5 (was 0); record it in crosscheck.kinks.EXPECTATIONS "
-            "once checked")
+            "differs from it in torch.relu(x) 0.5 (was 0); record it in "
+            "crosscheck.judging.kinks.EXPECTATIONS once checked")
     assert note in out.splitlines(), f"no line {note!r}:\n{out}"
     assert "MISMATCH" not in out, out
 

@@ -11,8 +11,8 @@ import pickle
 import numpy as np
 import pytest
 
-from crosscheck import record, runner
 from crosscheck.cli import main
+from crosscheck.running import record, runner
 
 #: ReLU masks (full batch), per-sample steps, and a plain batch with biases.
 CASES = ("relu", "sgd_two_relu", "linear_bias")

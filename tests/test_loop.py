@@ -1,4 +1,4 @@
-"""The general training loop (crosscheck.loop): what a model declares beyond the documents'
+"""The general training loop (crosscheck.declaring.loop): what a model declares beyond the documents'
 loops reaches every implementation the same way, and a correct model agrees in each."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from helpers import cli
 
 import crosscheck
 from crosscheck import optim
+from crosscheck.declaring.loop import make_feed
+from crosscheck.declaring.model import ModelError
 from crosscheck.frameworks import FRAMEWORKS
-from crosscheck.loop import make_feed
-from crosscheck.model import ModelError
 
 pytestmark = [pytest.mark.torch, pytest.mark.jax]
 
@@ -207,8 +207,8 @@ def test_the_readmes_adam_example_is_the_file_it_names():
 
 
 def test_a_mini_batch_runs_dead_units_are_named_by_sample_not_by_batch_row():
-    from crosscheck.diagnostics import dead_units
-    from crosscheck.model import load
+    from crosscheck.declaring.model import load
+    from crosscheck.judging.diagnostics import dead_units
 
     model = load(str(MODELS / "relu_minibatch.py"))[0]
     result = crosscheck.check(model, frameworks=["torch"])

@@ -12,7 +12,7 @@ its whole minute.
 import pytest
 from helpers import CASES, FRAMEWORKS
 
-from crosscheck import report
+from crosscheck.reporting import report
 
 LEARNING_RATES = [0.001, 0.003, 0.005, 0.007, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1]
 

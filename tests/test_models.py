@@ -15,7 +15,7 @@ from helpers import FRAMEWORKS, cli
 
 import crosscheck
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
-from crosscheck.model import Model, load
+from crosscheck.declaring.model import Model, load
 from crosscheck.testing import assert_backprop_matches
 
 pytest_plugins = ["pytester"]

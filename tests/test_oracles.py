@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 from helpers import CASES, FRAMEWORKS, cli, exact_frameworks
 
-from crosscheck import cases, explain, oracles, runner, tolerances
+from crosscheck import tolerances
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
-from crosscheck.model import load, register
+from crosscheck.declaring import cases
+from crosscheck.declaring.model import load, register
+from crosscheck.judging import oracles
+from crosscheck.reporting import explain
+from crosscheck.running import runner
 
 MODELS = Path(__file__).resolve().parent / "models"
 #: A correct three-layer ReLU net with b2[0] exactly at a kink at step 0, and no relu= declared.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from crosscheck import cases
+from crosscheck.declaring import cases
 from crosscheck.frameworks import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]

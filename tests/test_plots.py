@@ -3,7 +3,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from crosscheck import plots
+from crosscheck.reporting import plots
 
 
 def _drawn(monkeypatch):
@@ -33,7 +33,7 @@ def test_a_mismatchs_error_at_step_0_is_inside_the_errors_plot(tmp_path, monkeyp
 
 def test_a_cycle_is_drawn_one_line_per_phase_with_plain_ticks(tmp_path, monkeypatch):
     # linear_nobias alternates 8.4656 and 17.8151 every epoch: one line is a solid band.
-    from crosscheck import runner
+    from crosscheck.running import runner
 
     shown = _drawn(monkeypatch)
     plots.loss_plot({"numpy": runner.run("linear_nobias")}, {}, tmp_path / "loss.png")
@@ -60,7 +60,7 @@ def test_a_tolerance_the_frameworks_share_is_drawn_once(tmp_path, monkeypatch):
 
 def test_titles_break_between_clauses_and_every_label_stays_in_the_figure(tmp_path, monkeypatch):
     # Never inside parentheses: "(> 2: unstable; GD needs ...)" is one clause.
-    from crosscheck import runner
+    from crosscheck.running import runner
 
     diagnosis = ("period-2 cycle 8.4656 <-> 17.8151 from epoch 30 (every printed epoch falls on the same "
                  "phase: the printout shows one value); lr*lambda_max = 2.28 at the nearest minimum (> 2: "
@@ -80,7 +80,7 @@ def test_titles_break_between_clauses_and_every_label_stays_in_the_figure(tmp_pa
 
 
 def test_a_long_runs_parameters_get_the_zoom_panel_and_a_cycle_its_phases(tmp_path, monkeypatch):
-    from crosscheck import runner
+    from crosscheck.running import runner
 
     shown = _drawn(monkeypatch)
     plots.params_plot({"numpy": runner.run("linear_nobias")}, tmp_path / "params.png")
@@ -107,7 +107,7 @@ def test_a_long_runs_errors_get_the_zoom_panel_of_its_last_steps(tmp_path, monke
 
 def test_a_diverging_runs_loss_plot_is_drawn_with_its_labels_inside(tmp_path, monkeypatch):
     # linear_nobias at lr 0.02 reaches 1e286 before inf: a log axis' ticks overflowed there.
-    from crosscheck import runner
+    from crosscheck.running import runner
 
     shown = _drawn(monkeypatch)
     plots.loss_plot({"numpy": runner.run("linear_nobias", lr=0.02)}, {}, tmp_path / "loss.png",

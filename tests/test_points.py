@@ -9,7 +9,7 @@ from helpers import cli
 
 import crosscheck
 from crosscheck.cli import EXIT_MISMATCH, EXIT_USAGE
-from crosscheck.model import load
+from crosscheck.declaring.model import load
 from crosscheck.testing import assert_gradient_matches
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crosscheck import frameworks
+from crosscheck.declaring.problem import make
 from crosscheck.frameworks import FRAMEWORKS
-from crosscheck.problem import make
-from crosscheck.record import Recorder
 from crosscheck.reference import relu_class as rc
 from crosscheck.reference._common import mse, two_layer
+from crosscheck.running.record import Recorder
 
 ACTIVATIONS = sorted(rc.ACTIVATION_CLASSES)
 STEPS = 3

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from crosscheck import cases, transcript
-from crosscheck.record import Trajectory
+from crosscheck.declaring import cases
+from crosscheck.judging import transcript
 from crosscheck.reference import linear_bias, linear_nobias, relu, relu_class, sgd_two_relu
+from crosscheck.running.record import Trajectory
 
 CASES = list(cases.CASES)
 FULL_BATCH = {"linear_nobias": linear_nobias, "linear_bias": linear_bias, "relu": relu}

@@ -22,10 +22,10 @@ NAMED_BY_HAND = {
     "frameworks/registry.py": "the registry itself",
     "frameworks/torch_models.py": "the framework's own module names itself in its trajectories",
     "frameworks/jax_models.py": "the framework's own module names itself in its trajectories",
-    "crosscheck/kinks.py": "EXPECTATIONS: each spelling's derivative, measured per framework release",
+    "crosscheck/judging/kinks.py": "EXPECTATIONS: each spelling's derivative, measured per framework release",
     "crosscheck/optim.py": "for_torch / for_jax, and what optax cannot express, per optimizer",
     "crosscheck/bench.py": "the benchmark's target for torch on relu",
-    "crosscheck/environment.py": "the folder name of JAX's compilation cache",
+    "crosscheck/running/environment.py": "the folder name of JAX's compilation cache",
 }
 
 

@@ -13,7 +13,7 @@ from helpers import cli
 
 import crosscheck
 from crosscheck.cli import EXIT_MISMATCH, EXIT_USAGE
-from crosscheck.model import Model, load
+from crosscheck.declaring.model import Model, load
 
 MODELS = Path(__file__).resolve().parent / "models"
 LINE_FIT = str(MODELS / "line_fit.py")

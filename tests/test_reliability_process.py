@@ -16,9 +16,9 @@ from helpers import cli
 from test_signals import end, session, start, wait_until_the_helper_computes
 
 import crosscheck
-from crosscheck import record
 from crosscheck.cli import EXIT_ENV, EXIT_OK, EXIT_USAGE
-from crosscheck.model import load
+from crosscheck.declaring.model import load
+from crosscheck.running import record
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "tests" / "models"
@@ -85,7 +85,8 @@ def test_a_bad_environment_variable_is_a_value_error_from_python(variable, value
 
 def test_importing_crosscheck_never_fails_on_a_bad_environment_variable():
     env = {**os.environ, "CROSSCHECK_SPILL_BYTES": "abc", "CROSSCHECK_JAX_CACHE": sys.executable}
-    r = subprocess.run([sys.executable, "-c", "import crosscheck.cli, crosscheck.report, crosscheck.record"],
+    code = "import crosscheck.cli, crosscheck.reporting.report, crosscheck.running.record"
+    r = subprocess.run([sys.executable, "-c", code],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, ""), \
         f"importing crosscheck: exit {r.returncode}, stderr {r.stderr!r}"

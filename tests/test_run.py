@@ -17,10 +17,12 @@ import threading
 import numpy as np
 import pytest
 
-from crosscheck import blas, frameworks, report
-from crosscheck import cases as case_registry
+from crosscheck import frameworks
 from crosscheck.cli import EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, main
+from crosscheck.declaring import cases as case_registry
 from crosscheck.frameworks import FRAMEWORKS
+from crosscheck.reporting import report
+from crosscheck.running import blas
 
 
 def run_cli(*args, env=None):
@@ -241,7 +243,7 @@ def test_json_contract(capsys):
 
 
 def test_json_carries_the_kink_table_the_page_shows(nightly):
-    from crosscheck import kinks
+    from crosscheck.judging import kinks
 
     recorded = nightly[1]["kinks"]
     measured = [dataclasses.asdict(row) for row in kinks.table()]

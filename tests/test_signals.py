@@ -202,7 +202,7 @@ def test_a_signal_while_the_helper_starts_ends_the_run_and_the_helper(tmp_path):
 
 
 HELD_QUEUES = """
-from crosscheck.report import Workers
+from crosscheck.reporting.report import Workers
 w = Workers(2)
 queues = (w.pool._call_queue, w.pool._result_queue)   # a frame still holding the queues
 w.__exit__(None)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import block_problems, read_provenance, sha256
 
-from crosscheck import blas, cases, transcript
+from crosscheck.declaring import cases
+from crosscheck.judging import transcript
+from crosscheck.running import blas
 
 CASES = list(cases.CASES)
 PROVENANCE = transcript.PRINTED / "documents.sha256"
@@ -28,7 +30,7 @@ def test_transcript_matches_document(case, reference_runs):
 def test_transcript_is_exact_under_document_kernel(case, reference_runs):
     if not blas.is_document_kernel():
         pytest.skip(f"BLAS is {blas.active_kernel()}, not openblas:{blas.DOCUMENT_KERNEL}: "
-                    "full-precision digits can differ in the last ulps (crosscheck.blas)")
+                    "full-precision digits can differ in the last ulps (crosscheck.running.blas)")
     diffs = transcript.compare(case, cases.get(case).transcript(reference_runs(case)))
     assert not diffs, f"[{case}] not character-exact:\n" + "\n".join(map(str, diffs))
 

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from helpers import CASES, FRAMEWORKS
 
-from crosscheck import cases, compare, diagnostics, report, runner
+from crosscheck.declaring import cases
+from crosscheck.judging import compare, diagnostics
+from crosscheck.reporting import report
+from crosscheck.running import runner
 
 #: A relative error this small in one gradient, at step 0, must be caught there.
 PLANTED = 1e-13

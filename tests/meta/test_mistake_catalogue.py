@@ -1,5 +1,5 @@
 """A catalogue of classic mistakes in a hand-written backward, each planted in a user-style
-model, and the kind of mistake the tool must name for it (``crosscheck.mistakes``).
+model, and the kind of mistake the tool must name for it (``crosscheck.judging.mistakes``).
 
 The base model: a ReLU layer and a linear layer, 6 samples, 3 inputs, 3 hidden units and
 3 outputs, the loss a mean over every output of every sample. Square weights let a
@@ -10,7 +10,7 @@ single pattern exists (and the closing note says which).
 Each mistake is judged against an exact autograd: the correct model's own run and backward,
 standing in for the framework (``helpers.exact_frameworks``). For the forward spelled with
 ``maximum`` that correct backward is autograd's rule there, derivative 0.5 at a tie (what
-torch and JAX give: ``crosscheck.kinks.EXPECTATIONS``, checked by ``tests/test_kinks.py``),
+torch and JAX give: ``crosscheck.judging.kinks.EXPECTATIONS``, checked by ``tests/test_kinks.py``),
 so nothing here moves with a framework's numerics."""
 
 import dataclasses
@@ -21,7 +21,8 @@ import pytest
 from helpers import exact_frameworks
 
 import crosscheck
-from crosscheck import Model, mistakes, tolerances
+from crosscheck import Model, tolerances
+from crosscheck.judging import mistakes
 
 rng = np.random.default_rng(3)
 X = rng.normal(size=(6, 3))

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from helpers import exact_frameworks, exactly, mutant, run_mutant
 
-from crosscheck import cases, check, compare
-from crosscheck.model import load
+from crosscheck import check
+from crosscheck.declaring import cases
+from crosscheck.declaring.model import load
+from crosscheck.judging import compare
 from crosscheck.testing import assert_backprop_matches
 
 TESTS = Path(__file__).resolve().parent.parent

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from helpers import exact_frameworks, exactly, mutant, run_mutant
 
-from crosscheck import cases, compare, runner
+from crosscheck.declaring import cases
+from crosscheck.judging import compare
+from crosscheck.running import runner
 
 
 def first_dead_step(mask_name, case="relu"):

@@ -24,7 +24,7 @@ from helpers import blamed_parameters, exact_frameworks, normwise_differ
 
 import crosscheck
 from crosscheck.api import Result
-from crosscheck.model import Model, load
+from crosscheck.declaring.model import Model, load
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 TANH = str(MODELS / "tanh_regression.py")    # non-square W1 (3, 4); m = h = 4

@@ -89,7 +89,7 @@ def triple(manual: np.ndarray, autograd: np.ndarray, tol: float) -> dict[str, An
 def sizes(traj, step: int) -> tuple[int, int]:
     """(batch size, number of outputs) of ``traj``'s step: the factors a mistake is named by.
     A per-sample step's batch is its one sample."""
-    from crosscheck.metrics import sample_of
+    from crosscheck.judging.metrics import sample_of
 
     pred = np.asarray(traj.pred_train)
     batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import environment, interrupts
+from crosscheck.running import environment, interrupts
 
 #: Prefixes of the flat array names used by :meth:`Trajectory.to_arrays`.
 _FLAT = ("param.", "grad.", "mask.", "state.")
@@ -61,7 +61,7 @@ class Trajectory:
         masks: name -> (S, *shape) bool ReLU activation mask at each step.
         state: name -> (S + 1, *shape) a model's carried state (running statistics, a hidden
             state) before step 0 and after each step, as the run's own forward made it.
-        feed: the batches and noise every step saw (:class:`crosscheck.loop.Feed`), for a
+        feed: the batches and noise every step saw (:class:`crosscheck.declaring.loop.Feed`), for a
             model run by the general loop; None for the documents' loops.
     """
 

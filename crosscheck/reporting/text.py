@@ -1,6 +1,6 @@
 """The verdicts in words: the terminal table (:func:`table`, :data:`WIDTH` columns), each
 framework's verdict line, what a run does (:func:`diagnose`), the summary line and the
-command that walks a mismatch (:func:`next_command`). The page (``crosscheck.html``) and the
+command that walks a mismatch (:func:`next_command`). The page (``crosscheck.reporting.html``) and the
 notebook view show the same words.
 """
 
@@ -12,17 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crosscheck import (
-    cases,
-    diagnostics,
-    metrics,
-    tolerances,
-    transcript,
-)
-from crosscheck.record import Trajectory
+from crosscheck import tolerances
+from crosscheck.declaring import cases
+from crosscheck.judging import diagnostics, metrics, transcript
+from crosscheck.running.record import Trajectory
 
 if TYPE_CHECKING:
-    from crosscheck.report import CaseResult
+    from crosscheck.reporting.report import CaseResult
 
 
 def _fmt(v: float) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck.frameworks.registry import REGISTRY
-from crosscheck.record import Trajectory
+from crosscheck.running.record import Trajectory
 
 STYLE = {"numpy": dict(color="black", lw=2.2, ls="-", alpha=0.55),
          **{fw.name: dict(fw.style) for fw in REGISTRY.values()}}
@@ -207,7 +207,7 @@ def loss_plot(trajs: dict[str, Trajectory], printed: dict[int, str], path: Path,
 
 def _period(ref: Trajectory) -> int | None:
     """The period of the reference's cycle (its epoch loss), None where it has none."""
-    from crosscheck.diagnostics import dynamics
+    from crosscheck.judging.diagnostics import dynamics
 
     d = dynamics(ref)
     return d.period if d.kind == "oscillating" and d.period else None

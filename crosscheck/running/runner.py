@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, environment, frameworks
-from crosscheck.record import Trajectory
+from crosscheck import frameworks
+from crosscheck.declaring import cases
+from crosscheck.running import environment
+from crosscheck.running.record import Trajectory
 
 IMPLEMENTATIONS = ("numpy", *frameworks.FRAMEWORKS)
 
@@ -40,7 +42,7 @@ def run(case: str, framework: str = "numpy", dtype: str = "float64",
     except (frameworks.FrameworkUnavailable, environment.BadEnvironmentVariable):
         raise
     except Exception as e:
-        from crosscheck.model import ModelError, where_in
+        from crosscheck.declaring.model import ModelError, where_in
 
         raise ModelError(f"{where_in(e, c.origin)}[{case}] forward or loss failed in {framework}: "
                          f"{type(e).__name__}: {_sentences(str(e))} ({_hint(e)})") from e

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases
-from crosscheck.cases import Case
+from crosscheck.declaring import cases
+from crosscheck.declaring.cases import Case
 from crosscheck.frameworks.registry import REGISTRY
-from crosscheck.record import Trajectory, finite_rows, ranges
+from crosscheck.running.record import Trajectory, finite_rows, ranges
 
 #: Report groups: the keys of ``max_rel_err`` (the global question).
 GROUPS = ("loss", "grads", "params", "predictions")
@@ -48,7 +48,7 @@ class Divergence:
     question: str = "global"   # "local": the manual gradient; "update": the manual optimizer;
     #                            "global": the trajectories
     tol: float = 0.0
-    explanation: dict | None = None   # local: the likely mistake (crosscheck.mistakes.Explanation)
+    explanation: dict | None = None   # local: the likely mistake (crosscheck.judging.mistakes.Explanation)
     elements: tuple = ()              # local: the worst elements, manual beside autograd
 
     def __str__(self) -> str:
@@ -194,12 +194,12 @@ def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
 
 def sample_of(traj: Trajectory, step: int) -> Any:
     """What step ``step`` of ``traj`` sees besides its parameters. For a run of the general
-    loop, an :class:`~crosscheck.loop.At`: the step, in the run's feed, and the run's own
+    loop, an :class:`~crosscheck.declaring.loop.At`: the step, in the run's feed, and the run's own
     carried state at its start. Otherwise the sample a per-sample update step sees (None
     for full batch): a run of several steps per epoch is per-sample; so is a user's
     ``batch="sample"`` model of one sample."""
     if traj.feed is not None:
-        from crosscheck.loop import At
+        from crosscheck.declaring.loop import At
 
         return At(step, {n: v[step] for n, v in traj.state.items()})
     per_epoch = traj.steps // max(traj.epochs, 1)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.cases import Case, Gradient
-from crosscheck.metrics import (
+from crosscheck.declaring.cases import Case, Gradient
+from crosscheck.judging.metrics import (
     QUANTITY_ORDER,
     Divergence,
     _case,
@@ -32,7 +32,7 @@ from crosscheck.metrics import (
     scale_at,
     step_errors,
 )
-from crosscheck.record import Trajectory, buffer, every, ranges, release
+from crosscheck.running.record import Trajectory, buffer, every, ranges, release
 
 
 # --------------------------------------------------------------------------- the local question
@@ -187,7 +187,7 @@ class _Referee:
 
 def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Divergence:
     """``d`` (a wrong manual gradient) with its worst elements and its likely mistake."""
-    from crosscheck import mistakes
+    from crosscheck.judging import mistakes
 
     k, name = d.step, d.parameter
     manual, auto = loc.manual[name][k], other.grads[name][k]
@@ -214,7 +214,7 @@ def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
     """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
     from array_api_compat import array_namespace
 
-    from crosscheck.problem import recording
+    from crosscheck.declaring.problem import recording
 
     problem = case.problem(**rerun_overrides(t))
     if not problem.masks:

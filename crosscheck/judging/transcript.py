@@ -5,7 +5,7 @@ A block that ends without a newline is cut off in the document; its last line is
 compared as a prefix.
 
 Full-precision prints (``b1: -1.2619867906488234``) depend on the BLAS dot kernel
-(see :mod:`crosscheck.blas`). Under the document's kernel every character must match.
+(see :mod:`crosscheck.running.blas`). Under the document's kernel every character must match.
 Under another kernel a line whose text matches and whose numbers agree to within
 ``tolerances.BLAS_REORDER_RTOL`` is reported as a *rounding note*, not a mismatch.
 """
@@ -17,8 +17,10 @@ import importlib
 import re
 from pathlib import Path
 
-from crosscheck import blas, cases, tolerances
-from crosscheck.record import Trajectory
+from crosscheck import tolerances
+from crosscheck.declaring import cases
+from crosscheck.running import blas
+from crosscheck.running.record import Trajectory
 
 PRINTED = Path(importlib.import_module("crosscheck.reference").__file__).resolve().parent / "printed"
 _NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")

@@ -108,7 +108,7 @@ class At:
 @dataclasses.dataclass(frozen=True, eq=False)
 class Loop:
     """A general loop's declaration, as the frameworks run it (carried by the model's
-    :class:`~crosscheck.problem.Problem`): the feed, the initial state, the penalty and the
+    :class:`~crosscheck.declaring.problem.Problem`): the feed, the initial state, the penalty and the
     optimizer, and which keywords the forward takes."""
 
     feed: Feed

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, tolerances
-from crosscheck.record import Trajectory, finite_rows
+from crosscheck import tolerances
+from crosscheck.declaring import cases
+from crosscheck.running.record import Trajectory, finite_rows
 
 #: A fixed point whose loss is below this fraction of the initial loss has reached the target.
 TARGET = 1e-8
@@ -293,7 +294,7 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
     sample at every step: it never learns). Layers and unit numbers are the case's
     declared ``units``; a name it does not declare is its own layer.
     """
-    from crosscheck.metrics import diverges_at
+    from crosscheck.judging.metrics import diverges_at
 
     case = cases.get(traj.case)
     out = []

@@ -2,7 +2,7 @@
 
 A document program declares its ``CASE`` at the end of its module in ``reference/``;
 the registry finds them there, so a seventh document case is one new file. A user's
-:class:`crosscheck.Model` becomes a ``Case`` too (:meth:`crosscheck.model.Model.case`)
+:class:`crosscheck.Model` becomes a ``Case`` too (:meth:`crosscheck.declaring.model.Model.case`)
 and is registered under its name for the run. Everything else (the CLI, the runner,
 the comparison, the diagnostics, the report, the tests) takes what it needs from the
 case's declared fields, never from its name.
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck.problem import Forward, Problem
-from crosscheck.record import Trajectory
+from crosscheck.declaring.problem import Forward, Problem
+from crosscheck.running.record import Trajectory
 
 #: ``gradient(params, hyper, sample) -> (loss, {name: gradient})``: the manual backward at
 #: ``params`` (which it reads and must not write), with the run's hyper-parameters.

@@ -15,9 +15,9 @@ import dataclasses
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.cases import Case
-from crosscheck.metrics import _case, causal, diverges_at, sample_of, step_errors
-from crosscheck.record import Trajectory, buffer, every, release
+from crosscheck.declaring.cases import Case
+from crosscheck.judging.metrics import _case, causal, diverges_at, sample_of, step_errors
+from crosscheck.running.record import Trajectory, buffer, every, release
 
 
 @dataclasses.dataclass(frozen=True)

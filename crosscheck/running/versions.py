@@ -6,8 +6,8 @@ import platform
 from collections.abc import Sequence
 from importlib import metadata
 
-from crosscheck import blas
 from crosscheck.frameworks.registry import FRAMEWORKS, REGISTRY
+from crosscheck.running import blas
 
 
 def installed(dist: str) -> str | None:

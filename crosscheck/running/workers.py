@@ -17,11 +17,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from crosscheck import frameworks as fw_registry
-from crosscheck import (
-    interrupts,
-    record,
-)
-from crosscheck.environment import check as check_environment
+from crosscheck.running import interrupts, record
+from crosscheck.running.environment import check as check_environment
 
 
 class Workers:
@@ -173,7 +170,7 @@ def _signal_name(number: int) -> str:
 def _what(fn: Callable[..., Any], args: tuple) -> str:
     """What a job of the helper's is, in words: a run as the progress line names it
     (``relu [jax]``), anything else by its function."""
-    if fn.__module__ == "crosscheck.report" and fn.__name__ in ("_run", "_run_checked"):
+    if fn.__module__ == "crosscheck.reporting.report" and fn.__name__ in ("_run", "_run_checked"):
         case, impl = args[0][:2]
         return f"running {case} [{impl}]"
     return f"running {fn.__module__.removeprefix('crosscheck.')}.{fn.__qualname__}"
@@ -186,7 +183,7 @@ def _start_helper(sources: tuple[str, ...], data: dict | None, spill_dir: str) -
     threading.Thread(target=_end_with_parent, name="crosscheck-parent", daemon=True).start()
     record.use_spill_dir(spill_dir)
     if sources:
-        from crosscheck.model import register_file
+        from crosscheck.declaring.model import register_file
 
         for source in sources:
             register_file(source, data)

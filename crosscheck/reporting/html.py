@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crosscheck import cases, plots, report
-from crosscheck.versions import versions
+from crosscheck.declaring import cases
+from crosscheck.reporting import plots, report
+from crosscheck.running.versions import versions
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"   # crosscheck/templates
 
 #: What each question's failure means, for the reader of a mismatch.
 EXPLAIN = {
@@ -91,7 +92,7 @@ def fragment(r: report.CaseResult, dtype: str) -> str:
     HTML fragment: what ``crosscheck.check``'s result shows in a notebook."""
     import tempfile
 
-    from crosscheck import transcript
+    from crosscheck.judging import transcript
 
     with tempfile.TemporaryDirectory(prefix="crosscheck-plots-") as tmp:   # errors and loss only
         errors, loss, _ = (Path(tmp) / name for name in plots.filenames(r.case))

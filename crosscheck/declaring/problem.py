@@ -65,7 +65,7 @@ class Problem:
     loss: Loss
     masks: tuple[str, ...] = ()
     sample_slice: bool = False
-    loop: Any = None   # crosscheck.loop.Loop: the general loop's feed, state, penalty, optimizer
+    loop: Any = None   # crosscheck.declaring.loop.Loop: the general loop's feed, state, penalty, optimizer
 
     @property
     def lr(self) -> float:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from crosscheck import cases, oracles, tolerances
-from crosscheck.record import Trajectory
+from crosscheck import tolerances
+from crosscheck.declaring import cases
+from crosscheck.judging import oracles
+from crosscheck.running.record import Trajectory
 
 
 def _short(v: np.ndarray, n: int = 4) -> str:
@@ -87,7 +89,7 @@ def _fd_line(line: oracles.Line) -> str:
 
 def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
     """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake."""
-    from crosscheck import mistakes
+    from crosscheck.judging import mistakes
 
     fw, auto = next(iter(line.autograd.items()))
     t = mistakes.triple(line.manual, auto, line.tol)
@@ -99,7 +101,8 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
         err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
                f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
         out.append(f"      at {tuple(row['index'])}: {values}  {err}")
-    from crosscheck import cases, local
+    from crosscheck.declaring import cases
+    from crosscheck.judging import local
 
     batch, outputs = mistakes.sizes(traj, step)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,

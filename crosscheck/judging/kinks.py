@@ -14,7 +14,7 @@ run). Three checks do:
   gave (like HuggingFace's ``Expectations``, keyed by versions instead of devices); a
   measured value that differs from the expectation of the installed version is a mismatch.
 * :func:`models` runs the models' own forward of every document case that declares a kink
-  start (:class:`crosscheck.cases.Kink`) through each framework's autograd there, against
+  start (:class:`crosscheck.declaring.cases.Kink`) through each framework's autograd there, against
   the case's manual backward: a spelling change inside the models (``reference._common``'s
   ``relu``, or one forward) shows here, whatever it is.
 
@@ -100,14 +100,14 @@ def last_recorded(framework: str) -> Expected | None:
 def kink_case():
     """The document case whose kink start the spelling table runs (its :class:`Kink` declares
     ``forward_with``)."""
-    from crosscheck import cases
+    from crosscheck.declaring import cases
 
     return next(c for c in cases.CASES.values() if c.kink is not None and c.kink.forward_with is not None)
 
 
 def kink_cases() -> list:
     """Every document case that declares a kink start: the models' forwards checked there."""
-    from crosscheck import cases
+    from crosscheck.declaring import cases
 
     return [c for c in cases.CASES.values() if c.kink is not None]
 
@@ -172,7 +172,7 @@ def derivatives_at_zero(frameworks: Sequence[str] = FRAMEWORKS) -> list[Row]:
     """Each spelling's derivative at exactly 0 in each of ``frameworks``, with the expectation
     for the installed version."""
     from crosscheck import frameworks as registry
-    from crosscheck.versions import installed
+    from crosscheck.running.versions import installed
 
     rows = [Row("numpy", "(x > 0).astype(float)  [reference]", float(np.float64(0.0) > 0), True)]
     for fw in frameworks:
@@ -251,7 +251,7 @@ def zeros_at_start(case) -> tuple[str, ...]:
     its kink start, by its own forward in NumPy."""
     from array_api_compat import array_namespace
 
-    from crosscheck.problem import recording
+    from crosscheck.declaring.problem import recording
 
     problem, params = _start(case)
     sample = case.kink.sample
@@ -319,5 +319,5 @@ def notes(rows: Sequence[Row]) -> list[str]:
         since = f" (last recorded: {last})" if last else ""
         found.append(f"no expectation for {fw} {version}{since}: "
                      + (f"differs from it in {'; '.join(changed)}" if changed else "every value as recorded")
-                     + "; record it in crosscheck.kinks.EXPECTATIONS once checked")
+                     + "; record it in crosscheck.judging.kinks.EXPECTATIONS once checked")
     return found

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.cases import Case
-from crosscheck.record import Trajectory
+from crosscheck.declaring.cases import Case
+from crosscheck.running.record import Trajectory
 
 #: How close the manual step's ratio to the optimizer's must be on every element to be called
 #: one factor: eps (1e-8 beside a root of a moment) moves the ratio by about 1e-5 relative.
@@ -60,7 +60,7 @@ def likely(manual: np.ndarray, got: np.ndarray, before: np.ndarray, optimizer: A
 
 def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
     """The hand-written update along ``other``'s run (see the module's docstring)."""
-    from crosscheck.metrics import Divergence, causal, diverges_at
+    from crosscheck.judging.metrics import Divergence, causal, diverges_at
 
     names = other.param_names
     stop = diverges_at(other)

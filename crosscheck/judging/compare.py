@@ -1,15 +1,15 @@
 """A framework's run against the reference, as separate questions.
 
-* **Local: is the manual backward right at step k?** (:mod:`crosscheck.local`)
-* **Update: is the hand-written optimizer right at step k?** (:mod:`crosscheck.updates`, for
+* **Local: is the manual backward right at step k?** (:mod:`crosscheck.judging.local`)
+* **Update: is the hand-written optimizer right at step k?** (:mod:`crosscheck.judging.updates`, for
   a model that declares ``update=``)
 * **Global: do the trajectories agree?** Loss, gradients, parameters, carried state,
-  predictions and ReLU masks step by step, within the :class:`~crosscheck.envelope.Envelope`
-  measured on the reference's own sensitivity (:mod:`crosscheck.envelope`). Where that
+  predictions and ReLU masks step by step, within the :class:`~crosscheck.judging.envelope.Envelope`
+  measured on the reference's own sensitivity (:mod:`crosscheck.judging.envelope`). Where that
   envelope reaches :data:`tolerances.PREDICTABLE`, the run is past its predictability horizon
   and only its qualitative behaviour is still comparable (done by the report).
 
-Errors are normwise relative with a causal scale (:mod:`crosscheck.metrics`). A run that
+Errors are normwise relative with a causal scale (:mod:`crosscheck.judging.metrics`). A run that
 leaves the finite numbers is compared up to that step; all implementations leaving it at
 the same step is agreement on a divergence. The names of the modules it is made of are
 importable from here too.
@@ -23,10 +23,10 @@ import math
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.cases import Case
+from crosscheck.declaring.cases import Case
 
 # The comparison's parts, importable from here by their names as before (re-exported):
-from crosscheck.envelope import (  # noqa: F401
+from crosscheck.judging.envelope import (  # noqa: F401
     _SIGNS,
     Envelope,
     _descend,
@@ -35,7 +35,7 @@ from crosscheck.envelope import (  # noqa: F401
     conditioning,
     envelope,
 )
-from crosscheck.local import (  # noqa: F401
+from crosscheck.judging.local import (  # noqa: F401
     Local,
     _apart,
     _explained,
@@ -50,7 +50,7 @@ from crosscheck.local import (  # noqa: F401
     nudged,
     off_units,
 )
-from crosscheck.metrics import (  # noqa: F401
+from crosscheck.judging.metrics import (  # noqa: F401
     GROUPS,
     QUANTITY_ORDER,
     QUESTIONS,
@@ -68,7 +68,7 @@ from crosscheck.metrics import (  # noqa: F401
     scale_at,
     step_errors,
 )
-from crosscheck.record import Trajectory, ranges
+from crosscheck.running.record import Trajectory, ranges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +157,7 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     the_case = _case(ref.case, reference)
     upd = None
     if the_case.update is not None:
-        from crosscheck import updates
+        from crosscheck.judging import updates
 
         upd = updates.check(other, the_case, the_case.optimizer)
         local_first_steps = {**local_first_steps, **upd.first_steps}

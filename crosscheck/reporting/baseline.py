@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.metrics import causal_scale
-from crosscheck.versions import versions
+from crosscheck.judging.metrics import causal_scale
+from crosscheck.running.versions import versions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # (crosscheck/reporting/baseline.py)
 DIR = ROOT / "tests" / "test_baselines"
 TESTS = ROOT / "tests" / "test_baselines.py"
 TEST = "test_matches_baseline"
@@ -101,7 +101,7 @@ def normwise_tolerances(arrays: dict[str, np.ndarray], steps: int,
 
     ``isclose`` checks ``|a - b| <= atol + rtol * |b|`` elementwise; with ``rtol = 0`` and
     ``atol = rtol(steps) * causal_scale`` (an array broadcast over each step's elements)
-    it is exactly the bound :func:`crosscheck.compare.compare` applies.
+    it is exactly the bound :func:`crosscheck.judging.compare.compare` applies.
     """
     tol = tolerances.rtol(steps, dtype)
     out = {}

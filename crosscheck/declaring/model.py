@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, interrupts, optim
-from crosscheck.cases import Case
-from crosscheck.loop import At, Feed, Loop, make_feed, take
-from crosscheck.problem import Problem, keep, make, recording
-from crosscheck.record import Recorder, Trajectory
+from crosscheck import optim
+from crosscheck.declaring import cases
+from crosscheck.declaring.cases import Case
+from crosscheck.declaring.loop import At, Feed, Loop, make_feed, take
+from crosscheck.declaring.problem import Problem, keep, make, recording
+from crosscheck.running import interrupts
+from crosscheck.running.record import Recorder, Trajectory
 
 BATCHES = ("full", "sample")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -255,7 +257,7 @@ class Model:
 
     @functools.cached_property
     def general(self) -> bool:
-        """Run by the general loop (:mod:`crosscheck.loop`): anything beyond the documents'
+        """Run by the general loop (:mod:`crosscheck.declaring.loop`): anything beyond the documents'
         loops (full batch or per sample, plain SGD, float data) is declared."""
         y = np.asarray(self.y)
         return (not isinstance(self.batch, str) or self.shuffle is not None or self.penalty is not None
@@ -355,7 +357,7 @@ class Model:
     def _inputs(self, sample: Any, hyper: Mapping[str, Any] | None = None
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """A step's batch of x and y, and the keywords its forward and backward get: for a
-        model of the general loop, ``sample`` is an :class:`~crosscheck.loop.At` (None: step
+        model of the general loop, ``sample`` is an :class:`~crosscheck.declaring.loop.At` (None: step
         0 at the initial state; an int: that step at the initial state)."""
         if not self.general:
             return (*self._batch(sample), {})
@@ -762,7 +764,7 @@ def load(arg: str) -> list[Model]:
         sys.modules[module_name] = module          # dataclasses and pickling look modules up
         sys.path.insert(0, str(path.resolve().parent))   # so that it imports its neighbours
         try:
-            with interrupts.hold():   # a user's file may import torch (see crosscheck.interrupts)
+            with interrupts.hold():   # a user's file may import torch (see crosscheck.running.interrupts)
                 spec.loader.exec_module(module)
         except ModelError as e:
             del sys.modules[module_name]

@@ -1,9 +1,9 @@
 """The main job: run every case in every implementation, compare, diagnose, report.
 
 ``crosscheck run`` (and ``make report``) call :func:`check_cases`, then print
-:func:`~crosscheck.text.table` and write :func:`to_json` and the plots. The JSON layout is
+:func:`~crosscheck.reporting.text.table` and write :func:`to_json` and the plots. The JSON layout is
 a contract, documented in docs/reference/json.md; keep it stable. Running beside the helper
-process is :mod:`crosscheck.workers`; the verdicts in words are :mod:`crosscheck.text`.
+process is :mod:`crosscheck.running.workers`; the verdicts in words are :mod:`crosscheck.reporting.text`.
 """
 
 from __future__ import annotations
@@ -14,23 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import (
-    cases,
-    compare,
-    diagnostics,
-    metrics,
-    runner,
-    tolerances,
-    transcript,
-)
-from crosscheck import envelope as envelopes
 from crosscheck import frameworks as fw_registry
-from crosscheck import local as locals_
-from crosscheck.environment import check as check_environment
-from crosscheck.record import Trajectory
+from crosscheck import tolerances
+from crosscheck.declaring import cases
+from crosscheck.judging import compare, diagnostics, metrics, transcript
+from crosscheck.judging import envelope as envelopes
+from crosscheck.judging import local as locals_
 
 # The report's parts, importable from here by their names as before (re-exported):
-from crosscheck.text import (  # noqa: F401
+from crosscheck.reporting.text import (  # noqa: F401
     TABLE_LEGEND,
     WIDTH,
     _fmt,
@@ -45,8 +37,11 @@ from crosscheck.text import (  # noqa: F401
     table,
     verdict,
 )
-from crosscheck.versions import versions
-from crosscheck.workers import (  # noqa: F401
+from crosscheck.running import runner
+from crosscheck.running.environment import check as check_environment
+from crosscheck.running.record import Trajectory
+from crosscheck.running.versions import versions
+from crosscheck.running.workers import (  # noqa: F401
     HelperDied,
     Workers,
     _beside,
@@ -158,7 +153,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
         problems[case] = cases.get(case).problem(**overrides)
         cannot = cases.get(case).cannot_express
         if frameworks and all(fw in cannot for fw in frameworks):
-            from crosscheck.model import ModelError
+            from crosscheck.declaring.model import ModelError
 
             fw, able = frameworks[0], [f for f in fw_registry.FRAMEWORKS if f not in cannot]
             raise ModelError(f"[{case}] {', '.join(frameworks)} cannot run its optimizer ({fw}: "
@@ -297,7 +292,7 @@ def _drift(ref: Trajectory, other: Trajectory) -> dict[str, Any]:
 
 def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | None = None) -> dict[str, Any]:
     """The report's JSON contract (docs/reference/json.md). ``kinks``: the kink table's rows
-    (:func:`crosscheck.kinks.table`) where the run computed it, else None."""
+    (:func:`crosscheck.judging.kinks.table`) where the run computed it, else None."""
     out: dict[str, Any] = {"versions": versions(), "dtype": dtype, "cases": {}}
     for r in results:
         ref = r.reference

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import cases, local, metrics, tolerances
+from crosscheck import tolerances
+from crosscheck.declaring import cases
 from crosscheck.frameworks.registry import FRAMEWORKS
-from crosscheck.metrics import rerun_overrides, sample_of
-from crosscheck.record import Trajectory
+from crosscheck.judging import local, metrics
+from crosscheck.judging.metrics import rerun_overrides, sample_of
+from crosscheck.running.record import Trajectory
 
 
 @dataclasses.dataclass(frozen=True)
