@@ -269,3 +269,21 @@ def test_the_page_shows_a_leg_that_cannot_express_the_optimizer(capsys, tmp_path
     html = page.read_text()
     assert code == 0 and 'class="na">CANNOT EXPRESS: optax&#39;s adagrad' in html, \
         f"[torch_style_adagrad] the page has no CANNOT EXPRESS row (exit {code})"
+
+
+def test_a_wrong_update_says_which_of_the_optimizers_state_it_matches(examples_run):
+    _, report, _ = examples_run
+    text = report["cases"]["adam_no_bias_correction"]["frameworks"]["torch"]["first_divergence"]["explanation"]
+    assert "bias correction of both moments is missing" in text["text"], text
+    assert "your state matches torch.optim's after step 0 (exp_avg of W1 = state['m']['W1']" in text["text"], text
+
+
+def test_a_wrong_moment_is_named_as_the_optimizers_state_it_fails(tmp_path, capsys):
+    source = (EXAMPLES / "adam_logistic.py").read_text()
+    edited = source.replace("(1 - B2) * g[k] ** 2", "(1 - B2) * abs(g[k])")   # v averages |g|, not g**2
+    assert edited != source, "the planted edit did not apply"
+    (tmp_path / "adam_v.py").write_text(edited)
+    code, out, err = cli(capsys, "run", str(tmp_path / "adam_v.py"), "--framework", "torch")
+    assert code == 1 and "MISMATCH (manual update)" in out + err, out + err
+    assert "torch.optim's exp_avg_sq of w, exp_avg_sq of b after step 0 matches no array of your state" \
+        in " ".join((out + err).split()), out + err

@@ -21,6 +21,11 @@ from crosscheck import tolerances
 from crosscheck.declaring.cases import Case
 from crosscheck.running.record import Trajectory
 
+#: How close an array of the hand-written state must be to torch.optim's buffer to be named
+#: as it, relative to the buffer's largest magnitude (the same sums of the same gradients,
+#: in another order).
+SAME_STATE = 1e-9
+
 #: How close the manual step's ratio to the optimizer's must be on every element to be called
 #: one factor: eps (1e-8 beside a root of a moment) moves the ratio by about 1e-5 relative.
 SAME_FACTOR = 1e-3
@@ -58,6 +63,52 @@ def likely(manual: np.ndarray, got: np.ndarray, before: np.ndarray, optimizer: A
             f"{np.min(ratio):.3g} to {np.max(ratio):.3g} times it): the state's update or the step's formula")
 
 
+def _leaves(state: Any, path: str = "state") -> list[tuple[str, np.ndarray]]:
+    """Every array (or number) in a hand-written optimizer's state, with its path."""
+    if isinstance(state, dict):
+        return [leaf for k, v in state.items() for leaf in _leaves(v, f"{path}[{k!r}]")]
+    if isinstance(state, (list, tuple)):
+        return [leaf for i, v in enumerate(state) for leaf in _leaves(v, f"{path}[{i}]")]
+    a = np.asarray(state) if isinstance(state, (np.ndarray, int, float, np.number)) else None
+    return [(path, np.asarray(a, np.float64))] if a is not None and a.dtype.kind in "fiub" else []
+
+
+def states_compared(other: Trajectory, optimizer: Any, step: int, manual_state: dict) -> str:
+    """The hand-written state after ``step`` beside torch.optim's, replayed on ``other``'s own
+    parameters and gradients up to that step: which of torch.optim's buffers (exp_avg,
+    momentum_buffer, ...) some array of the manual state matches, and which none does. ""
+    where torch cannot run the declaration, or is not installed."""
+    from crosscheck.frameworks.registry import REGISTRY
+
+    fw = REGISTRY.get("torch")
+    if fw is None or optimizer.cannot("torch"):
+        return ""
+    try:
+        update, state = fw.reference_update(optimizer, float(other.hyper["lr"])), {}
+        for k in range(step + 1):
+            update({n: other.params[n][k] for n in other.param_names},
+                   {n: other.grads[n][k] for n in other.param_names}, state)
+        leaves, opt = state["torch"]
+        theirs = [(f"{buf} of {n}", np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, np.float64))
+                  for n, p in leaves.items() for buf, v in opt.state[p].items() if buf != "step"]
+    except Exception:   # (no torch here: nothing to name the state by)
+        return ""
+    mine = _leaves(manual_state)
+    matched, missing = [], []
+    for name, a in theirs:
+        scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
+        same = [path for path, b in mine if b.shape == a.shape
+                and float(np.max(np.abs(b - a), initial=0.0)) <= SAME_STATE * scale]
+        (matched if same else missing).append(f"{name} = {same[0]}" if same else name)
+    if not theirs:
+        return ""
+    if not missing:
+        return (f"your state matches torch.optim's after step {step} ({'; '.join(matched[:3])}"
+                f"{'; ...' if len(matched) > 3 else ''}): the step taken from it differs")
+    return (f"torch.optim's {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''} after step {step} "
+            f"matches no array of your state ({len(matched)} of {len(theirs)} buffers do)")
+
+
 def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
     """The hand-written update along ``other``'s run (see the module's docstring)."""
     from crosscheck.judging.metrics import Divergence, causal, diverges_at
@@ -89,6 +140,8 @@ def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
                 j = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
                 got = np.asarray(other.params[n][k + 1], np.float64)
                 text = likely(new[n], got, params[n], optimizer, k)
+                named = states_compared(other, optimizer, k, state)
+                text = f"{text}; {named}" if named else text
                 first = Divergence(other.case, other.framework, k, "update", n, float(np.ravel(new[n])[j]),
                                    float(np.ravel(got)[j]), err, "update", tol,
                                    explanation={"kind": "update", "factor": None, "elements": [],
