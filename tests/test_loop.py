@@ -287,3 +287,9 @@ def test_a_wrong_moment_is_named_as_the_optimizers_state_it_fails(tmp_path, caps
     assert code == 1 and "MISMATCH (manual update)" in out + err, out + err
     assert "torch.optim's exp_avg_sq of w, exp_avg_sq of b after step 0 matches no array of your state" \
         in " ".join((out + err).split()), out + err
+
+
+def test_an_l2_gradient_missing_its_factor_2_is_named_as_the_penalty(examples_run):
+    _, report, _ = examples_run
+    e = report["cases"]["l2_missing_factor"]["frameworks"]["torch"]["first_divergence"]["explanation"]
+    assert (e["kind"], e["factor"]) == ("penalty", 0.5) and "missing factor 2" in e["text"], e

@@ -99,6 +99,8 @@ class Case:
         update: a user's hand-written optimizer ``update(params, grads, state)``, checked
             against the frameworks' optimizers at their own steps (None: none declared).
         optimizer: the declared optimizer (:mod:`crosscheck.optim`) the update is judged against.
+        penalty_gradient: ``penalty_gradient(params) -> {name: gradient}`` of a declared penalty
+            alone (central differences), for naming a penalty's term that is off.
         cannot_express: framework -> why its own optimizer cannot run the declared one.
     """
 
@@ -129,6 +131,7 @@ class Case:
     update: Callable[..., Any] | None = None
     optimizer: Any = None
     cannot_express: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    penalty_gradient: Callable[[Mapping[str, np.ndarray]], dict] | None = None
 
     def printed_hyper(self) -> dict[str, Any] | None:
         """The hyper-parameters of the run the document printed (None: nothing printed)."""

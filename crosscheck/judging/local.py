@@ -196,6 +196,10 @@ def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Dive
         f"grad[{name}]", manual, auto, tol=d.tol, batch=batch, outputs=outputs,
         previous=other.grads[name][k - 1] if k else None, zeros=exact_zeros(case, other, k),
         off_units=off_units(other, k, manual))
+    if explanation.kind == "unknown" and case.penalty_gradient is not None:
+        at = {n: other.params[n][k] for n in other.param_names}
+        explanation = mistakes.penalty_factor(f"grad[{name}]", manual, auto,
+                                              case.penalty_gradient(at)[name], d.tol) or explanation
     rows = mistakes.worst_elements(manual, {other.framework: auto})
     return dataclasses.replace(d, explanation=explanation.as_dict(), elements=tuple(rows))
 

@@ -56,6 +56,26 @@ class Explanation:
                 "text": self.text}
 
 
+def penalty_factor(name: str, manual: np.ndarray, autograd: np.ndarray, penalty: np.ndarray,
+                   tol: float) -> Explanation | None:
+    """Where the manual gradient is off by ``c`` times the penalty's own gradient on every
+    element (and right where the penalty's is 0): the penalty's term in the backward is
+    ``1 + c`` times what it should be (an L2 term missing its factor 2 gives 0.5). None where
+    the difference is not such a multiple."""
+    m, a, g = (np.ravel(np.asarray(v, np.float64)) for v in (manual, autograd, penalty))
+    diff = m - a
+    scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
+    on = np.abs(g) > 0
+    if not on.any() or np.max(np.abs(diff[~on]), initial=0.0) > tol * scale:
+        return None
+    c = float(np.median(diff[on] / g[on]))
+    if c == 0 or np.max(np.abs(diff - c * g)) > max(tol * scale, 1e-6 * np.max(np.abs(diff))):
+        return None
+    hint = " (a missing factor 2 of an L2 term?)" if abs(c + 0.5) < 1e-6 else ""
+    return Explanation("penalty", f"{name}: the penalty's term in the backward is {1 + c:.4g} times the "
+                       f"penalty's gradient on every element{hint}", factor=1 + c)
+
+
 def worst_elements(manual: np.ndarray, autograd: Mapping[str, np.ndarray], n: int = 5) -> list[dict]:
     """The ``n`` elements where the manual value is furthest from the first autograd's:
     index, manual, each framework's value, absolute and relative error."""
