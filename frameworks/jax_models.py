@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from array_api_compat import array_namespace  # noqa: E402
 from jax import lax  # noqa: E402
 
-from crosscheck.declaring.loop import at_of  # noqa: E402
+from crosscheck.declaring.loop import at_of, loop_of  # noqa: E402
 from crosscheck.declaring.problem import Problem, recording  # noqa: E402
 from crosscheck.running.record import Recorder, Trajectory  # noqa: E402
 
@@ -54,42 +54,94 @@ def smoke() -> None:
     jax.device_put(np.ones(2)).block_until_ready()
 
 
-@functools.partial(jax.jit, static_argnames=("forward", "loss", "mode", "epochs", "masks"))
-def _train(params, x, y, lr, *, forward, loss, mode, epochs, masks):
+@functools.partial(jax.jit, static_argnames=("forward", "loss", "penalty", "tx", "noisy", "stateful", "masks",
+                                             "axis", "element", "whole"))
+def _train(params, opt_state, state, lr, x, y, index, last, noise, last_noise, *, forward, loss, penalty, tx,
+           noisy, stateful, masks, axis, element, whole):
+    """Epochs of the general loop, compiled: a ``lax.scan`` over epochs, in each a scan over
+    its steps but the last (``index``: (epochs, steps - 1, batch) sample indices, the same
+    batch size each) and then its last step (``last``: (epochs, its batch), which may be
+    smaller). The epoch's loss is summed in the carry step by step, as a plain loop's
+    ``total_loss += loss`` does (``jnp.sum`` would add in another order). ``whole``: every
+    step sees all of x in order (full batch, unshuffled), taken as it is."""
     xp = array_namespace(x)
 
-    def loss_fn(p, xb, yb):
-        pre: dict = {}
-        err = loss(xp, forward(xp, p, xb, tap=recording(pre)), yb)
-        return err, {n: pre[n] > 0 for n in masks}
+    def batch(a, i):
+        if whole:
+            return a
+        if element:
+            return a[i]
+        return jnp.take(a, i, axis=axis if a.ndim > 1 else 0)
 
-    def step(p, xb, yb):
-        (value, mask), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, yb)
-        new = {k: p[k] - lr * grads[k] for k in p}
-        return new, (value, grads, new, mask)
+    def loss_fn(p, xb, yb, nz, st):
+        named: dict = {}
+        kw = {}
+        if noisy:
+            kw["noise"] = nz
+        if stateful:
+            kw["state"] = st
+        out = forward(xp, p, xb, tap=recording(named), **kw)
+        pred, new_state = out if stateful else (out, st)
+        value = loss(xp, pred, yb)
+        if penalty is not None:
+            value = value + penalty(xp, p)
+        return value, (new_state, {n: named[n] > 0 for n in masks})
 
-    if mode == "batch":
-        final, (value, grads, seq, mask) = lax.scan(lambda p, _: step(p, x, y), params, None,
-                                                    length=epochs)
-        return final, value, value, grads, seq, mask
+    def step(carry, inputs):
+        p, o, st, total_loss = carry
+        i, nz = inputs
+        (value, (new_state, mask)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            p, batch(x, i), batch(y, i), nz, st)
+        if tx is None:
+            new = {k: p[k] - lr * grads[k] for k in p}
+        else:
+            import optax
 
-    def sample(carry, xy):
-        p, total_loss = carry
-        p, rec = step(p, *xy)
-        return (p, total_loss + rec[0]), rec
+            updates, o = tx.update(grads, o, p)
+            new = optax.apply_updates(p, updates)
+        new_state = lax.stop_gradient(new_state)
+        return (new, o, new_state, total_loss + value), (value, grads, new, mask, new_state)
 
-    def epoch(p, _):
-        (p, total_loss), rec = lax.scan(sample, (p, jnp.zeros((), x.dtype)), (x, y))
-        return p, (total_loss, rec)
+    def epoch(carry, inputs):
+        p, o, st = carry
+        i, nz, i_last, nz_last = inputs
+        (p, o, st, total), regular = lax.scan(step, (p, o, st, jnp.zeros((), x.dtype)), (i, nz))
+        (p, o, st, total), final = step((p, o, st, total), (i_last, nz_last))
+        return (p, o, st), (total, regular, final)
 
-    final, (epoch_loss, (value, grads, seq, mask)) = lax.scan(epoch, params, None, length=epochs)
-    flat = functools.partial(jax.tree.map, lambda a: a.reshape(-1, *a.shape[2:]))
-    return final, epoch_loss, flat(value), flat(grads), flat(seq), flat(mask)
+    (params, opt_state, state), (epoch_loss, regular, final) = lax.scan(
+        epoch, (params, opt_state, state), (index, noise, last, last_noise))
+    return params, opt_state, state, epoch_loss, regular, final
 
 
-def _samples(problem: Problem, a):
-    """What ``lax.scan`` runs over: one sample per step, as :meth:`Problem.sample` gives it."""
-    return a[:, None] if problem.mode == "sgd" and problem.sample_slice else a
+@functools.cache
+def _transform(optimizer, lr: float):
+    """The declared optimizer as optax's, one object per declaration and rate (the compiled
+    loop is keyed by it)."""
+    return None if optimizer.plain else optimizer.for_jax(lr)
+
+
+def _in_order(regular, final):
+    """Per step, in order: each epoch's regular steps, then its last. A last batch smaller than
+    the rest (a mask has a row per sample) gets its missing rows read "on", as
+    :meth:`Recorder.mask` pads them."""
+    regular, final = np.asarray(regular), np.asarray(final)
+    if regular.shape[1] and final.shape[1:] != regular.shape[2:]:
+        pad = np.ones((final.shape[0], regular.shape[2] - final.shape[1], *final.shape[2:]), final.dtype)
+        final = np.concatenate([final, pad], axis=1)
+    both = np.concatenate([regular, final[:, None]], axis=1)
+    return both.reshape(-1, *both.shape[2:])
+
+
+def _indices(feed) -> tuple[np.ndarray, np.ndarray]:
+    """Every step's sample indices as :func:`_train` scans them: (epochs, steps - 1, batch) for
+    each epoch's steps but the last, and (epochs, its batch) for the last (element steps
+    without the batch axis)."""
+    per, size = feed.per_epoch, feed.batch
+    order = np.asarray(feed.order)
+    index = order[:, :(per - 1) * size].reshape(len(order), per - 1, size)
+    last = order[:, (per - 1) * size:]
+    return (index[..., 0], last[..., 0]) if feed.element else (index, last)
 
 
 def gradients(problem: Problem, params: dict, sample: int | None = None,
@@ -119,47 +171,75 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
 
 def train(problem: Problem, dtype: str = "float64",
           progress: Callable[[int], None] | None = None) -> Trajectory:
-    """The hand-written code's training loop, compiled, with JAX autograd gradients.
+    """The training loop, compiled, with JAX autograd's gradients: the general loop
+    (:func:`crosscheck.declaring.loop.loop_of`), of which the documents' loops are the plain
+    instance. The update is ``p - lr * g`` for the plain rule, else optax's optimizer as
+    declared; the state the forward returns is carried (no gradient through it).
 
     The whole run is one compiled call, or for a long record (:func:`crosscheck.running.record.buffer`
-    spills it) one call per range of epochs, each continuing from the last one's parameters:
-    what the calls return is written into the record and dropped. ``progress``, if given,
-    hears of each call's end.
+    spills it) one call per range of epochs, each continuing from the last one's parameters,
+    optimizer state and carried state: what the calls return is written into the record and
+    dropped. ``progress``, if given, hears of each call's end.
     """
-    if problem.loop is not None:
-        return train_loop(problem, dtype, progress)
+    loop = loop_of(problem)
+    feed = loop.feed
     jdtype = jnp.dtype(dtype)
+    convert = _convert(jdtype)
     params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
-    x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
-    rec = Recorder(problem.init, steps=problem.steps, epochs=problem.epochs, dtype=jdtype)
-    per_epoch = problem.steps // max(problem.epochs, 1)
-    chunk = problem.epochs
+    x, y = convert(problem.x), convert(problem.y)
+    tx = _transform(loop.optimizer, problem.lr)
+    opt_state = None if tx is None else tx.init(params)
+    state = {k: convert(v) for k, v in loop.state0.items()}
+    per_epoch, epochs = feed.per_epoch, problem.epochs
+    rec = Recorder(problem.init, steps=feed.steps, epochs=epochs, dtype=jdtype)
+    if loop.stateful:
+        rec.carried(0, {k: np.asarray(v) for k, v in state.items()})
+    chunk = epochs
     if rec.release_every:   # spilled: ranges of epochs of about a record chunk each
         chunk = max(1, rec.release_every // max(per_epoch, 1))
-    epoch, xs, ys, lr = 0, _samples(problem, x), _samples(problem, y), jnp.asarray(problem.lr, jdtype)
-    while epoch < problem.epochs:
-        n = min(chunk, problem.epochs - epoch)
-        params, epoch_loss, loss, grads, seq, mask = _train(
-            params, xs, ys, lr, forward=problem.forward, loss=problem.loss, mode=problem.mode, epochs=n,
-            masks=problem.masks)
+    whole = not feed.shuffled and per_epoch == 1 and feed.batch == feed.samples
+    steps = np.arange(feed.steps).reshape(epochs, per_epoch)
+    index, last = (np.zeros((epochs, 0), int),) * 2 if whole else _indices(feed)
+    names = list(feed.noise[0]) if feed.noise else []
+    noise = {n: np.stack([feed.noise[k][n] for k in steps[:, :-1].ravel()]).reshape(
+        epochs, per_epoch - 1, *np.shape(feed.noise[0][n])) if per_epoch > 1 else
+        np.zeros((epochs, 0, *np.shape(feed.noise[0][n]))) for n in names}
+    last_noise = {n: np.stack([feed.noise[k][n] for k in steps[:, -1]]) for n in names}
+    kw = dict(forward=problem.forward, loss=problem.loss, penalty=loop.penalty, tx=tx, noisy=loop.noisy,
+              stateful=loop.stateful, masks=problem.masks, axis=feed.axis, element=feed.element, whole=whole)
+    epoch, lr = 0, jnp.asarray(problem.lr, jdtype)
+    while epoch < epochs:
+        n = min(chunk, epochs - epoch)
+        e = slice(epoch, epoch + n)
+        params, opt_state, state, epoch_loss, regular, final = _train(
+            params, opt_state, state, lr, x, y, index[e], last[e],
+            {k: convert(v[e]) for k, v in noise.items()}, {k: convert(v[e]) for k, v in last_noise.items()},
+            **kw)
         a, b = epoch * per_epoch, (epoch + n) * per_epoch
-        rec.epoch_loss[epoch:epoch + n] = np.asarray(epoch_loss)
-        rec.step_loss[a:b] = np.asarray(loss)
+        value, grads, seq, mask, carried = regular
+        f_value, f_grads, f_seq, f_mask, f_carried = final
+        rec.epoch_loss[e] = np.asarray(epoch_loss)
+        rec.step_loss[a:b] = _in_order(value, f_value)
         # Pytrees sort dict keys (W1, W2, b1, b2); the record keeps the declared order.
         for k in problem.init:
-            rec.grads[k][a:b] = np.asarray(grads[k])
-            rec.params[k][a + 1:b + 1] = np.asarray(seq[k])
+            rec.grads[k][a:b] = _in_order(grads[k], f_grads[k])
+            rec.params[k][a + 1:b + 1] = _in_order(seq[k], f_seq[k])
         for k in problem.masks:
-            m = np.asarray(mask[k])
+            m = _in_order(mask[k], f_mask[k])
             if k not in rec.masks:
                 rec.mask(k, a, m[0])
             rec.masks[k][a:b] = m
-        del loss, grads, seq, mask
+        for k in rec.state:
+            rec.state[k][a + 1:b + 1] = _in_order(carried[k], f_carried[k])
+        del value, grads, seq, mask, carried, regular, final
         rec.release()
         epoch += n
         rec.k = b
         if progress is not None:
             progress(b)
+    if problem.loop is not None:   # a declared loop: its feed is the record's
+        return rec.finish(case=problem.case, framework="jax", hyper=problem.hyper, pred_train=np.zeros(0),
+                          feed=feed)
     xp = array_namespace(x)
     pred_train = problem.forward(xp, params, x)
     pred_test = (problem.forward(xp, params, jnp.asarray(problem.x_test, jdtype)) if problem.x_test.size
@@ -197,71 +277,6 @@ def _loss_fn(problem: Problem, xb, yb, noise, state, tap=None):
             value = value + loop.penalty(xp, p)
         return value, (new_state, named)
     return loss_fn
-
-
-@functools.cache
-def _step(problem_forward, problem_loss, loop_key, masks):
-    """The compiled step of a general loop: loss, gradients, the update (optax, or p - lr * g)
-    and the new state; one per forward, loss and loop declaration (compiled once per batch
-    shape)."""
-    problem, tx = _STEPS[loop_key]
-
-    @jax.jit
-    def step(params, opt_state, state, xb, yb, noise, lr):
-        loss_fn = _loss_fn(problem, xb, yb, noise, state)
-        (value, (new_state, named)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        if tx is None:
-            new = {k: params[k] - lr * grads[k] for k in params}
-        else:
-            import optax
-
-            updates, opt_state = tx.update(grads, opt_state, params)
-            new = optax.apply_updates(params, updates)
-        new_state = jax.lax.stop_gradient(new_state)
-        return new, opt_state, new_state, value, grads, {n: named[n] > 0 for n in masks}
-    return step
-
-
-_STEPS: dict = {}
-
-
-def train_loop(problem: Problem, dtype: str = "float64",
-               progress: Callable[[int], None] | None = None) -> Trajectory:
-    """The general loop (:mod:`crosscheck.declaring.loop`) with JAX's gradients and optax's optimizer as
-    declared (``p - lr * g`` for the plain rule): one compiled step per update, in order,
-    each step's batch and noise from the feed, the new state carried (no gradient through it)."""
-    loop = problem.loop
-    jdtype = jnp.dtype(dtype)
-    convert = _convert(jdtype)
-    params = {k: jnp.asarray(v, jdtype) for k, v in problem.init.items()}
-    tx = None if loop.optimizer.plain else loop.optimizer.for_jax(problem.lr)
-    key = (id(problem.forward), id(problem.loss), id(loop.penalty), loop.optimizer, problem.lr,
-           loop.noisy, loop.stateful, dtype)
-    _STEPS.setdefault(key, (problem, tx))
-    step = _step(problem.forward, problem.loss, key, problem.masks)
-    opt_state = None if tx is None else _STEPS[key][1].init(params)
-    state = {k: convert(v) for k, v in loop.state0.items()}
-    lr = jnp.asarray(problem.lr, jdtype)
-    steps, per_epoch = loop.feed.steps, loop.feed.per_epoch
-    rec = Recorder(problem.init, steps=steps, epochs=problem.epochs, dtype=jdtype)
-    rec.carried(0, {k: np.asarray(v) for k, v in state.items()})
-    total = 0.0
-    for k in range(steps):
-        xb, yb = loop.batch(problem.x, k, convert), loop.batch(problem.y, k, convert)
-        noise = {n: convert(v) for n, v in loop.feed.noise_at(k).items()}
-        params, opt_state, state, value, grads, masks = step(params, opt_state, state, xb, yb, noise, lr)
-        value = float(value)
-        rec.step(value, {n: np.asarray(grads[n]) for n in problem.init},
-                 {n: np.asarray(params[n]) for n in problem.init},
-                 {n: np.asarray(m) for n, m in masks.items()})
-        rec.carried(k + 1, {n: np.asarray(v) for n, v in state.items()})
-        total = value if k % per_epoch == 0 else total + value
-        if (k + 1) % per_epoch == 0:
-            rec.epoch_loss[k // per_epoch] = total
-    if progress is not None:
-        progress(steps)
-    return rec.finish(case=problem.case, framework="jax", hyper=problem.hyper, pred_train=np.zeros(0),
-                      feed=loop.feed)
 
 
 def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:

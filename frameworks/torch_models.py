@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from array_api_compat import array_namespace
 
-from crosscheck.declaring.loop import at_of
+from crosscheck.declaring.loop import at_of, loop_of, take
 from crosscheck.declaring.problem import Problem, recording
 from crosscheck.running.record import Recorder, Trajectory
 
@@ -74,41 +74,66 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
 
 def train(problem: Problem, dtype: str = "float64",
           progress: Callable[[int], None] | None = None) -> Trajectory:
-    """The hand-written code's training loop with torch autograd gradients, every step recorded.
+    """The training loop with torch autograd's gradients, every step recorded: the general
+    loop (:func:`crosscheck.declaring.loop.loop_of`), of which the documents' loops are the
+    plain instance.
 
-    A step is the forward pass, ``torch.autograd.grad`` and the update ``p -= lr * g``, in
-    place. Recording it costs a few NumPy copies and no conversions: the parameters' NumPy
-    views are made once (they see every in-place update), a gradient's ``.numpy()`` is a
-    view of torch's memory, and the record's buffers are preallocated.
+    A step is its batch (and noise) from the feed, the forward (which may return a new carried
+    state, detached for the next step), the loss plus any penalty, ``torch.autograd.grad``, and
+    the update: ``p -= lr * g`` in place for the plain rule, else ``torch.optim``'s optimizer
+    as declared. Recording it costs a few NumPy copies and no conversions: the parameters'
+    NumPy views are made once (they see every in-place update), a gradient's ``.numpy()`` is
+    a view of torch's memory, the record's buffers are preallocated, and an unshuffled
+    feed's batches are cut once.
 
     ``progress(steps_done)``, if given, is called every ``PROGRESS_EVERY`` epochs and at the end.
     """
-    if problem.loop is not None:
-        return train_loop(problem, dtype, progress)
+    loop = loop_of(problem)
+    feed, penalty, stateful = loop.feed, loop.penalty, loop.stateful
     tdtype = getattr(torch, dtype)
+    convert = _converter(tdtype)
     forward, loss_of = problem.forward, problem.loss
     params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
     leaves = tuple(params.values())
-    x, y = _tensors(problem, tdtype)
+    x, y = convert(problem.x), convert(problem.y)
     xp = array_namespace(x)
     lr = problem.lr
-    rec = Recorder(problem.init, steps=problem.steps, epochs=problem.epochs, dtype=dtype)
+    opt = None if loop.optimizer.plain else loop.optimizer.for_torch(list(leaves), lr)
+    steps, per_epoch = feed.steps, feed.per_epoch
+    rec = Recorder(problem.init, steps=steps, epochs=problem.epochs, dtype=dtype)
     # (buffer of a parameter's values, of its gradients, its live NumPy view), in order
     record = [(rec.params[k], rec.grads[k], p.detach().numpy()) for k, p in params.items()]
     step_loss, masks = rec.step_loss, problem.masks
+    state = {k: convert(v) for k, v in loop.state0.items()}
+    if stateful:
+        rec.carried(0, {n: v.numpy() for n, v in state.items()})
     pre: dict = {}
     tap = recording(pre)
-    samples = ([(problem.sample(x, i), problem.sample(y, i)) for i in range(len(x))]
-               if problem.mode == "sgd" else [(x, y)])
+
+    def batch(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = feed.index(k)
+        return tuple(take(a, index, feed.axis, feed.element) for a in (x, y))  # type: ignore[return-value]
+    cut = None if feed.shuffled else [batch(j) for j in range(per_epoch)]   # every epoch's the same
     k = 0
     for epoch in range(problem.epochs):
         total_loss = 0.0
-        for xb, yb in samples:
-            loss = loss_of(xp, forward(xp, params, xb, tap=tap), yb)
+        for j in range(per_epoch):
+            xb, yb = cut[j] if cut is not None else batch(k)
+            kw = loop.kwargs(k, state, convert) if (loop.noisy or stateful) else {}
+            out = forward(xp, params, xb, tap=tap, **kw)
+            pred, new_state = out if stateful else (out, state)
+            loss = loss_of(xp, pred, yb)
+            if penalty is not None:
+                loss = loss + penalty(xp, params)
             grads = torch.autograd.grad(loss, leaves)
             with torch.no_grad():
-                for p, g in zip(leaves, grads, strict=True):
-                    p -= lr * g
+                if opt is None:
+                    for p, g in zip(leaves, grads, strict=True):
+                        p -= lr * g
+                else:
+                    for p, g in zip(leaves, grads, strict=True):
+                        p.grad = g
+                    opt.step()
                 for n in masks:
                     rec.mask(n, k, (pre[n] > 0).numpy())
             step_loss[k] = value = loss.item()
@@ -116,14 +141,19 @@ def train(problem: Problem, dtype: str = "float64",
             for (values, gradients, now), g in zip(record, grads, strict=True):
                 gradients[k] = g.numpy()
                 values[k + 1] = now
+            if stateful:
+                state = {n: v.detach() for n, v in new_state.items()}
+                rec.carried(k + 1, {n: v.numpy() for n, v in state.items()})
             k += 1
             if rec.release_every and k % rec.release_every == 0:
                 rec.release()   # a long record's pages back to its file
-        rec.epoch_loss[epoch] = total_loss if problem.mode == "sgd" else value
+        rec.epoch_loss[epoch] = total_loss if per_epoch > 1 else value
         if progress is not None and ((epoch + 1) % PROGRESS_EVERY == 0 or epoch + 1 == problem.epochs):
             progress(k)
     rec.k = k
-
+    if problem.loop is not None:   # a declared loop: its feed is the record's
+        return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper, pred_train=np.zeros(0),
+                          feed=feed)
     with torch.no_grad():
         pred_train = forward(xp, params, x).numpy()
         x_test = torch.tensor(problem.x_test, dtype=tdtype)
@@ -176,53 +206,6 @@ def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
             "intermediates": {n: t.grad.numpy() for n, t in named.items() if t.grad is not None}}
 
 
-def train_loop(problem: Problem, dtype: str = "float64",
-               progress: Callable[[int], None] | None = None) -> Trajectory:
-    """The general loop (:mod:`crosscheck.declaring.loop`) with torch autograd's gradients and
-    ``torch.optim``'s optimizer as declared (``p -= lr * g`` for the plain rule): each step's
-    batch and noise from the feed, the state the forward returns carried (detached) to the
-    next step."""
-    loop = problem.loop
-    tdtype = getattr(torch, dtype)
-    convert = _converter(tdtype)
-    params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
-    leaves = tuple(params.values())
-    lr = problem.lr
-    opt = None if loop.optimizer.plain else loop.optimizer.for_torch(list(leaves), lr)
-    state = {k: convert(v) for k, v in loop.state0.items()}
-    steps, per_epoch = loop.feed.steps, loop.feed.per_epoch
-    rec = Recorder(problem.init, steps=steps, epochs=problem.epochs, dtype=dtype)
-    rec.carried(0, {k: v.numpy() for k, v in state.items()})
-    pre: dict = {}
-    tap = recording(pre)
-    total = 0.0
-    for k in range(steps):
-        loss, new_state = _step_loss(problem, params, k, state, convert, tap)
-        grads = torch.autograd.grad(loss, leaves)
-        with torch.no_grad():
-            if opt is None:
-                for p, g in zip(leaves, grads, strict=True):
-                    p -= lr * g
-            else:
-                for p, g in zip(leaves, grads, strict=True):
-                    p.grad = g
-                opt.step()
-            state = {n: v.detach() for n, v in new_state.items()}
-            masks = {n: (pre[n] > 0).numpy() for n in problem.masks}
-        value = loss.item()
-        rec.step(value, {n: g.numpy() for n, g in zip(params, grads, strict=True)},
-                 {n: p.detach().numpy() for n, p in params.items()}, masks)
-        rec.carried(k + 1, {n: v.numpy() for n, v in state.items()})
-        total = value if k % per_epoch == 0 else total + value
-        if (k + 1) % per_epoch == 0:
-            rec.epoch_loss[k // per_epoch] = total
-            if progress is not None and ((k + 1) // per_epoch % PROGRESS_EVERY == 0 or k + 1 == steps):
-                progress(k + 1)
-    return rec.finish(case=problem.case, framework="torch", hyper=problem.hyper, pred_train=np.zeros(0),
-                      feed=loop.feed)
-
-
-# ------------------------------------------------------------------ kinks, optimizers, threads
 def relu_spellings() -> dict[str, Callable]:
     """torch's ways to write a ReLU, by how a forward spells them (``crosscheck kinks``)."""
     import torch.nn.functional as F

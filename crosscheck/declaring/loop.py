@@ -20,9 +20,19 @@ from typing import Any
 import numpy as np
 
 
-def take(a: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
-    """The samples ``index`` of ``a``, samples along ``axis`` (a 1-D array's only axis)."""
-    return np.take(a, index, axis=axis if np.ndim(a) > 1 else 0)
+def take(a: Any, index: np.ndarray, axis: int, element: bool = False) -> Any:
+    """The samples ``index`` of ``a`` (NumPy, torch or JAX), samples along ``axis`` (a 1-D
+    array's only axis): a slice where they are consecutive, as a plain loop takes them;
+    ``element``: the one sample ``a[i]`` itself."""
+    axis = axis if np.ndim(a) > 1 else 0
+    if element:
+        return a[int(index[0])] if axis == 0 else a[:, int(index[0])]
+    index = np.asarray(index)
+    if index.size and np.array_equal(index, np.arange(index[0], index[0] + index.size)):
+        cut = slice(int(index[0]), int(index[0]) + index.size)
+    else:
+        cut = index
+    return a[cut] if axis == 0 else a[:, cut]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -34,12 +44,17 @@ class Feed:
         batch: samples per step (the last of an epoch may have fewer).
         axis: the samples' axis of x and y (0, or 1 for samples in columns).
         noise: one ``{name: array}`` per step, as the model's ``noise(rng, x)`` drew them.
+        shuffled: each epoch has its own order (else every epoch visits ``order[0]``).
+        element: a step of one sample sees the element ``x[i]``, not ``x[i:i + 1]`` (the
+            documents' plain Python loops over scalars).
     """
 
     order: np.ndarray
     batch: int
     axis: int = 0
     noise: tuple[Mapping[str, np.ndarray], ...] = ()
+    shuffled: bool = False
+    element: bool = False
 
     @property
     def samples(self) -> int:
@@ -85,7 +100,7 @@ def make_feed(m: int, epochs: int, batch: int, shuffle: int | None, axis: int, x
     else:
         rng = np.random.default_rng(shuffle)
         order = np.stack([rng.permutation(m) for _ in range(epochs)]) if epochs else np.zeros((0, m), int)
-    feed = Feed(order=order, batch=min(batch, m), axis=axis)
+    feed = Feed(order=order, batch=min(batch, m), axis=axis, shuffled=shuffle is not None)
     if noise is None:
         return feed
     rng = np.random.default_rng(seed)
@@ -130,7 +145,21 @@ class Loop:
 
     def batch(self, a: Any, step: int, convert: Callable[[np.ndarray], Any] = np.asarray) -> Any:
         """Step ``step``'s samples of ``a`` (x or y, NumPy), through ``convert``."""
-        return convert(take(np.asarray(a), self.feed.index(step), self.feed.axis))
+        feed = self.feed
+        return convert(np.asarray(take(np.asarray(a), feed.index(step), feed.axis, feed.element)))
+
+
+def loop_of(problem: Any) -> Loop:
+    """``problem``'s loop: the one its model declares, or the documents' loops as the same
+    general loop (full batch, or one sample per step in order; plain SGD; nothing else)."""
+    if problem.loop is not None:
+        return problem.loop
+    from crosscheck.optim import SGD
+
+    m, sgd = len(problem.x), problem.mode == "sgd"
+    feed = Feed(order=np.broadcast_to(np.arange(m), (problem.epochs, m)), batch=1 if sgd else m,
+                element=sgd and not problem.sample_slice)
+    return Loop(feed=feed, state0={}, penalty=None, optimizer=SGD(), noisy=False, stateful=False)
 
 
 def at_of(sample: Any) -> At:
