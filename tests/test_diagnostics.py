@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from helpers import CASES, FRAMEWORKS, IMPLEMENTATIONS
 
+from crosscheck.declaring import cases
 from crosscheck.judging import diagnostics
 from crosscheck.running import runner
 
@@ -31,18 +32,19 @@ FRAMEWORK_PAIRS = [(c, f) for c in CASES for f in FRAMEWORKS]   # the reference 
 
 @pytest.mark.parametrize("case,fw", FRAMEWORK_PAIRS, ids=[f"{c}-{f}" for c, f in FRAMEWORK_PAIRS])
 def test_dead_units_are_the_same_in_every_framework(case, fw, runs):
-    got, want = diagnostics.dead_units(runs(case, fw)), diagnostics.dead_units(runs(case))
+    got, want = (diagnostics.dead_units(runs(case, fw), cases.get(case)),
+                 diagnostics.dead_units(runs(case), cases.get(case)))
     assert got == want, f"[{case}/{fw}] dead units {got}, reference {want}"
 
 
 def test_relu_hidden_unit_dies_on_sample_0_from_step_255(runs):
-    assert diagnostics.dead_units(runs("relu")) == [
+    assert diagnostics.dead_units(runs("relu"), cases.get("relu")) == [
         {"layer": "hidden", "unit": 0, "name": "a[:, 0]", "samples": [0], "from_step": {"0": 255},
          "always": False}]
 
 
 def test_sgd_two_relu_unit_2_is_dead_on_every_sample_from_the_start(runs):
-    (unit,) = diagnostics.dead_units(runs("sgd_two_relu"))
+    (unit,) = diagnostics.dead_units(runs("sgd_two_relu"), cases.get("sgd_two_relu"))
     assert (unit["name"], unit["samples"], unit["always"]) == ("z2", [0, 1, 2, 3, 4], True)
     assert set(unit["from_step"].values()) == {0, 1, 2, 3, 4}  # each sample's first step
 
@@ -57,7 +59,7 @@ def test_linear_nobias_minimum_is_too_sharp_for_lr_0_01(runs):
     # balanced minimum W1 = W2 = sqrt(2) the Hessian is 2c [[2, 2], [2, 2]], so
     # lambda_max = 8c = 228 and GD is stable there only for lr < 2 / 228.
     t = runs("linear_nobias")
-    s = diagnostics.stability(t, diagnostics.dynamics(t))
+    s = diagnostics.stability(t, diagnostics.dynamics(t), cases.get(t.case))
     c = np.mean(np.arange(10.0) ** 2)
     at_min = s.points[-1]
     assert at_min["lambda_max"] == pytest.approx(8 * c, rel=1e-6), at_min

@@ -213,7 +213,7 @@ def test_a_mini_batch_runs_dead_units_are_named_by_sample_not_by_batch_row():
     model = load(str(MODELS / "relu_minibatch.py"))[0]
     result = crosscheck.check(model, frameworks=["torch"])
     ref = result.trajectories["numpy"]
-    units = {u["name"]: u for u in dead_units(ref)}
+    units = {u["name"]: u for u in dead_units(ref, model.case)}
     assert units["z[:, 1]"]["always"] and units["z[:, 1]"]["samples"] == list(range(10)), units
     # every sample named off from some step was really off at each later visit
     for u in units.values():

@@ -85,4 +85,5 @@ def test_no_dead_units_are_inferred_from_non_finite_activations():
     t = runner.run("relu", lr=1e308)
     stop = compare.diverges_at(t)
     assert stop is not None and stop <= 1, f"[relu] lr 1e308 leaves the numbers at step {stop}"
-    assert diagnostics.dead_units(t) == [], f"[relu] lr 1e308: {diagnostics.dead_units(t)}"
+    assert diagnostics.dead_units(t, cases.get("relu")) == [], \
+        f"[relu] lr 1e308: {diagnostics.dead_units(t, cases.get('relu'))}"

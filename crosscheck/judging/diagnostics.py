@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.declaring import cases
+from crosscheck.declaring.cases import Case
 from crosscheck.running.record import Trajectory, finite_rows
 
 #: A fixed point whose loss is below this fraction of the initial loss has reached the target.
@@ -189,14 +189,14 @@ def curvature_too_costly(traj: Trajectory) -> bool:
     return sum(int(np.prod(v.shape[1:])) for v in traj.params.values()) > MAX_CURVATURE_PARAMS
 
 
-def manual_gradient(case: str, params: dict[str, np.ndarray]) -> np.ndarray:
+def manual_gradient(case: Case, params: dict[str, np.ndarray]) -> np.ndarray:
     """The manual gradient of the batch loss at ``params``, flattened (lr 0, so that no
     update can leak into it)."""
-    grads = cases.get(case).gradient(params, {"lr": 0.0})[1]
+    grads = case.gradient(params, {"lr": 0.0})[1]
     return np.concatenate([np.ravel(grads[k]) for k in params])
 
 
-def hessian(case: str, params: dict[str, np.ndarray], h: float = 1e-5) -> np.ndarray:
+def hessian(case: Case, params: dict[str, np.ndarray], h: float = 1e-5) -> np.ndarray:
     """Central differences of the manual gradient; symmetrised. Error O(h^2) ~ 1e-10 relative."""
     x0, layout = _flat(params)
     cols = []
@@ -209,7 +209,7 @@ def hessian(case: str, params: dict[str, np.ndarray], h: float = 1e-5) -> np.nda
     return (H + H.T) / 2
 
 
-def nearest_minimum(case: str, params: dict[str, np.ndarray], steps: int = 100) -> dict[str, np.ndarray]:
+def nearest_minimum(case: Case, params: dict[str, np.ndarray], steps: int = 100) -> dict[str, np.ndarray]:
     """The minimum the run circles: damped Newton from ``params`` on the manual gradient.
 
     The step solves ``H d = -g`` by least squares, so in a valley of minima (a singular
@@ -242,9 +242,9 @@ class Stability:
         return {"lr": self.lr, "lr_bound_at_minimum": _num(self.bound), "points": list(self.points)}
 
 
-def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
-    """Curvature against the learning rate where a full-batch run sits (cycle or end)."""
-    case = cases.get(traj.case)
+def stability(traj: Trajectory, dyn: Dynamics, case: Case) -> Stability | None:
+    """Curvature against the learning rate where a full-batch run sits (cycle or end), by
+    ``case``'s manual gradient (the run's declared case)."""
     if not case.curvature or dyn.kind == "diverging" or curvature_too_costly(traj):
         return None
     lr = float(traj.hyper["lr"])
@@ -252,10 +252,10 @@ def stability(traj: Trajectory, dyn: Dynamics) -> Stability | None:
     where = {f"epoch {traj.epochs - period + i}":
              {k: v[traj.steps - period + i] for k, v in traj.params.items()} for i in range(period)}
     center = {k: np.mean([p[k] for p in where.values()], axis=0) for k in traj.params}
-    where["nearest minimum"] = nearest_minimum(traj.case, center)
+    where["nearest minimum"] = nearest_minimum(case, center)
     points = []
     for name, p in where.items():
-        eig = np.linalg.eigvalsh(hessian(traj.case, p))
+        eig = np.linalg.eigvalsh(hessian(case, p))
         if name == "nearest minimum" and eig[0] < -1e-6 * np.max(np.abs(eig)):
             return None   # Newton found a saddle or a maximum: no minimum near the run to judge lr by
         lam = float(eig[-1])
@@ -286,7 +286,7 @@ def _by_sample(traj: Trajectory, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return on, visits
 
 
-def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
+def dead_units(traj: Trajectory, case: Case) -> list[dict[str, Any]]:
     """ReLU units inactive (pre-activation <= 0) on a sample from some step to the end.
 
     Each entry: layer, unit (0-based), name, samples (0-based indices), from_step (per
@@ -296,7 +296,6 @@ def dead_units(traj: Trajectory) -> list[dict[str, Any]]:
     """
     from crosscheck.judging.metrics import diverges_at
 
-    case = cases.get(traj.case)
     out = []
     m = traj.steps // traj.epochs          # samples per epoch when each step sees one sample
     per_sample = m > 1      # (with one sample, both readings below are the same)

@@ -171,7 +171,7 @@ class _Referee:
         if not names:
             return 0.0
         if self.problem is None:
-            self.problem = self.case.problem(**rerun_overrides(t))
+            self.problem = self.case.problem(**rerun_overrides(t, self.case))
         params = {n: t.params[n][k] for n in t.param_names}
         try:   # both afresh: what this run recorded is what is being judged, not a judge
             own, got = (frameworks.gradients(fw, self.problem, params, sample_of(t, k), t.dtype)
@@ -220,7 +220,7 @@ def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
 
     from crosscheck.declaring.problem import recording
 
-    problem = case.problem(**rerun_overrides(t))
+    problem = case.problem(**rerun_overrides(t, case))
     if not problem.masks:
         return ()
     sample = sample_of(t, k)

@@ -186,9 +186,10 @@ def diverges_at(t: Trajectory) -> int | None:
     return per["diverges", None]
 
 
-def rerun_overrides(traj: Trajectory) -> dict[str, Any]:
-    """The keyword arguments that redo ``traj``'s run (its recorded hyper-parameters)."""
-    keys = cases.get(traj.case).reruns
+def rerun_overrides(traj: Trajectory, case: Case) -> dict[str, Any]:
+    """The keyword arguments that redo ``traj``'s run of ``case`` (its recorded
+    hyper-parameters that the case takes back)."""
+    keys = case.reruns
     return {k: tuple(v) if isinstance(v, list) else v for k, v in traj.hyper.items() if k in keys}
 
 

@@ -61,7 +61,7 @@ def finite_differences(traj: Trajectory, step: int) -> list[FiniteDifference]:
         return case.loss_at(p, traj.hyper, sample)
 
     base, sides = loss(params)
-    target_scale = float(np.max(np.abs(case.problem(**rerun_overrides(traj)).y), initial=0.0)) or 1.0
+    target_scale = float(np.max(np.abs(case.problem(**rerun_overrides(traj, case)).y), initial=0.0)) or 1.0
     out = []
     for name, value in params.items():
         flat = value.reshape(-1)
@@ -176,7 +176,7 @@ def _chain(traj: Trajectory, step: int, frameworks: tuple[str, ...]) -> list[Lin
     from crosscheck.reference._common import locals_at
 
     c = cases.get(traj.case)
-    overrides = rerun_overrides(traj)
+    overrides = rerun_overrides(traj, c)
     problem = c.problem(**overrides)
     params = {k: v[step] for k, v in traj.params.items()}
     sample = sample_of(traj, step)

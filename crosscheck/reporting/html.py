@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crosscheck.declaring import cases
 from crosscheck.reporting import plots, report
 from crosscheck.running.versions import versions
 
@@ -35,7 +34,7 @@ EXPLAIN = {
 
 
 def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
-    c = cases.get(r.case)
+    c = r.declared
     origin = (f"{c.document}, {c.cell}" if c.document else
               f"your model, from {c.origin}" if c.origin else "your model")
     transcript = None

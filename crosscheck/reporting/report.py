@@ -70,6 +70,7 @@ class CaseResult:
     transcript: dict[str, Any] | None = None          # document runs only: see check_transcript
     diagnosis: str = ""
     cannot: dict[str, str] = dataclasses.field(default_factory=dict)  # framework -> why not run
+    declared: Any = None                              # the Case judged (looked up once, by analyse)
 
     @property
     def reference(self) -> Trajectory:
@@ -231,27 +232,32 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
     what :func:`run_trajectories` already measured beside the runs, under (case,
     implementation). A run reused from another case has no entry under this one: its
     local check is made here, against this case's own manual backward. Of the frameworks
-    ``asked`` for, those whose optimizer cannot express the model's are said, not run."""
+    ``asked`` for, those whose optimizer cannot express the model's are said, not run.
+
+    The case is looked up by its name here, once: everything below receives the object."""
+    declared = cases.get(case)
     frameworks = [k for k in trajs if k != "numpy"]
     ref = trajs["numpy"]
     env = (checks or {}).get((case, "numpy"))
     if env is None:
         progress(f"{case} [envelope]")
-        env = envelopes.envelope(ref, dtype)
+        env = envelopes.envelope(ref, dtype, declared)
     comparisons = {}
     for fw in frameworks:
         progress(f"{case} [{fw}: local and global]")
-        comparisons[fw] = compare.compare(ref, trajs[fw], env, loc=(checks or {}).get((case, fw)))
+        comparisons[fw] = compare.compare(ref, trajs[fw], env, reference=declared,
+                                          loc=(checks or {}).get((case, fw)))
     dyn = {k: diagnostics.dynamics(t) for k, t in trajs.items()}
-    dead = {k: diagnostics.dead_units(t) for k, t in trajs.items()}
+    dead = {k: diagnostics.dead_units(t, declared) for k, t in trajs.items()}
     stab = None
-    if dyn["numpy"].kind in ("oscillating", "stalled") and cases.get(case).curvature:
+    if dyn["numpy"].kind in ("oscillating", "stalled") and declared.curvature:
         progress(f"{case} [curvature]")
-        stab = diagnostics.stability(ref, dyn["numpy"])
+        stab = diagnostics.stability(ref, dyn["numpy"], declared)
     drift = {fw: _drift(ref, trajs[fw]) for fw in frameworks} if dtype != "float64" else {}
-    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift, env, check_transcript(case, ref))
+    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift, env, check_transcript(case, ref),
+                        declared=declared)
     result.diagnosis = diagnose(result)
-    result.cannot = {fw: why for fw, why in cases.get(case).cannot_express.items() if fw in asked}
+    result.cannot = {fw: why for fw, why in declared.cannot_express.items() if fw in asked}
     return result
 
 
@@ -330,7 +336,7 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
         d = r.dynamics["numpy"]
         env = r.envelope
         out["cases"][r.case] = {
-            "document": cases.get(r.case).document,
+            "document": r.declared.document,
             "hyper": dict(ref.hyper),
             "steps": ref.steps,
             "frameworks": frameworks,
@@ -342,7 +348,7 @@ def to_json(results: Sequence[CaseResult], dtype: str, kinks: Sequence[Any] | No
                 "final": _finite_or_str(env.at(ref.steps - 1))},
             "transcript": r.transcript,
             "diagnosis": r.diagnosis,
-            "notes": list(cases.get(r.case).notes),
+            "notes": list(r.declared.notes),
             "cannot_express": dict(r.cannot),
         }
     out["kinks"] = [dataclasses.asdict(k) for k in kinks] if kinks else None

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crosscheck import tolerances
-from crosscheck.declaring import cases
 from crosscheck.judging import diagnostics, metrics, transcript
 from crosscheck.running.record import Trajectory
 
@@ -65,7 +64,7 @@ def diagnose(r: CaseResult) -> str:
                f"not monotone, swinging with period {d.period} and a shrinking swing" if d.period else
                "not monotone")
         line = f"converging, {how}; loss {_fmt(d.final_loss)} at the end"
-    if r.stability is None and d.kind in ("oscillating", "stalled") and cases.get(r.case).curvature \
+    if r.stability is None and d.kind in ("oscillating", "stalled") and r.declared.curvature \
             and diagnostics.curvature_too_costly(ref):
         line += f"; curvature not computed (more than {diagnostics.MAX_CURVATURE_PARAMS} parameters)"
     if r.stability is not None:
@@ -174,7 +173,7 @@ def row(r: CaseResult, fw: str) -> dict[str, str]:
 def next_command(r: CaseResult, fw: str) -> str | None:
     """The command that walks ``fw``'s first divergence line by line, where there is one
     and the case can be named on the command line (a document case, or a model from a file)."""
-    c, case = r.comparisons[fw], cases.get(r.case)
+    c, case = r.comparisons[fw], r.declared
     if c.first is None or c.first.quantity in ("divergence", "update"):
         return None   # (explain walks the backward; an update's mistake is said on its own line)
     if case.document is not None:
@@ -187,8 +186,9 @@ def next_command(r: CaseResult, fw: str) -> str | None:
         return list(v) if isinstance(v, (tuple, list)) else v
 
     default = {k: plain(v) for k, v in case.problem().hyper.items()}
+    redo = metrics.rerun_overrides(r.reference, case)
     options = "".join(f" --{k} {','.join(map(str, v)) if isinstance(v, tuple) else v}"
-                      for k, v in metrics.rerun_overrides(r.reference).items() if plain(v) != default.get(k))
+                      for k, v in redo.items() if plain(v) != default.get(k))
     return f"crosscheck explain {spec} --step {c.first.step}{options}"
 
 
@@ -256,7 +256,7 @@ def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
             lines.append(f"{r.case:<{w}} {fw:<9} {dashes}  CANNOT EXPRESS")
             lines += _wrap("why:", f"{why} (not run: neither agree nor a mistake of the model)")
         lines += _wrap("->", r.diagnosis)
-        for note in cases.get(r.case).notes:
+        for note in r.declared.notes:
             lines += _wrap("note:", note)
         if r.transcript is not None:
             t = r.transcript
