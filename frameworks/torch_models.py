@@ -166,8 +166,8 @@ def train(problem: Problem, dtype: str = "float64",
 def _converter(tdtype) -> Callable[[np.ndarray], torch.Tensor]:
     """NumPy -> torch: floating arrays in the run's dtype, integer and boolean ones as they are."""
     def convert(a: np.ndarray) -> torch.Tensor:
-        a = np.asarray(a)
-        t = torch.from_numpy(np.ascontiguousarray(a))
+        a = np.asarray(a)   # (np.ascontiguousarray would make a 0-d array 1-d)
+        t = torch.from_numpy(a if a.flags.c_contiguous and a.flags.writeable else np.array(a))
         return t.to(tdtype) if a.dtype.kind == "f" else t
     return convert
 

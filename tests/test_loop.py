@@ -295,3 +295,45 @@ def test_an_l2_gradient_missing_its_factor_2_is_named_as_the_penalty(examples_ru
     e = report["cases"]["l2_missing_factor"]["frameworks"]["torch"]["first_divergence"]["explanation"]
     assert e["kind"] == "penalty" and e["factor"] == pytest.approx(0.5, rel=1e-6), e
     assert "missing factor 2" in e["text"], e
+
+
+def test_a_correct_model_at_a_large_learning_rate_is_never_called_wrong(capsys):
+    import json
+
+    code, out, err = cli(capsys, "run", str(MODELS / "tanh_mlp_optimizers.py"), "--json", "-")
+    report = json.loads(out)
+    verdicts = {(case, fw): v["agree"] for case, c in report["cases"].items()
+                for fw, v in c["frameworks"].items()}
+    assert all(verdicts.values()) and len(verdicts) == 4, f"[tanh_mlp_optimizers] {verdicts}\n{err}"
+    assert report["cases"]["momentum_lr1"]["dynamics"]["kind"] == "diverging", "momentum_lr1 should diverge"
+
+
+def _counting_forward(xp, p, x, state):
+    return x @ p["w"] + p["b"], {"n": state["n"] + 1}
+
+
+def _counting_backward(p, x, y, state):
+    return backward(p, x, y)
+
+
+def test_a_state_of_zero_dimensions_is_carried_as_it_is():
+    model = crosscheck.Model("counter", X, Y, INIT, _counting_forward, loss, _counting_backward, lr=0.1,
+                             epochs=2, batch=3, state={"n": np.zeros(())})
+    result = crosscheck.check(model)
+    assert result.agree, f"[counter] {result.verdicts}"
+    np.testing.assert_array_equal(result.trajectories["torch"].state["n"], np.arange(7.0),
+                                  err_msg="[counter/torch] the carried count")
+
+
+_steps_taken = [0]
+
+
+def _adam_with_a_global_counter(p, g, state):
+    _steps_taken[0] += 1   # kept outside state, as a script keeps it
+    return {k: p[k] - 0.1 * g[k] / _steps_taken[0] for k in p}, state
+
+
+def test_an_update_that_keeps_state_outside_its_argument_is_one_line():
+    with pytest.raises(ModelError) as e:
+        line(optimizer=optim.SGD(), update=_adam_with_a_global_counter, name="global_counter").validate()
+    assert "keeps state outside its state argument" in str(e.value), str(e.value)

@@ -490,8 +490,15 @@ class Model:
                                  "no gradient can be compared where the loss is not a finite number "
                                  "(a log(0), a division by 0?); start where it is")
             first = self._backward(self.params0, xb, yb, where, named, kw)[0]
-            if self.update is not None:
-                self._update(self.params0, first, {}, where)
+            if self.update is not None:   # a function of its arguments, as the backward
+                once = self._update(self.params0, first, {}, where)[0]
+                again = self._update(self.params0, first, {}, where)[0]
+                changed = [k for k in once if not np.array_equal(once[k], again[k], equal_nan=True)]
+                if changed:
+                    raise ModelError(f"[{self.name}] update gives another {changed[0]!r} from the same "
+                                     "parameters, gradients and a fresh state: it keeps state outside "
+                                     "its state argument (globals, a closure, a step counter); keep it "
+                                     "in state, which starts as {} and is passed back each step")
             try:   # values the user never declared: a backward may refuse them (its own domain)
                 self._backward({k: v + 0.5 for k, v in self.params0.items()}, xb, yb, "at moved values",
                                kw=kw)
@@ -735,20 +742,24 @@ class Model:
 
 def _rounded(grads: Mapping[str, np.ndarray], precise: Mapping[str, Any] | None,
              rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each gradient moved by what rounding alone may make another implementation's differ
-    by: at least u of its largest magnitude, and where the same code in extended precision
-    (``precise``) shows more, that measured error of each element, pushed the way it
-    deviates. An optimizer that divides by a root of the gradients' moments (Adagrad, Adam,
-    RMSprop) turns an absolute error of a small element into a large change of its step
-    (lr / sqrt(eps) for an element near 0): the envelope's shadow must see that error, which
-    a nudge of the parameters alone does not make (found with a character RNN by backprop
-    through time at lr 10: torch and JAX parted from the reference by 3.6e-10 at step 1, their
-    gradients agreeing with it to 4e-14)."""
-    u = float(np.finfo(np.float64).eps) / 2
+    """Each gradient moved by what another correct implementation's may differ from it by:
+    the local question's plain bound, OPS_PER_STEP * u of its largest magnitude, and more
+    where the same code in extended precision (``precise``) shows a larger error of an
+    element; pushed the way the code deviates (see ``tolerances.envelope``).
+
+    An optimizer that divides by a root of the gradients' moments (Adagrad, Adam, RMSprop)
+    turns an absolute error of a small element into a large change of its step (lr / sqrt(eps)
+    for an element near 0), and its normalised step barely feels a nudge of the parameters:
+    the envelope's shadow must carry the gradients' own differences. Found with a character
+    RNN by backprop through time at lr 10 (torch and JAX parted from the reference by 3.6e-10
+    at step 1, their gradients agreeing with it to 4e-14), and with AdamW at lr 10 (JAX's bias
+    drifted 4e-13 a step from the reference, its gradients 43 u from the manual ones)."""
+    from crosscheck.tolerances import OPS_PER_STEP, UNIT_ROUNDOFF
+
     out = {}
     for n, g in grads.items():
         g = np.asarray(g, np.float64)
-        floor = u * float(np.max(np.abs(g), initial=0.0))
+        floor = OPS_PER_STEP * UNIT_ROUNDOFF["float64"] * float(np.max(np.abs(g), initial=0.0))
         if precise is not None:
             dev = np.asarray(g - np.asarray(precise[n], np.longdouble), np.float64)
         else:

@@ -52,7 +52,7 @@ def _descend(ref: Trajectory, case: Case, twin: Trajectory | None = None):
     params after the step)``.
 
     Given its unperturbed ``twin``, every parameter is moved after each step by u times its
-    tensor's largest magnitude: a shadow of the reference that makes a rounding-level
+    tensor's largest magnitude and u of its own step: a shadow of the reference that makes a rounding-level
     difference at every step, as a second implementation would. Each element is pushed the
     way it already deviates from the twin (random, from a fixed seed, where it does not):
     differences that keep one sign add up, as a second implementation's systematic rounding
@@ -76,13 +76,17 @@ def _descend(ref: Trajectory, case: Case, twin: Trajectory | None = None):
                 loss, g = case.gradient(p, hyper, sample_of(ref, step))
             g = {k: np.asarray(g[k], np.float64) for k in p}
             for k in p:
+                before = p[k]
                 p[k] = np.array(new[k], np.float64) if stepper is not None else p[k] - lr * g[k]
                 if twin is not None:
                     scale = np.abs(p[k]).max(initial=0.0)
                     signs = np.sign(p[k] - twin.params[k][step + 1])
                     # (``rng.choice((-1.0, 1.0), size)``, the same draws at a fraction of its cost)
                     signs = np.where(signs == 0, _SIGNS[rng.integers(0, 2, size=shapes[k])], signs)
-                    p[k] = p[k] + u * scale * signs
+                    # u of the tensor's largest value, and of each element's own step: an
+                    # optimizer's formula in another order rounds the step by that much
+                    # (AdamW's step at lr 10 is larger than the parameters it moves).
+                    p[k] = p[k] + u * (scale + np.abs(p[k] - before)) * signs
             yield step, loss, g, p
             if twin is not None and (step + 1) % n == 0:
                 release(*twin.params.values())
