@@ -113,6 +113,20 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
     extended: dict[int, float] = {}
     split = None
     for k in np.flatnonzero(worst > allowed):
+        if same[k]:
+            # The reference's record is the manual gradient only if its loop used it as the
+            # backward gives it: evaluate it afresh here before judging (a loop that scales a
+            # gradient it records is the trajectories' to show, not the backward's).
+            manual_loss[k], g = _manual_at(other, gradient, hyper, k, {n: other.params[n][k] for n in names})
+            errors["loss"][k] = step_errors(manual_loss[k:k + 1], other.step_loss[k:k + 1],
+                                            causal(other, "loss")[k:k + 1])[0]
+            for n in names:
+                manual[n][k] = _shaped(g, n, other.grads[n].shape[1:], other)
+                errors[n][k] = step_errors(manual[n][k:k + 1], other.grads[n][k:k + 1],
+                                           causal(other, "grad", n)[k:k + 1])[0]
+            worst[k] = max(float(e[k]) for e in errors.values())
+            if worst[k] <= allowed[k]:
+                continue
         # Rounding-level differences exceed the plain bound only where the gradient itself is
         # ill-conditioned (a residual that cancels near a fit): measure that sensitivity there.
         allowed[k] = tolerances.local_rtol(other.dtype, _sensitivity(other, gradient, hyper, k, u,
