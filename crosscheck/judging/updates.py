@@ -58,7 +58,8 @@ def likely(manual: np.ndarray, got: np.ndarray, before: np.ndarray, optimizer: A
             if math.isclose(c, 1 / factor, rel_tol=SAME_FACTOR):
                 return (f"the manual step is {c:.4g} times {name}'s on every element at step {step}, "
                         f"1 / {factor:.4g}: {what}")
-        return f"the manual step is {c:.4g} times {name}'s on every element at step {step}"
+        shown = f"{c:.4g}" if abs(c - 1) > 1e-3 else f"{c:.9g}"   # (never "1 times")
+        return f"the manual step is {shown} times {name}'s on every element at step {step}"
     return (f"the manual step differs from {name}'s by no single factor at step {step} (from "
             f"{np.min(ratio):.3g} to {np.max(ratio):.3g} times it): the state's update or the step's formula")
 
