@@ -8,50 +8,13 @@ right.
 Must be caught as a wrong update (not a wrong backward) at step 0, on every parameter.
 """
 
+import dataclasses
+
 import numpy as np
+from _examples import example
 
-from crosscheck import Model
-from crosscheck.optim import Adam
-
-rng = np.random.default_rng(11)
-x = rng.normal(size=(24, 2))                              # (m, n)
-labels = np.argmax(x @ np.array([[2.0, -1.0, -1.0], [0.0, 1.5, -1.5]]), axis=1)   # (m,) ints in 0..2
-
-LR = 0.05
-BETAS = (0.9, 0.999)
-EPS = 1e-8
-LAM = 0.01                                                # L2 strength: LAM * (sum W1^2 + sum W2^2)
-
-
-def forward(xp, p, x):
-    h = xp.tanh(x @ p["W1"] + p["b1"])                    # (m, h)
-    return h @ p["W2"] + p["b2"]                          # (m, k) class scores
-
-
-def loss(xp, scores, y):
-    shifted = scores - xp.max(scores, axis=1, keepdims=True)
-    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-    one_hot = xp.astype(y[:, None] == xp.arange(scores.shape[1]), scores.dtype)   # (m, k)
-    return -xp.mean(xp.sum(one_hot * log_probs, axis=1))
-
-
-def penalty(xp, p):
-    return LAM * (xp.sum(p["W1"] ** 2) + xp.sum(p["W2"] ** 2))
-
-
-def backward(p, x, y):
-    m = x.shape[0]
-    h = np.tanh(x @ p["W1"] + p["b1"])                    # (m, h)
-    scores = h @ p["W2"] + p["b2"]                        # (m, k)
-    e = np.exp(scores - scores.max(axis=1, keepdims=True))
-    probs = e / e.sum(axis=1, keepdims=True)
-    d_scores = probs.copy()
-    d_scores[np.arange(m), y] -= 1                        # softmax minus the one-hot of y
-    d_scores /= m                                         # the loss is a mean over the batch
-    d_h = d_scores @ p["W2"].T                            # (m, h)
-    d_z1 = d_h * (1 - h ** 2)                             # (m, h)
-    return {"W1": x.T @ d_z1 + 2 * LAM * p["W1"], "b1": d_z1.sum(axis=0),
-            "W2": h.T @ d_scores + 2 * LAM * p["W2"], "b2": d_scores.sum(axis=0)}
+base = example("adam_minibatch")   # the correct model; only its update is replaced
+LR, BETAS, EPS = base.LR, base.BETAS, base.EPS
 
 
 def update(params, grads, state):
@@ -68,12 +31,4 @@ def update(params, grads, state):
     return new, state
 
 
-model = Model(
-    name="adam_no_bias_correction",
-    x=x, y=labels,
-    init={"W1": 0.5 * rng.normal(size=(2, 6)), "b1": np.zeros(6),
-          "W2": 0.5 * rng.normal(size=(6, 3)), "b2": np.zeros(3)},
-    forward=forward, loss=loss, penalty=penalty, backward=backward,
-    update=update, optimizer=Adam(betas=BETAS, eps=EPS),
-    lr=LR, epochs=40, batch=8, shuffle=7,                 # 3 steps an epoch, 120 in all
-)
+model = dataclasses.replace(base.model, name="adam_no_bias_correction", update=update)
