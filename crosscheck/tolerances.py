@@ -155,6 +155,15 @@ def update_rtol(dtype: str, memory: float, step_ratio: float) -> float:
 #:   frameworks disagree with each other.
 
 
+#: A real loop's envelope moves each step's gradients by their own rounding error, measured
+#: in extended precision where a step's work (parameters times samples in its batch) is at
+#: most this, and estimated from float32 above it (see ``Model.gradient_rounding``): NumPy's
+#: longdouble has no BLAS, so a 784-128-10 MLP's step in batches of 64 (6.5e6) took 50 ms in
+#: it, 10 times its whole float64 step; the tanh MLP whose saturated unit needs the exact
+#: measure (tests/models/tanh_mlp_optimizers.py) is 84.
+PRECISE_SHADOW_WORK = 100_000
+
+
 # --------------------------------------------------------------------------- whole runs
 #: The envelope below is a linearisation: it holds while the differences stay small. Where
 #: it passes 1% the trajectories can no longer be compared step by step, because rounding

@@ -548,24 +548,55 @@ class Model:
         """The loss and the hand-written gradients at ``params`` computed in NumPy's longdouble
         (extended precision): the same code, less rounding. None where the platform's
         longdouble is no wider than float64, or the code does not run in it."""
-        ld = np.longdouble
-        if np.finfo(ld).eps >= np.finfo(np.float64).eps:
+        if np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
             return None
+        return self._gradient_in(np.longdouble, params, hyper, sample, with_loss=True)
+
+    def gradient_rounding(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
+                          hyper: Mapping[str, Any] | None = None, sample: Any = None
+                          ) -> dict[str, np.ndarray] | None:
+        """The float64 gradients' own rounding error at ``params``, element by element: their
+        difference from the same code in extended precision where a step is small enough for
+        that to cost little (:data:`tolerances.PRECISE_SHADOW_WORK`: longdouble has no BLAS;
+        a 784-128 layer's step took 50 ms in it), else estimated from the same code in
+        float32, its difference scaled by the ratio of the unit roundoffs (rounding errors are
+        first order in u; a unit that float32 saturates to exactly 1 is underestimated). None
+        where neither runs: nothing is measured."""
+        from crosscheck import tolerances
+
+        work = sum(int(np.size(v)) for v in params.values()) * self.batch_size
+        wider = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
+        precise = work <= tolerances.PRECISE_SHADOW_WORK and wider
+        dtype = np.longdouble if precise else np.float32
+        got = self._gradient_in(dtype, params, hyper, sample, with_loss=False)
+        if got is None:
+            return None
+        ratio = 1.0 if precise else float(np.finfo(np.float64).eps / np.finfo(np.float32).eps)
+        with np.errstate(all="ignore"):
+            return {k: np.nan_to_num(np.asarray(np.asarray(grads[k], got[1][k].dtype) - got[1][k], np.float64)
+                                     * ratio, nan=0.0, posinf=0.0, neginf=0.0) for k in params}
+
+    def _gradient_in(self, dtype: Any, params: Mapping[str, np.ndarray], hyper: Mapping[str, Any] | None,
+                     sample: Any, with_loss: bool) -> tuple[Any, dict] | None:
+        """The hand-written loss (``with_loss``) and gradients at ``params`` with every floating
+        array in ``dtype``; None where the code does not run so."""
         xb, yb, kw = self._inputs(sample, hyper)
-        xb = np.asarray(xb, ld)
-        yb = yb if yb.dtype.kind in "iu" else np.asarray(yb, ld)
-        kw = {k: ({n: np.asarray(a, ld) if np.asarray(a).dtype.kind == "f" else a for n, a in v.items()})
+        xb = np.asarray(xb, dtype)
+        yb = yb if yb.dtype.kind in "iu" else np.asarray(yb, dtype)
+        kw = {k: ({n: np.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else a for n, a in v.items()})
               for k, v in kw.items()}
-        given = {k: np.array(v, ld) for k, v in params.items()}
+        given = {k: np.array(v, dtype) for k, v in params.items()}
         try:
             with np.errstate(all="ignore"):
-                out = self.xp_forward(_numpy_xp(), dict(given), xb, **kw)
-                value = self.loss(_numpy_xp(), out[0] if self.state is not None else out, yb)
-                if self.penalty is not None:
-                    value = value + self.penalty(_numpy_xp(), dict(given))
+                value = None
+                if with_loss:
+                    out = self.xp_forward(_numpy_xp(), dict(given), xb, **kw)
+                    value = self.loss(_numpy_xp(), out[0] if self.state is not None else out, yb)
+                    if self.penalty is not None:
+                        value = value + self.penalty(_numpy_xp(), dict(given))
                 out = self.backward(given, xb, yb, **kw)
             grads = _returned(out)[0]
-            return value, {k: np.asarray(grads[k], ld) for k in params}
+            return value, {k: np.asarray(grads[k], dtype) for k in params}
         except Exception:
             return None
 
@@ -624,8 +655,8 @@ class Model:
             grads, _ = self._backward(params, xb, yb, where, kw=kw)
             used = grads
             if rounding is not None:
-                precise = self.gradient_precise(params, {"epochs": epochs}, At(k, carry["state"]))
-                used = _rounded(grads, precise[1] if precise is not None else None, rounding)
+                dev = self.gradient_rounding(params, grads, {"epochs": epochs}, At(k, carry["state"]))
+                used = _rounded(grads, dev, rounding)
             if update is None:
                 new = {n: params[n] - lr * used[n] for n in params}
             elif self.update is not None:
@@ -740,30 +771,29 @@ class Model:
         return tuple(notes)
 
 
-def _rounded(grads: Mapping[str, np.ndarray], precise: Mapping[str, Any] | None,
+def _rounded(grads: Mapping[str, np.ndarray], rounding: Mapping[str, np.ndarray] | None,
              rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Each gradient moved by what another correct implementation's may differ from it by:
     the local question's plain bound, OPS_PER_STEP * u of its largest magnitude, and more
-    where the same code in extended precision (``precise``) shows a larger error of an
-    element; pushed the way the code deviates (see ``tolerances.envelope``).
+    where the code's own rounding error of an element is estimated larger (``rounding``,
+    :meth:`Model.gradient_rounding`); pushed the way the code deviates (see
+    ``tolerances.envelope``).
 
     An optimizer that divides by a root of the gradients' moments (Adagrad, Adam, RMSprop)
     turns an absolute error of a small element into a large change of its step (lr / sqrt(eps)
     for an element near 0), and its normalised step barely feels a nudge of the parameters:
     the envelope's shadow must carry the gradients' own differences. Found with a character
     RNN by backprop through time at lr 10 (torch and JAX parted from the reference by 3.6e-10
-    at step 1, their gradients agreeing with it to 4e-14), and with AdamW at lr 10 (JAX's bias
-    drifted 4e-13 a step from the reference, its gradients 43 u from the manual ones)."""
+    at step 1, their gradients agreeing with it to 4e-14), with AdamW at lr 10 (JAX's bias
+    drifted 4e-13 a step from the reference, its gradients 43 u from the manual ones), and
+    with a saturated tanh at lr 1 (an h one ulp off makes 1 - h**2 off by 1e-5 relative)."""
     from crosscheck.tolerances import OPS_PER_STEP, UNIT_ROUNDOFF
 
     out = {}
     for n, g in grads.items():
         g = np.asarray(g, np.float64)
         floor = OPS_PER_STEP * UNIT_ROUNDOFF["float64"] * float(np.max(np.abs(g), initial=0.0))
-        if precise is not None:
-            dev = np.asarray(g - np.asarray(precise[n], np.longdouble), np.float64)
-        else:
-            dev = np.zeros_like(g)
+        dev = np.asarray(rounding[n], np.float64) if rounding is not None else np.zeros_like(g)
         signs = np.where(dev != 0, np.sign(dev), np.where(rng.integers(0, 2, size=g.shape) == 0, -1.0, 1.0))
         out[n] = g + np.maximum(np.abs(dev), floor) * signs
     return out
