@@ -42,6 +42,11 @@ class GradientResult:
     firsts: dict[str, Divergence | None]       # framework -> its first wrong point, or None
     splits: dict[str, int | None]              # framework -> where the two autograds part
     skipped: int = 0                           # draws redrawn: outside the loss's domain
+    unit: str = "sample"                       # what each of ``samples`` is: "sample" or "batch"
+
+    @property
+    def units(self) -> str:
+        return "batches" if self.unit == "batch" else "samples"
 
     @property
     def agree(self) -> bool:
@@ -56,7 +61,7 @@ class GradientResult:
     def where(self, step: int) -> str:
         """``the draw 2`` (``, sample 3`` for a model trained per sample) of a step."""
         point = f"the {self.points[step // self.samples]}"
-        return point + (f", sample {step % self.samples}" if self.samples > 1 else "")
+        return point + (f", {self.unit} {step % self.samples}" if self.samples > 1 else "")
 
     @property
     def verdicts(self) -> dict[str, str]:
@@ -77,7 +82,7 @@ class GradientResult:
                            "loss or gradient is not a finite number there, where the manual one is")
             else:
                 out[fw] = (f"agree at all {len(self.points)} points"
-                           + (f" on all {self.samples} samples" if self.samples > 1 else "")
+                           + (f" on all {self.samples} {self.units}" if self.samples > 1 else "")
                            + f" (worst normwise error {self.worst[fw]:.2g})")
         return out
 
@@ -86,7 +91,7 @@ class GradientResult:
                 f"frameworks={list(self.firsts)}, dtype={self.dtype!r})")
 
     def __str__(self) -> str:
-        on = f", each on all {self.samples} samples" if self.samples > 1 else ""
+        on = f", each on all {self.samples} {self.units}" if self.samples > 1 else ""
         redrawn = f"; {self.skipped} draws redrawn: outside the loss's domain" if self.skipped else ""
         lines = [f"{self.model}: the manual gradient at {len(self.points)} points "
                  f"({', '.join(self.points)}{on}), {self.dtype}{redrawn}"]
@@ -160,7 +165,9 @@ def check_gradient(model: Model, draws: int = 3, seed: int = 0,
         worst[fw] = max((float(e.max(initial=0.0)) for e in loc.errors.values()), default=0.0)
         firsts[fw] = local.local_divergence(traj, loc, case)[0]
         splits[fw] = loc.split
-    return GradientResult(model.name, dtype, names, len(samples), compared, worst, firsts, splits, again)
+    unit = "batch" if model.general and model.batch_size > 1 else "sample"
+    return GradientResult(model.name, dtype, names, len(samples), compared, worst, firsts, splits, again,
+                          unit)
 
 
 def _as_steps(model: Model, fw: str, dtype: str, points: list[dict], samples: int,

@@ -102,3 +102,9 @@ def test_where_the_two_autograds_part_the_check_says_so(capsys):
     assert not result.agree and "autograds part there beyond rounding" in said, f"[clip_at_zero] {said}"
     code, out, err = cli(capsys, "run", str(MODELS / "clip_at_zero.py"), "--jobs", "1")
     assert "autograd part at step 0" in out and "not finite" not in out, f"[clip_at_zero] run:\n{out}"
+
+
+def test_a_real_loops_points_are_named_by_batch():
+    model = load(str(Path(__file__).parent.parent / "examples" / "char_rnn.py"))[0]
+    result = crosscheck.check_gradient(model, draws=1)
+    assert result.agree and "on all 5 batches" in str(result), f"[char_rnn] {result}"
