@@ -244,11 +244,15 @@ def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
 
 def _runnable(names: Sequence[str], overrides: dict) -> None:
     """Every user model named can be trained: it declares lr and epochs, or the options give them."""
-    from crosscheck.declaring.model import needs_run
+    from crosscheck.declaring.model import ModelError, needs_run
 
     for name in names:
-        if cases.get(name).document is None:
-            needs_run(name, cases.get(name).problem(**overrides).hyper)
+        case = cases.get(name)
+        if case.document is None:
+            try:
+                needs_run(name, case.problem(**overrides).hyper)
+            except ModelError as e:   # every message about a file's model starts with the file
+                raise ModelError(f"{case.origin}: {e}" if case.origin else str(e)) from None
 
 
 def _case_options() -> dict[str, list[str]]:

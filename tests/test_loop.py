@@ -337,3 +337,13 @@ def test_an_update_that_keeps_state_outside_its_argument_is_one_line():
     with pytest.raises(ModelError) as e:
         line(optimizer=optim.SGD(), update=_adam_with_a_global_counter, name="global_counter").validate()
     assert "keeps state outside its state argument" in str(e.value), str(e.value)
+
+
+def test_lr_cannot_reach_a_hand_written_update(capsys):
+    code, out, err = cli(capsys, "run", str(EXAMPLES / "char_rnn.py"), "--lr", "1")
+    said = f"crosscheck: error: {EXAMPLES / 'char_rnn.py'}: [char_rnn] declares its own update="
+    assert code == 2 and err.startswith(said), f"exit {code}: {err}"
+    with pytest.raises(ValueError, match="cannot reach it"):
+        from crosscheck.declaring.model import load
+
+        crosscheck.check(load(str(EXAMPLES / "char_rnn.py"))[0], lr=1.0)
