@@ -24,7 +24,9 @@ class Result:
 
     @property
     def agree(self) -> bool:
-        return all(self.report.agree(fw) for fw in self.report.comparisons)
+        """Every framework that ran agrees, and at least one ran (a leg that cannot express
+        the model's optimizer is not run, and never agrees in its place)."""
+        return bool(self.report.comparisons) and all(self.report.agree(fw) for fw in self.report.comparisons)
 
     @property
     def first_divergence(self) -> Divergence | None:

@@ -347,3 +347,14 @@ def test_lr_cannot_reach_a_hand_written_update(capsys):
         from crosscheck.declaring.model import load
 
         crosscheck.check(load(str(EXAMPLES / "char_rnn.py"))[0], lr=1.0)
+
+
+def test_the_errors_plot_carries_each_frameworks_update_errors():
+    from crosscheck.declaring.model import load
+    from crosscheck.reporting import report
+
+    result = crosscheck.check(load(str(EXAMPLES / "adam_logistic.py"))[0], frameworks=["torch"])
+    series = report.error_series(result.report)["frameworks"]["torch"]["update"]
+    steps = result.trajectories["numpy"].steps
+    assert len(series) == steps and 0 <= float(np.max(series)) < 1e-13, \
+        f"[adam_logistic/torch] update errors over {len(series)} of {steps} steps, worst {np.max(series)}"

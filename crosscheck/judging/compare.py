@@ -92,6 +92,7 @@ class Comparison:
     update_first: Divergence | None = None   # the first wrong step of a hand-written update
     update_max: dict[str, float] = dataclasses.field(default_factory=dict)   # param -> worst
     update_steps: int = 0                    # steps the update check compared (0: no update declared)
+    update_errors: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))   # per step
     autograd_split: int | None = None   # first step where the autograds disagree beyond rounding
     autograd_disagreement: float = 0.0  # how far they part there (normwise)
     extended_steps: int = 0             # steps the manual backward was confirmed in extended precision
@@ -271,7 +272,7 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         local_steps=loc.steps, local_first_steps=local_first_steps,
         diverges_at={"numpy": d_ref, fw: d_other}, autograd_split=split,
         update_first=upd.first if upd else None, update_max=upd.worst if upd else {},
-        update_steps=upd.steps if upd else 0,
+        update_steps=upd.steps if upd else 0, update_errors=upd.errors if upd else np.zeros(0),
         autograd_disagreement=loc.split_disagreement, extended_steps=len(loc.extended),
         local_errors=np.max(list(loc.errors.values()), axis=0) if loc.errors else np.zeros(loc.steps),
         local_allowed=np.asarray(loc.allowed, np.float64),

@@ -39,6 +39,7 @@ class Updates:
     worst: dict[str, float]             # parameter -> worst normwise error
     first: Any = None                   # compare.Divergence of the first wrong update, or None
     first_steps: dict = dataclasses.field(default_factory=dict)   # ("update", param) -> first bad step
+    errors: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))   # per step, the worst
 
 
 def likely(manual: np.ndarray, got: np.ndarray, before: np.ndarray, optimizer: Any, step: int) -> str:
@@ -119,6 +120,7 @@ def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
     steps = other.steps if stop is None else stop
     state: dict = {}
     worst = dict.fromkeys(names, 0.0)
+    per_step = np.zeros(steps)
     with np.errstate(all="ignore"):
         for k in range(steps):
             params = {n: np.array(other.params[n][k]) for n in names}
@@ -134,6 +136,7 @@ def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
                 ratio = float(np.max(np.abs(got - params[n]), initial=0.0)) / scale
                 tol = tolerances.update_rtol(other.dtype, optimizer.memory(k), ratio)
                 worst[n] = max(worst[n], err)
+                per_step[k] = max(per_step[k], err)
                 if err > tol:
                     bad.append((n, err, tol, diff))
             if bad:
@@ -147,5 +150,5 @@ def check(other: Trajectory, case: Case, optimizer: Any) -> Updates:
                                    float(np.ravel(got)[j]), err, "update", tol,
                                    explanation={"kind": "update", "factor": None, "elements": [],
                                                 "text": text})
-                return Updates(k + 1, worst, first, {("update", b[0]): k for b in bad})
-    return Updates(steps, worst)
+                return Updates(k + 1, worst, first, {("update", b[0]): k for b in bad}, per_step[:k + 1])
+    return Updates(steps, worst, errors=per_step)

@@ -96,6 +96,13 @@ def errors_plot(errors: Mapping[str, Any], case: str, path: Path) -> Path:
         series.append((glob, dict(color=color, lw=1.0, label=f"{fw}: trajectories vs reference")))
         series.append((local, dict(color=color, lw=0.8, ls=":", alpha=0.8,
                                    label=f"{fw}: manual backward vs autograd (local)")))
+        update = np.asarray(e.get("update", ()), np.float64)
+        if update.size:   # a hand-written update, against the framework's optimizer
+            update = np.maximum(update, floor)
+            top = max(top, 3 * float(update[np.isfinite(update)].max(initial=0.0)))
+            series.append((update, dict(color=color, lw=0.9, ls="--", alpha=0.6,
+                                        marker="o" if len(update) < 3 else None, markersize=5,
+                                        label=f"{fw}: manual update vs its optimizer")))
         tolerances.setdefault(np.asarray(e["allowed"], np.float64).tobytes(), []).append(fw)
     for line, owners in tolerances.items():
         color = STYLE[owners[0]]["color"] if len(owners) == 1 else "tab:gray"

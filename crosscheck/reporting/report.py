@@ -267,7 +267,8 @@ def error_series(r: CaseResult) -> dict[str, Any]:
     return {"envelope": r.envelope.per_step if r.envelope is not None else np.zeros(0),
             "horizon": r.envelope.horizon if r.envelope is not None else None,
             "frameworks": {fw: {"local": c.local_errors, "allowed": c.local_allowed,
-                                "global": c.global_errors} for fw, c in r.comparisons.items()}}
+                                "global": c.global_errors, "update": c.update_errors}
+                           for fw, c in r.comparisons.items()}}
 
 
 def check_transcript(case: str, ref: Trajectory) -> dict[str, Any] | None:
