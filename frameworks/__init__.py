@@ -83,6 +83,17 @@ def model_key(problem: Problem) -> str:
                        f"{problem.lr!r}|{problem.epochs}|{problem.masks}".encode())
     for a in (problem.x, problem.y, problem.x_test, *problem.init.values()):
         h.update(np.ascontiguousarray(a).tobytes() + str(a.shape).encode())
+    loop = problem.loop
+    if loop is not None:   # a real loop: its feed, noise, state, penalty and optimizer too
+        feed = loop.feed
+        h.update(f"|{id(loop.penalty)}|{loop.optimizer!r}|{loop.noisy}|{loop.stateful}|{feed.batch}|"
+                 f"{feed.axis}|{feed.shuffled}|{feed.element}".encode())
+        h.update(np.ascontiguousarray(feed.order).tobytes())
+        for step in feed.noise:
+            for name, a in sorted(step.items()):
+                h.update(name.encode() + np.ascontiguousarray(a).tobytes() + str(np.shape(a)).encode())
+        for name, a in sorted(loop.state0.items()):
+            h.update(name.encode() + np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 
 

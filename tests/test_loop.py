@@ -358,3 +358,8 @@ def test_the_errors_plot_carries_each_frameworks_update_errors():
     steps = result.trajectories["numpy"].steps
     assert len(series) == steps and 0 <= float(np.max(series)) < 1e-13, \
         f"[adam_logistic/torch] update errors over {len(series)} of {steps} steps, worst {np.max(series)}"
+
+
+def test_models_that_share_a_forward_get_their_own_loops_runs(capsys):
+    code, out, err = cli(capsys, "run", str(MODELS / "shared_forward_optimizers.py"))
+    assert code == 0 and "3 cases x 2 frameworks: 6 agree" in out + err, f"exit {code}:\n{out}{err}"
