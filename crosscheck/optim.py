@@ -30,6 +30,26 @@ class Optimizer:
     torch_name = ""
     optax_name = ""
 
+    def __post_init__(self) -> None:
+        """Settings checked as torch.optim checks them, each a ``ValueError`` of one line
+        (``Model`` says it as a ``ModelError``); ``betas`` kept as a tuple (a declaration is
+        hashed: the compiled JAX loop is keyed by it)."""
+        name = type(self).__name__
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "betas":
+                if not (isinstance(v, (tuple, list)) and len(v) == 2
+                        and all(_real(b) and 0 <= b < 1 for b in v)):
+                    raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {v!r}")
+                object.__setattr__(self, "betas", tuple(float(b) for b in v))
+            elif isinstance(f.default, bool):
+                if not isinstance(v, bool):
+                    raise ValueError(f"{name}: {f.name} must be True or False, got {v!r}")
+            elif not (_real(v) and v >= 0):
+                raise ValueError(f"{name}: {f.name} must be a number >= 0, got {v!r}")
+        if getattr(self, "nesterov", False) and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(f"{name}: nesterov needs a momentum above 0 and no dampening")
+
     @property
     def plain(self) -> bool:
         """The plain update ``p - lr * g`` (run as written, bitwise, everywhere)."""
@@ -82,6 +102,10 @@ class Optimizer:
         if why:
             raise CannotExpress("jax", why)
         return self.optax_transform(lr)
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class CannotExpress(Exception):

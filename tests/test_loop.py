@@ -121,7 +121,8 @@ def test_integer_labels_stay_integers():
 
 @pytest.mark.parametrize("kw, words", [
     ({"batch": 0}, "batch must be"), ({"batch": 2.5}, "batch must be"),
-    ({"shuffle": "yes"}, "shuffle must be"), ({"optimizer": "adam"}, "optimizer must be one of"),
+    ({"shuffle": "yes"}, "shuffle must be"), ({"shuffle": False}, "shuffle must be"),
+    ({"seed": True}, "seed must be"), ({"optimizer": "adam"}, "optimizer must be one of"),
     ({"sample_axis": 2}, "sample_axis must be 0 or 1"), ({"penalty": 3}, "penalty must be a function"),
     ({"state": {}}, "state must be a non-empty dict"),
     ({"update": lambda p, g, s: p}, "update must return (params, state)")])

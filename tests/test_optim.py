@@ -104,3 +104,21 @@ def test_the_docs_table_of_conventions_is_the_recorded_one():
     page = (Path(__file__).parent.parent / "docs" / "how-to" / "real-loops.md").read_text()
     for row in optim.CONVENTIONS:
         assert "| " + " | ".join(row) + " |" in page, f"docs/how-to/real-loops.md lacks the row {row}"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: optim.Adam(betas=(1.5, 0.999)), "betas must be two numbers in [0, 1)"),
+    (lambda: optim.Adam(eps=-1e-8), "eps must be a number >= 0"),
+    (lambda: optim.SGD(momentum=-1), "momentum must be a number >= 0"),
+    (lambda: optim.SGD(nesterov=True), "nesterov needs a momentum above 0"),
+    (lambda: optim.RMSprop(centered="yes"), "centered must be True or False")],
+    ids=["betas", "eps", "momentum", "nesterov", "centered"])
+def test_a_bad_setting_is_one_line(make, words):
+    with pytest.raises(ValueError) as e:
+        make()
+    assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_betas_given_as_a_list_are_a_tuple_and_hash():
+    assert optim.Adam(betas=[0.9, 0.99]) == optim.Adam(betas=(0.9, 0.99))
+    assert hash(optim.Adam(betas=[0.9, 0.99])) == hash(optim.Adam(betas=(0.9, 0.99)))

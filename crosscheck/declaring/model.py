@@ -76,6 +76,11 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
 
 
+def _seed(v: Any) -> bool:
+    """A seed for ``numpy.random.default_rng``: an int, 0 or more (never a bool)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+
+
 def _samples(a: np.ndarray, axis: int) -> int:
     """How many samples ``a`` holds along ``axis`` (a 1-D array: along its only axis)."""
     return int(a.shape[axis if a.ndim > 1 else 0]) if a.ndim else 0
@@ -220,10 +225,11 @@ class Model:
             if getattr(self, what) is not None and not callable(getattr(self, what)):
                 kind = type(getattr(self, what)).__name__
                 raise ModelError(f"[{name}] {what} must be a function, got {kind}")
-        if self.shuffle is not None and not (_positive_int(self.shuffle) or self.shuffle == 0):
-            raise ModelError(f"[{name}] shuffle must be None or an int seed, got {self.shuffle!r}")
-        if not (_positive_int(self.seed) or self.seed == 0) or isinstance(self.seed, bool):
-            raise ModelError(f"[{name}] seed must be a non-negative int, got {self.seed!r}")
+        if self.shuffle is not None and not _seed(self.shuffle):
+            raise ModelError(f"[{name}] shuffle must be None or an int seed (0 or more), "
+                             f"got {self.shuffle!r}")
+        if not _seed(self.seed):
+            raise ModelError(f"[{name}] seed must be an int (0 or more), got {self.seed!r}")
         if self.optimizer is not None and not isinstance(self.optimizer, optim.Optimizer):
             known = ", ".join(f"crosscheck.optim.{k}(...)" for k in optim.OPTIMIZERS)
             raise ModelError(f"[{name}] optimizer must be one of {known}, got {self.optimizer!r}")
