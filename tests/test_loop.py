@@ -364,3 +364,9 @@ def test_the_errors_plot_carries_each_frameworks_update_errors():
 def test_models_that_share_a_forward_get_their_own_loops_runs(capsys):
     code, out, err = cli(capsys, "run", str(MODELS / "shared_forward_optimizers.py"))
     assert code == 0 and "3 cases x 2 frameworks: 6 agree" in out + err, f"exit {code}:\n{out}{err}"
+
+
+def test_a_real_loops_report_claims_no_prediction_it_did_not_compare(examples_run):
+    _, report, _ = examples_run
+    groups = report["cases"]["adam_minibatch"]["frameworks"]["torch"]["max_rel_err"]
+    assert "predictions" not in groups, f"[adam_minibatch/torch] predictions reported as compared: {groups}"

@@ -236,7 +236,8 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
               causal(ref, "param", name)[:end])
     if complete:
         last = np.full(1, ref.steps - 1)
-        check("pred_train", None, other.pred_train[None], ref.pred_train[None], last)
+        if ref.pred_train.size:   # (a real loop records none: its noise or state has no one value)
+            check("pred_train", None, other.pred_train[None], ref.pred_train[None], last)
         if ref.pred_test.size:
             check("pred_test", None, other.pred_test[None], ref.pred_test[None], last)
 
@@ -259,7 +260,9 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
         return max((v for (q, _), v in per.items() if q in quantities), default=0.0)
 
     groups = {"loss": worst("loss", "epoch_loss"), "grads": worst("grad"),
-              "params": worst("init", "param", "state"), "predictions": worst("pred_train", "pred_test")}
+              "params": worst("init", "param", "state")}
+    if any(q in ("pred_train", "pred_test") for q, _ in per):   # a group that compared nothing is absent
+        groups["predictions"] = worst("pred_train", "pred_test")
     global_first = min(candidates, key=lambda c: c[:2])[2] if candidates else None
     # The earlier step wins; at the same step a wrong gradient is the cause, not the effect.
     both = [d for d in (local_first, upd.first if upd else None, global_first) if d is not None]
