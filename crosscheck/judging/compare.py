@@ -225,9 +225,10 @@ def compare(ref: Trajectory, other: Trajectory, env: Envelope | None = None,
     check("epoch_loss", None, other.epoch_loss[:epochs], ref.epoch_loss[:epochs],
           (np.arange(epochs) + 1) * per_epoch - 1)
     for name in ref.state:
-        if name in other.state:
-            check("state", name, other.state[name][1:end + 1], ref.state[name][1:end + 1], idx,
-                  causal_scale(ref.state[name][1:])[:end])
+        if name not in other.state:   # every implementation records the state it carries
+            raise RuntimeError(f"[{case}/{fw}] the run recorded no state {name!r}; the reference carries it")
+        check("state", name, other.state[name][1:end + 1], ref.state[name][1:end + 1], idx,
+              causal_scale(ref.state[name][1:])[:end])
     for name in ref.param_names:
         check("init", name, other.params[name][:1], ref.params[name][:1], np.zeros(1, int))
         check("grad", name, other.grads[name][:end], ref.grads[name][:end], idx,
