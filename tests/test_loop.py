@@ -370,3 +370,9 @@ def test_a_real_loops_report_claims_no_prediction_it_did_not_compare(examples_ru
     _, report, _ = examples_run
     groups = report["cases"]["adam_minibatch"]["frameworks"]["torch"]["max_rel_err"]
     assert "predictions" not in groups, f"[adam_minibatch/torch] predictions reported as compared: {groups}"
+
+
+def test_explain_names_a_real_loops_batch_by_its_samples(capsys):
+    code, out, err = cli(capsys, "explain", str(EXAMPLES / "adam_minibatch.py"), "--step", "4")
+    head = out.splitlines()[0] if out else err
+    assert code == 0 and "step 4 (epoch 1, batch 1 of 3 (samples " in head and "At(" not in out, head

@@ -30,9 +30,17 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
     The header's verdict and the closing summary are counted from the lines below them.
     """
     c = cases.get(traj.case)
-    sample = oracles.sample_of(traj, step)
-    per_epoch = traj.steps // traj.epochs
-    where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
+    if traj.feed is not None:   # a real loop: the step's batch, as its feed gave it
+        feed = traj.feed
+        epoch, j = divmod(step, feed.per_epoch)
+        index = feed.index(step)
+        shown = ", ".join(map(str, index[:8])) + (", ..." if len(index) > 8 else "")
+        where = (f"epoch {epoch}, batch {j} of {feed.per_epoch} (samples {shown})" if feed.per_epoch > 1
+                 else f"epoch {epoch}")
+    else:
+        sample = oracles.sample_of(traj, step)
+        per_epoch = traj.steps // traj.epochs
+        where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
     body, verdicts = [], {}
     for line in oracles.chain(traj, step):
         body.append(f"  {line.text}")
