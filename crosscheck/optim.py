@@ -308,12 +308,20 @@ def reference_update(optimizer: Optimizer, lr: float,
                      frameworks: tuple[str, ...] | None = None) -> tuple[Callable[..., Any], str]:
     """The declared rule as ``update(params, grads, state) -> (params, state)`` on NumPy
     arrays, run by the first of ``frameworks`` (default: every registered one, in order)
-    whose optimizer expresses it (the reference of a model that declares ``optimizer=`` and
-    no ``update=``); and that framework's name."""
-    from crosscheck.frameworks.registry import FRAMEWORKS, REGISTRY
+    whose optimizer expresses it and that can be imported (the reference of a model that
+    declares ``optimizer=`` and no ``update=``); and that framework's name. Where none can,
+    the last :class:`~crosscheck.frameworks.FrameworkUnavailable` (exit 3, naming it)."""
+    from crosscheck.frameworks import FrameworkUnavailable, load
+    from crosscheck.frameworks.registry import FRAMEWORKS
 
     frameworks = FRAMEWORKS if frameworks is None else frameworks
+    unavailable = None
     for fw in frameworks:
         if optimizer.cannot(fw) is None:
-            return REGISTRY[fw].reference_update(optimizer, lr), fw
+            try:   # imported and checked on first use as every framework is
+                return load(fw).reference_update(optimizer, lr), fw
+            except FrameworkUnavailable as e:   # the next framework that can express it, if any
+                unavailable = e
+    if unavailable is not None:
+        raise unavailable
     raise CannotExpress(frameworks[0], optimizer.cannot(frameworks[0]) or "")

@@ -49,7 +49,9 @@ class Framework:
     def reference_update(self, optimizer: Any, lr: float) -> Callable[..., Any]:
         """The declared rule run by this framework's optimizer on NumPy arrays:
         ``update(params, grads, state) -> (params, state)``."""
-        return self.import_module().reference_update(optimizer, lr)
+        from crosscheck.frameworks import load
+
+        return load(self.name).reference_update(optimizer, lr)
 
 
 #: Every framework, in the order they run and are shown.
