@@ -640,15 +640,19 @@ class Model:
         (each stepper starts afresh): the reference run, and the envelope's shadow."""
         hyper = dict(self.hyper() if hyper is None else hyper)
         lr, epochs = float(hyper["lr"]), int(hyper["epochs"])
+        # The update: the hand-written one (checked), the declared optimizer as a framework
+        # runs it, or the plain p - lr * g (None).
+        update: Callable[..., tuple[dict, dict]] | None = None
         if self.update is not None:
-            update = functools.partial(self._update, where="")
-        elif self.declared_optimizer.plain:
-            update = None
-        else:
+            update = self._update
+        elif not self.declared_optimizer.plain:
             from crosscheck.frameworks import FRAMEWORKS
 
             able = tuple(f for f in FRAMEWORKS if f not in self.cannot_express)
-            update = optim.reference_update(self.declared_optimizer, lr, able)[0]
+            by_framework = optim.reference_update(self.declared_optimizer, lr, able)[0]
+
+            def update(params, grads, state, where):
+                return by_framework(params, grads, state)
         carry: dict[str, Any] = {"state": self.state0, "opt": {}, "named": {}}
 
         def step(k: int, params: Mapping[str, np.ndarray],
@@ -665,10 +669,8 @@ class Model:
                 used = _rounded(grads, dev, rounding)
             if update is None:
                 new = {n: params[n] - lr * used[n] for n in params}
-            elif self.update is not None:
-                new, carry["opt"] = self._update(params, used, carry["opt"], where)
             else:
-                new, carry["opt"] = update(params, used, carry["opt"])
+                new, carry["opt"] = update(params, used, carry["opt"], where)
             carry["state"], carry["named"] = new_state, named
             return value, grads, new
         step.carry = carry  # type: ignore[attr-defined]
