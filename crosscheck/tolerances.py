@@ -164,6 +164,25 @@ def update_rtol(dtype: str, memory: float, step_ratio: float) -> float:
 PRECISE_SHADOW_WORK = 100_000
 
 
+#: A wrong hand-written update's step is read as one factor of the optimizer's where the
+#: ratio of the two is the same on every moving element within this, relative: eps (1e-8
+#: beside a root of a moment of about 1e-4) moves the ratio by about 1e-4 relative, and the
+#: factors told apart (3.162 for Adam's two bias corrections at step 0, 0.1 and 0.0316 for one)
+#: differ by far more.
+UPDATE_SAME_FACTOR = 1e-3
+
+#: An array of a hand-written optimizer's state is named as torch.optim's buffer it equals
+#: within this, relative to the buffer's largest magnitude: the two are the same sums of the
+#: same gradients in another order, apart by the rule's memory times u (1e-13 for Adam's
+#: second moment over 1000 steps), and a wrong state (|g| averaged for g**2) by O(1).
+UPDATE_SAME_STATE = 1e-9
+
+#: A manual gradient off by c times the declared penalty's own gradient: c is read where the
+#: difference is that multiple within this, relative. The penalty's gradient is by central
+#: differences (FD_STEP), exact to about 1e-10 relative for a polynomial term.
+PENALTY_SAME_FACTOR = 1e-6
+
+
 # --------------------------------------------------------------------------- whole runs
 #: The envelope below is a linearisation: it holds while the differences stay small. Where
 #: it passes 1% the trajectories can no longer be compared step by step, because rounding

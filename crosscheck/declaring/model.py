@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from crosscheck import optim
+from crosscheck import optim, tolerances
 from crosscheck.declaring import cases
 from crosscheck.declaring.cases import Case
 from crosscheck.declaring.loop import At, Feed, Loop, make_feed, take
@@ -753,7 +753,7 @@ class Model:
         for k, v in given.items():
             g = np.zeros_like(v)
             for i in np.ndindex(v.shape):
-                h = 1e-5 * max(1.0, abs(float(v[i])))
+                h = tolerances.FD_STEP * max(1.0, abs(float(v[i])))
                 up, down = dict(given), dict(given)
                 up[k], down[k] = v.copy(), v.copy()
                 up[k][i] += h

@@ -69,9 +69,10 @@ def penalty_factor(name: str, manual: np.ndarray, autograd: np.ndarray, penalty:
     if not on.any() or np.max(np.abs(diff[~on]), initial=0.0) > tol * scale:
         return None
     c = float(np.median(diff[on] / g[on]))
-    if c == 0 or np.max(np.abs(diff - c * g)) > max(tol * scale, 1e-6 * np.max(np.abs(diff))):
+    same = tolerances.PENALTY_SAME_FACTOR
+    if c == 0 or np.max(np.abs(diff - c * g)) > max(tol * scale, same * np.max(np.abs(diff))):
         return None
-    hint = " (a missing factor 2 of an L2 term?)" if abs(c + 0.5) < 1e-6 else ""
+    hint = " (a missing factor 2 of an L2 term?)" if abs(c + 0.5) < same else ""
     return Explanation("penalty", f"{name}: the penalty's term in the backward is {1 + c:.4g} times the "
                        f"penalty's gradient on every element{hint}", factor=1 + c)
 

@@ -21,15 +21,6 @@ from crosscheck import tolerances
 from crosscheck.declaring.cases import Case
 from crosscheck.running.record import Trajectory
 
-#: How close an array of the hand-written state must be to torch.optim's buffer to be named
-#: as it, relative to the buffer's largest magnitude (the same sums of the same gradients,
-#: in another order).
-SAME_STATE = 1e-9
-
-#: How close the manual step's ratio to the optimizer's must be on every element to be called
-#: one factor: eps (1e-8 beside a root of a moment) moves the ratio by about 1e-5 relative.
-SAME_FACTOR = 1e-3
-
 
 @dataclasses.dataclass(frozen=True)
 class Updates:
@@ -53,13 +44,13 @@ def likely(manual: np.ndarray, got: np.ndarray, before: np.ndarray, optimizer: A
     if not moving.any():
         return f"{name} leaves the parameter where it was at step {step}; the manual update moves it"
     ratio = d_manual[moving] / d_fw[moving]
-    if np.ptp(ratio) <= SAME_FACTOR * np.max(np.abs(ratio)):
+    if np.ptp(ratio) <= tolerances.UPDATE_SAME_FACTOR * np.max(np.abs(ratio)):
         c = float(np.median(ratio))
         for what, factor in optimizer.factors(step).items():
-            if math.isclose(c, 1 / factor, rel_tol=SAME_FACTOR):
+            if math.isclose(c, 1 / factor, rel_tol=tolerances.UPDATE_SAME_FACTOR):
                 return (f"the manual step is {c:.4g} times {name}'s on every element at step {step}, "
                         f"1 / {factor:.4g}: {what}")
-        shown = f"{c:.4g}" if abs(c - 1) > 1e-3 else f"{c:.9g}"   # (never "1 times")
+        shown = f"{c:.4g}" if abs(c - 1) > tolerances.UPDATE_SAME_FACTOR else f"{c:.9g}"   # (never "1 times")
         return f"the manual step is {shown} times {name}'s on every element at step {step}"
     return (f"the manual step differs from {name}'s by no single factor at step {step} (from "
             f"{np.min(ratio):.3g} to {np.max(ratio):.3g} times it): the state's update or the step's formula")
@@ -100,7 +91,7 @@ def states_compared(other: Trajectory, optimizer: Any, step: int, manual_state: 
     for name, a in theirs:
         scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
         same = [path for path, b in mine if b.shape == a.shape
-                and float(np.max(np.abs(b - a), initial=0.0)) <= SAME_STATE * scale]
+                and float(np.max(np.abs(b - a), initial=0.0)) <= tolerances.UPDATE_SAME_STATE * scale]
         (matched if same else missing).append(f"{name} = {same[0]}" if same else name)
     if not theirs:
         return ""
