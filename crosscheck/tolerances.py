@@ -70,8 +70,7 @@ def rtol(steps: int, dtype: str = "float64") -> float:
 #: much it amplifies rounding beyond the plain chain of operations: for the documents' own
 #: cases (ReLU and identity, whose derivatives are exact) it is 1. For the class model with
 #: tanh or sigmoid, whose derivative formulas cancel as a unit saturates (error u absolute,
-#: not relative), it is the running bound ``class_gradient_bound`` of that step (kept with
-#: its case, ``reference/relu_class.py``),
+#: not relative), it is the running bound :func:`two_layer_gradient_bound` of that step,
 #: relative to each gradient's causal scale, over OPS_PER_STEP * u
 #: (``reference.relu_class.conditioning``). Found when ``--sizes 2,3,1 --activations
 #: tanh,identity`` drifted to 1.5e-9 against a 1.1e-11 bound. (A first try, max 1 / f',
@@ -334,6 +333,62 @@ DRIFT = 1e-3
 def behaviour_rtol(dtype: str, steps: int) -> float:
     """Relative tolerance on cycle values when comparing two runs' dynamics."""
     return rtol(steps, dtype) if dtype == "float64" else DRIFT
+
+
+# --------------------------------------------------------------------------- two layers, any shape
+def two_layer_gradient_bound(x, y, W1, b1, W2, b2, outputs) -> tuple:
+    """Elementwise bound on |manual - autograd| for one step of a two-layer network
+    ``O = act2(act1(x W1 + b1) W2 + b2)`` with a mean-squared error, as bounds on the gradients
+    of (W1, b1, W2, b2), in that order: the documents' class model (whose case names them,
+    ``reference/relu_class.py``).
+
+    A first-order running error analysis of one step, E = OPS_PER_STEP * u per operation
+    chain (sums here have at most 4 terms, well inside 32). Both implementations compute
+    the same sums of products in other orders, so each is within the bound below of the
+    exact value, and their difference within twice that.
+
+    * Forward: a = x W1 + b1 is off by E (|x| |W1| + |b1|); every activation used here is
+      1-Lipschitz, so A inherits that error plus its own rounding, and z, O likewise.
+    * dL_dO = 2 (O - y) / m: O - y cancels near a fit, so the forward's *absolute* error
+      of O enters dL_dO in full. (The dev hypothesis profile found this: m = 1, identity
+      layers, JAX summing x @ W1 in another order.)
+    * Activation derivatives lie in [0, 1] and are 1-Lipschitz here (relu away from its
+      kink), so each is bounded by 1 and moves by at most the error of its argument, plus
+      an absolute E: ``1 - tanh**2`` and ``s * (1 - s)`` cancel when the unit saturates,
+      which made manual and autograd differ by up to 1.8e-12 *relative* on random models.
+    * Each gradient then gets the errors of its factors plus E times its terms' magnitudes.
+
+    ``outputs`` is the forward's (a, A, z, O); shapes as in ``LinearRegressionNN.backward``,
+    or with a leading axis of steps on every argument (then every bound has it too).
+    """
+    E = OPS_PER_STEP * UNIT_ROUNDOFF["float64"]
+
+    def T(v):
+        return np.swapaxes(v, -1, -2)
+
+    def total(v):
+        return np.sum(v, axis=(-2, -1))
+
+    x = np.abs(np.asarray(x, np.float64))
+    W1, W2 = (np.abs(np.asarray(w, np.float64)) for w in (W1, W2))
+    b1, b2 = (np.abs(np.asarray(b, np.float64))[..., None, None] for b in (b1, b2))
+    _, A, _, out = (np.asarray(v, np.float64) for v in outputs)
+    A, m = np.abs(A), out.shape[-2]
+    # forward errors (absolute)
+    err_a = E * (x @ W1 + b1)                                        # (m, h)
+    err_A = err_a + E * A
+    err_z = E * (A @ W2 + b2) + err_A @ W2                           # (m, o)
+    err_O = err_z + E * np.abs(out)
+    # backward magnitudes (derivatives bounded by 1) and their errors
+    D_O = np.abs(2 * (out - np.asarray(y, np.float64)) / m)          # (m, o)
+    err_DO = 2 / m * err_O + E * D_O
+    D_z, err_Dz = D_O, err_DO + D_O * (err_z + E)
+    D_A = D_z @ T(W2)                                                # (m, h)
+    err_DA = err_Dz @ T(W2) + E * D_A
+    D_a, err_Da = D_A, err_DA + D_A * (err_a + E)
+    one = (T(x) @ err_Da + E * (T(x) @ D_a), total(err_Da) + E * total(D_a),
+           T(A) @ err_Dz + T(err_A) @ D_z + E * (T(A) @ D_z), total(err_Dz) + E * total(D_z))
+    return tuple(2 * v for v in one)
 
 
 # --------------------------------------------------------------------------- nightly diff

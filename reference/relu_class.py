@@ -267,60 +267,12 @@ def gradient(params, hyper, sample=None):
 
 
 def class_gradient_bound(x, y, params: dict, outputs) -> dict:
-    """Elementwise bound on |manual - autograd| for one step of the class model (its parameters
-    W1, b1, W2, b2: a bound of this case, kept with it; the constants are crosscheck.tolerances').
+    """:func:`crosscheck.tolerances.two_layer_gradient_bound` for this case's parameters
+    (W1, b1, W2, b2) and its forward's ``outputs`` (a, A, z, O), as ``{name: bound}``."""
+    from crosscheck.tolerances import two_layer_gradient_bound
 
-    A first-order running error analysis of one step, E = OPS_PER_STEP * u per operation
-    chain (sums here have at most 4 terms, well inside 32). Both implementations compute
-    the same sums of products in other orders, so each is within the bound below of the
-    exact value, and their difference within twice that.
-
-    * Forward: a = x W1 + b1 is off by E (|x| |W1| + |b1|); every activation used here is
-      1-Lipschitz, so A inherits that error plus its own rounding, and z, O likewise.
-    * dL_dO = 2 (O - y) / m: O - y cancels near a fit, so the forward's *absolute* error
-      of O enters dL_dO in full. (The dev hypothesis profile found this: m = 1, identity
-      layers, JAX summing x @ W1 in another order.)
-    * Activation derivatives lie in [0, 1] and are 1-Lipschitz here (relu away from its
-      kink), so each is bounded by 1 and moves by at most the error of its argument, plus
-      an absolute E: ``1 - tanh**2`` and ``s * (1 - s)`` cancel when the unit saturates,
-      which made manual and autograd differ by up to 1.8e-12 *relative* on random models.
-    * Each gradient then gets the errors of its factors plus E times its terms' magnitudes.
-
-    ``outputs`` is the forward's (a, A, z, O); shapes as in ``LinearRegressionNN.backward``,
-    or with a leading axis of steps on every argument (then every bound has it too).
-    """
-    from crosscheck.tolerances import OPS_PER_STEP, UNIT_ROUNDOFF
-
-    E = OPS_PER_STEP * UNIT_ROUNDOFF["float64"]
-
-    def T(v):
-        return np.swapaxes(v, -1, -2)
-
-    def total(v):
-        return np.sum(v, axis=(-2, -1))
-
-    x = np.abs(np.asarray(x, np.float64))
-    W1, W2 = (np.abs(np.asarray(params[k], np.float64)) for k in ("W1", "W2"))
-    b1, b2 = (np.abs(np.asarray(params[k], np.float64))[..., None, None] for k in ("b1", "b2"))
-    _, A, _, out = (np.asarray(v, np.float64) for v in outputs)
-    A, m = np.abs(A), out.shape[-2]
-    # forward errors (absolute)
-    err_a = E * (x @ W1 + b1)                                        # (m, h)
-    err_A = err_a + E * A
-    err_z = E * (A @ W2 + b2) + err_A @ W2                           # (m, o)
-    err_O = err_z + E * np.abs(out)
-    # backward magnitudes (derivatives bounded by 1) and their errors
-    D_O = np.abs(2 * (out - np.asarray(y, np.float64)) / m)          # (m, o)
-    err_DO = 2 / m * err_O + E * D_O
-    D_z, err_Dz = D_O, err_DO + D_O * (err_z + E)
-    D_A = D_z @ T(W2)                                                # (m, h)
-    err_DA = err_Dz @ T(W2) + E * D_A
-    D_a, err_Da = D_A, err_DA + D_A * (err_a + E)
-    one = {"b2": total(err_Dz) + E * total(D_z),
-           "W2": T(A) @ err_Dz + T(err_A) @ D_z + E * (T(A) @ D_z),
-           "b1": total(err_Da) + E * total(D_a),
-           "W1": T(x) @ err_Da + E * (T(x) @ D_a)}
-    return {k: 2 * v for k, v in one.items()}
+    bound = two_layer_gradient_bound(x, y, *(params[k] for k in ("W1", "b1", "W2", "b2")), outputs)
+    return dict(zip(("W1", "b1", "W2", "b2"), bound, strict=True))
 
 
 def conditioning(traj: Trajectory) -> np.ndarray | float:

@@ -3,7 +3,8 @@
 ``LinearRegressionNN`` takes any (inputs, hidden units, outputs) and pluggable activation
 objects. For random sizes, data, initial values and every activation on both layers (MSE
 loss), the manual gradients of several steps must match torch's and JAX's autograd at the
-same parameters, within the running error bound ``class_gradient_bound`` (reference/relu_class.py).
+same parameters, within the running error bound ``tolerances.two_layer_gradient_bound``
+(read by the case's ``class_gradient_bound``).
 
 Finding: for more than one output the class is not consistent with itself. ``MSE.f``
 averages over all m * o entries but ``MSE.fp`` divides by m only, so every manual
