@@ -3,7 +3,7 @@ each framework's autograd there, with no training run (as ``torch.autograd.gradc
 ``jax.test_util.check_grads`` do), so a model needs no ``lr`` or ``epochs`` for it.
 
 The points are the initial values and ``draws`` random draws around them (seeded). Each
-point is judged exactly as a run's local question judges a step (:func:`compare.local`):
+point is judged exactly as a run's local question judges a step (:func:`crosscheck.judging.local.local`):
 the same tolerance, the same probe of the gradient's sensitivity to rounding, the same
 extended-precision and second-autograd checks; a wrong gradient gets the same likely
 mistake (:mod:`crosscheck.judging.mistakes`). A model trained per sample is checked on every
@@ -174,7 +174,7 @@ def _as_steps(model: Model, fw: str, dtype: str, points: list[dict], samples: in
               got: list[dict]) -> Trajectory:
     """The points as a run's record: a point an epoch, each of its samples a step (one step
     for the whole batch), autograd's values as the framework's, so that
-    :func:`compare.local` judges them as it judges a run."""
+    :func:`crosscheck.judging.local.local` judges them as it judges a run."""
     at = [p for p in points for _ in range(samples)]
     params = {k: np.stack([np.asarray(p[k], dtype) for p in [*at, at[-1]]]) for k in points[0]}
     grads = {k: np.stack([np.asarray(g["params"][k], dtype) for g in got]) for k in points[0]}

@@ -5,7 +5,8 @@ Each framework is one :class:`~crosscheck.frameworks.registry.Framework` in :dat
 (its models module, version packages, optimizer library, plot style). Each models module exposes
 ``train(problem, dtype, progress=None) -> Trajectory`` and ``gradients(problem, params, sample, dtype)``.
 The framework is imported only when it is asked for (:func:`load`), so the reference runs
-without torch or JAX. One that cannot be imported, or imports but fails its first small
+without torch or JAX (but for a declared optimizer without a hand-written ``update=``, which
+the first framework that expresses it runs). One that cannot be imported, or imports but fails its first small
 computation (a CUDA library missing at first use, a broken build), raises
 :class:`FrameworkUnavailable`, naming it and its installed version: an environment problem,
 told apart from a model's forward that does not run there.

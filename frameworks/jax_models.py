@@ -6,11 +6,12 @@ Where the hand-written code and JAX's habits differ, the hand-written code wins:
 
 * float64: ``jax_enable_x64`` is switched on here, and every run's arrays are checked
   to really be float64 (``Trajectory.check_dtype``); JAX would compute in float32.
-* The update is ``p - lr * grad`` on every parameter after all gradients are taken (no
-  optax).
-* Per-sample training keeps a plain loop's order: a ``lax.scan`` over samples inside a
-  ``lax.scan`` over epochs, the epoch's loss summed in the carry sample by sample as a
-  ``total_loss += loss`` does (``jnp.sum`` would add them in another order).
+* The update is ``p - lr * grad`` on every parameter after all gradients are taken, or where
+  a model declares an optimizer, optax's as declared (crosscheck.optim).
+* The steps keep a plain loop's order: a ``lax.scan`` over each epoch's steps inside a
+  ``lax.scan`` over epochs, each step's batch and noise from the model's feed, the epoch's
+  loss summed in the carry step by step as a ``total_loss += loss`` does (``jnp.sum`` would
+  add them in another order).
 * Data and initial values are copied in from the case's NumPy arrays; ``jax.random``
   would not reproduce NumPy's stream.
 

@@ -3,10 +3,11 @@ namespace ``xp`` (array-api-compat's torch), with gradients from ``torch.autogra
 
 Where the hand-written code and torch's habits differ, the hand-written code wins:
 
-* The update is ``p -= lr * grad`` on every parameter after all gradients are taken; no
-  optimizer.
-* Per-sample training keeps the order of a plain Python loop (no DataLoader, no
-  shuffling); the epoch's loss is the sum of the samples' losses, added in order.
+* The update is ``p -= lr * grad`` on every parameter after all gradients are taken, or
+  where a model declares an optimizer, ``torch.optim``'s as declared (crosscheck.optim).
+* The steps keep the order of a plain Python loop (no DataLoader): each step's batch and
+  noise come from the model's feed (its own shuffling, drawn once, the same in every
+  implementation); an epoch of several steps has the sum of their losses, added in order.
 * Data and initial values are copied in from the case's NumPy arrays.
 
 Nothing here knows a case: ``problem.forward`` and ``problem.loss`` are the case's own.

@@ -122,3 +122,15 @@ def test_a_bad_setting_is_one_line(make, words):
 def test_betas_given_as_a_list_are_a_tuple_and_hash():
     assert optim.Adam(betas=[0.9, 0.99]) == optim.Adam(betas=(0.9, 0.99))
     assert hash(optim.Adam(betas=[0.9, 0.99])) == hash(optim.Adam(betas=(0.9, 0.99)))
+
+
+def test_the_conventions_table_was_measured_on_the_pinned_versions():
+    """The table is a measurement of two releases: where constraints.txt pins others, it (and
+    this file's checks of it) must be measured again."""
+    from pathlib import Path
+
+    pins = dict(line.split("==") for line in (Path(__file__).parent.parent / "constraints.txt").read_text()
+                .splitlines() if "==" in line and not line.startswith("#"))
+    pinned = {k: pins[k] for k in optim.CONVENTIONS_VERSIONS}
+    assert pinned == optim.CONVENTIONS_VERSIONS, \
+        f"constraints.txt pins {pinned}, the table was measured on {optim.CONVENTIONS_VERSIONS}"

@@ -4,9 +4,11 @@
 
 A model is data, a forward pass and a loss written once against the array namespace
 ``xp`` (NumPy's, torch's or JAX's, from array-api-compat), and the NumPy backward under
-test. The reference run is the model's own: the NumPy forward and loss, the hand-written
-``backward``, and the update ``p - lr * grad`` on every parameter after all gradients are
-taken. The frameworks run the same forward and loss with autograd's gradients.
+test. The reference run is the model's own: the NumPy forward and loss (plus any penalty),
+the hand-written ``backward``, and the update: ``p - lr * grad`` on every parameter after all
+gradients are taken, the hand-written ``update``, or the declared optimizer as a framework
+runs it. The frameworks run the same forward and loss with autograd's gradients and their
+own optimizers, over the same batches and noise (:mod:`crosscheck.declaring.loop`).
 
 Everything a user can get wrong in the declaration is a :class:`ModelError`: one line that
 names the model and what to change (exit code 2 on the command line).
@@ -144,16 +146,17 @@ class Model:
 
     Attributes:
         name: the model's name in the report, the JSON, the plots and the baselines.
-        x: training inputs, samples along axis 0 (converted to float64).
-        y: training targets, samples along axis 0 (converted to float64; one-hot targets
-            for a classifier).
+        x: training inputs, samples along axis ``sample_axis`` (converted to float64).
+        y: training targets, samples along the same axis: floats (converted to float64), or
+            integer class labels (kept as integers).
         init: parameter name -> initial value; the order is kept.
         forward: ``forward(xp, params, x) -> prediction``, written once against ``xp``. It
             may take ``tap=`` (``tap(name, t)`` returns ``t``) to name intermediates.
         loss: ``loss(xp, prediction, y) -> scalar``: what the manual gradients differentiate.
         backward: ``backward(params, x, y) -> {name: gradient}``, NumPy: the code under test.
             With a tapping forward it may return ``(grads, {tap name: dL/d tap})``.
-        lr: the update ``p - lr * grad``: needed for a training run
+        lr: the learning rate (the plain update ``p - lr * grad``, or the declared optimizer's):
+            needed for a training run
             ([`crosscheck.check`][crosscheck.api.check]), not for the gradient at points alone
             ([`crosscheck.check_gradient`][crosscheck.points.check_gradient]).
         epochs: how many epochs: needed for a training run, as ``lr`` is.

@@ -42,8 +42,10 @@ class Problem:
     Attributes:
         case: case or model name.
         mode: ``batch`` (one update per epoch on the whole batch) or ``sgd`` (one update
-            per sample, the epoch's loss being the sum of the samples' losses).
-        x, y: training inputs and targets, float64, samples along axis 0.
+            per sample, the epoch's loss being the sum of the samples' losses), for a problem
+            without ``loop``; a real loop's steps are its feed's.
+        x, y: training inputs and targets, float64 (integer class labels of a real loop kept
+            as integers), samples along axis 0 (a real loop's ``sample_axis``).
         x_test: test input(s) whose predictions are recorded, shape (0,) if none.
         init: parameter name -> initial value, in the declared order.
         hyper: lr, epochs and the rest, as recorded in the trajectory.
@@ -52,6 +54,9 @@ class Problem:
         masks: names of tapped ReLU pre-activations whose ``> 0`` masks are recorded.
         sample_slice: ``sgd`` only: a step sees ``x[i:i + 1]`` (True, the sample axis kept)
             or the element ``x[i]`` (False: the documents' plain-Python loops over scalars).
+        loop: a real loop's declaration (:class:`crosscheck.declaring.loop.Loop`: its feed,
+            state, penalty and optimizer); None for the documents' loops, which the
+            frameworks run as its plain instance (:func:`crosscheck.declaring.loop.loop_of`).
     """
 
     case: str

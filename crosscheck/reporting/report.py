@@ -17,6 +17,7 @@ import numpy as np
 from crosscheck import frameworks as fw_registry
 from crosscheck import tolerances
 from crosscheck.declaring import cases
+from crosscheck.declaring.cases import Case
 from crosscheck.judging import compare, diagnostics, metrics, transcript
 from crosscheck.judging import envelope as envelopes
 from crosscheck.judging import local as locals_
@@ -151,8 +152,9 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
     owner: dict[tuple, str] = {}                  # run key -> the case that runs it
     problems = {}
     for case in names:
-        problems[case] = cases.get(case).problem(**overrides)
-        cannot = cases.get(case).cannot_express
+        declared = cases.get(case)
+        problems[case] = declared.problem(**overrides)
+        cannot = declared.cannot_express
         if frameworks and all(fw in cannot for fw in frameworks):
             from crosscheck.declaring.model import ModelError
 
@@ -199,7 +201,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
 def _run_checked(task: tuple[str, str, str, dict[str, Any]],
                  progress: Callable[[int], None] | None = None) -> tuple[Trajectory, Check]:
     """A run and its own check: the reference's envelope (:func:`compare.envelope`), a
-    framework run's local check (:func:`compare.local`)."""
+    framework run's local check (:func:`crosscheck.judging.local.local`)."""
     _, impl, dtype, _ = task
     traj = _run(task, progress)
     if impl == "numpy":
@@ -254,7 +256,8 @@ def analyse(case: str, trajs: dict[str, Trajectory], dtype: str = "float64",
         progress(f"{case} [curvature]")
         stab = diagnostics.stability(ref, dyn["numpy"], declared)
     drift = {fw: _drift(ref, trajs[fw]) for fw in frameworks} if dtype != "float64" else {}
-    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift, env, check_transcript(case, ref),
+    result = CaseResult(case, trajs, comparisons, dyn, dead, stab, drift, env,
+                        check_transcript(declared, ref),
                         declared=declared)
     result.diagnosis = diagnose(result)
     result.cannot = {fw: why for fw, why in declared.cannot_express.items() if fw in asked}
@@ -271,15 +274,15 @@ def error_series(r: CaseResult) -> dict[str, Any]:
                            for fw, c in r.comparisons.items()}}
 
 
-def check_transcript(case: str, ref: Trajectory) -> dict[str, Any] | None:
+def check_transcript(case: Case, ref: Trajectory) -> dict[str, Any] | None:
     """The run printed in the document's format against what the document printed; None
     for a model that has no document, or a run with other hyper-parameters than the
     document's (nothing was printed for it)."""
-    if cases.get(case).printed_hyper() != dict(ref.hyper):
+    if case.printed_hyper() != dict(ref.hyper):
         return None
-    diffs = transcript.compare(case, cases.get(case).transcript(ref))
+    diffs = transcript.compare(case.name, case.transcript(ref))
     bad = transcript.mismatches(diffs)
-    lines = len(transcript.printed(case).splitlines())
+    lines = len(transcript.printed(case.name).splitlines())
     status = "MISMATCH" if bad else "match"
     return {"status": status, "lines": lines, "rounding_only": len(diffs) - len(bad),
             "differences": [str(d) for d in diffs]}

@@ -128,7 +128,8 @@ class Trajectory:
         cls, arrays: Mapping[str, np.ndarray], *, case: str, framework: str,
         dtype: str, hyper: Mapping[str, Any],
     ) -> Trajectory:
-        """Inverse of :meth:`to_arrays`."""
+        """Inverse of :meth:`to_arrays`, but for a real loop's feed (``feed.*``: the record of
+        what its steps saw, not read back; a run redone makes it again from its model)."""
         groups: list[dict[str, np.ndarray]] = [{}, {}, {}, {}]
         for name, arr in arrays.items():
             for prefix, group in zip(_FLAT, groups, strict=True):
