@@ -154,7 +154,7 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
         return _gradients_at(problem, params, at_of(sample), dtype)
     jdtype = jnp.dtype(dtype)
     p = {k: jnp.asarray(v, jdtype) for k, v in params.items()}
-    x, y = (jnp.asarray(a, jdtype) for a in (problem.x, problem.y))
+    x, y = (_convert(jdtype)(a) for a in (problem.x, problem.y))   # (integer labels stay integers)
     xb, yb = (x, y) if problem.mode == "batch" else (problem.sample(x, sample), problem.sample(y, sample))
     xp = array_namespace(xb)
     shapes: dict = {}

@@ -40,7 +40,8 @@ def smoke() -> None:
 
 
 def _tensors(problem: Problem, tdtype) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(torch.tensor(a, dtype=tdtype) for a in (problem.x, problem.y))  # type: ignore[return-value]
+    convert = _converter(tdtype)   # (integer class labels stay integers)
+    return convert(problem.x), convert(problem.y)
 
 
 def gradients(problem: Problem, params: dict, sample: int | None = None,

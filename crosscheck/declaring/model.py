@@ -268,11 +268,9 @@ class Model:
     def general(self) -> bool:
         """Run by the general loop (:mod:`crosscheck.declaring.loop`): anything beyond the documents'
         loops (full batch or per sample, plain SGD, float data) is declared."""
-        y = np.asarray(self.y)
         return (not isinstance(self.batch, str) or self.shuffle is not None or self.penalty is not None
                 or (self.optimizer is not None and not self.optimizer.plain) or self.update is not None
-                or self.noise is not None or self.state is not None or self.sample_axis != 0
-                or y.dtype.kind in "iu")
+                or self.noise is not None or self.state is not None or self.sample_axis != 0)
 
     @functools.cached_property
     def state0(self) -> dict[str, np.ndarray]:

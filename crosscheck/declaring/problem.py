@@ -96,7 +96,7 @@ def make(case: str, mode: str, x: Any, y: Any, init: Mapping[str, Any], hyper: M
          forward: Forward, loss: Loss, x_test: Any = (), **kw: Any) -> Problem:
     f64 = np.float64
     y = np.asarray(y)
-    y = y if kw.get("loop") is not None and y.dtype.kind in "iub" else np.asarray(y, f64)
+    y = y if y.dtype.kind in "iu" else np.asarray(y, f64)   # class labels stay integers
     return Problem(case=case, mode=mode, x=np.asarray(x, f64), y=y,
                    x_test=np.asarray(x_test, f64).reshape(-1),
                    init={k: np.array(v, f64) for k, v in init.items()}, hyper=dict(hyper),
