@@ -11,8 +11,7 @@
 
 Errors are normwise relative with a causal scale (:mod:`crosscheck.judging.metrics`). A run that
 leaves the finite numbers is compared up to that step; all implementations leaving it at
-the same step is agreement on a divergence. The names of the modules it is made of are
-importable from here too.
+the same step is agreement on a divergence.
 """
 
 from __future__ import annotations
@@ -25,47 +24,17 @@ import numpy as np
 from crosscheck import tolerances
 from crosscheck.declaring.cases import Case
 
-# The comparison's parts, importable from here by their names as before (re-exported):
-from crosscheck.judging.envelope import (  # noqa: F401
-    _SIGNS,
-    Envelope,
-    _descend,
-    _shadow_difference,
-    _train,
-    conditioning,
-    envelope,
-)
-from crosscheck.judging.local import (  # noqa: F401
-    Local,
-    _apart,
-    _explained,
-    _manual_at,
-    _precise_error,
-    _Referee,
-    _sensitivity,
-    _shaped,
-    exact_zeros,
-    local,
-    local_divergence,
-    nudged,
-    off_units,
-)
-from crosscheck.judging.metrics import (  # noqa: F401
-    GROUPS,
+from crosscheck.judging.envelope import Envelope, conditioning, envelope
+from crosscheck.judging.local import Local, local, local_divergence
+from crosscheck.judging.metrics import (
     QUANTITY_ORDER,
     QUESTIONS,
     Divergence,
     _case,
     _element,
-    _json_float,
-    _optimizer_library,
-    _scales,
     causal,
     causal_scale,
     diverges_at,
-    rerun_overrides,
-    sample_of,
-    scale_at,
     step_errors,
 )
 from crosscheck.running.record import Trajectory, ranges

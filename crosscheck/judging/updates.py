@@ -28,7 +28,7 @@ class Updates:
 
     steps: int                          # steps compared
     worst: dict[str, float]             # parameter -> worst normwise error
-    first: Any = None                   # compare.Divergence of the first wrong update, or None
+    first: Any = None                   # metrics.Divergence of the first wrong update, or None
     first_steps: dict = dataclasses.field(default_factory=dict)   # ("update", param) -> first bad step
     errors: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))   # per step, the worst
 

@@ -55,7 +55,7 @@ from crosscheck.running.workers import (  # noqa: F401
 
 #: What a run's own check measured beside it: the reference's envelope, a framework run's
 #: local check (see :func:`run_trajectories`).
-Check = compare.Envelope | compare.Local
+Check = envelopes.Envelope | locals_.Local
 
 
 @dataclasses.dataclass
@@ -67,7 +67,7 @@ class CaseResult:
     dead: dict[str, list[dict[str, Any]]]
     stability: diagnostics.Stability | None
     drift: dict[str, dict[str, Any]]                  # float32 only
-    envelope: compare.Envelope | None = None
+    envelope: envelopes.Envelope | None = None
     transcript: dict[str, Any] | None = None          # document runs only: see check_transcript
     diagnosis: str = ""
     cannot: dict[str, str] = dataclasses.field(default_factory=dict)  # framework -> why not run
@@ -200,7 +200,7 @@ def run_trajectories(names: Sequence[str], frameworks: Sequence[str], dtype: str
 
 def _run_checked(task: tuple[str, str, str, dict[str, Any]],
                  progress: Callable[[int], None] | None = None) -> tuple[Trajectory, Check]:
-    """A run and its own check: the reference's envelope (:func:`compare.envelope`), a
+    """A run and its own check: the reference's envelope (:func:`crosscheck.judging.envelope.envelope`), a
     framework run's local check (:func:`crosscheck.judging.local.local`)."""
     _, impl, dtype, _ = task
     traj = _run(task, progress)
