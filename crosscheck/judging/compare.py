@@ -23,7 +23,6 @@ import numpy as np
 
 from crosscheck import tolerances
 from crosscheck.declaring.cases import Case
-
 from crosscheck.judging.envelope import Envelope, conditioning, envelope
 from crosscheck.judging.local import Local, local, local_divergence
 from crosscheck.judging.metrics import (
