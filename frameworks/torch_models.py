@@ -39,27 +39,33 @@ def smoke() -> None:
     (t * t).sum().backward()
 
 
-def _tensors(problem: Problem, tdtype) -> tuple[torch.Tensor, torch.Tensor]:
-    convert = _converter(tdtype)   # (integer class labels stay integers)
-    return convert(problem.x), convert(problem.y)
+def _loss(problem: Problem, loop, params: dict, xb, yb, kw: dict, tap):
+    """A step's loss plus any penalty at ``params`` on the batch ``xb``, ``yb`` (``kw``: its
+    noise and state, where declared), and the new state the forward returns (the old one
+    where none is declared): written once, for training and for one step's gradients."""
+    xp = array_namespace(xb)
+    out = problem.forward(xp, params, xb, tap=tap, **kw)
+    pred, new_state = out if loop.stateful else (out, kw.get("state", {}))
+    value = problem.loss(xp, pred, yb)
+    if loop.penalty is not None:
+        value = value + loop.penalty(xp, params)
+    return value, new_state
 
 
-def gradients(problem: Problem, params: dict, sample: int | None = None,
-              dtype: str = "float64") -> dict:
+def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64") -> dict:
     """One step's autograd gradients at ``params``: of the loss with respect to every
     parameter and to every intermediate the forward taps (``retain_grad``).
 
-    ``sample`` picks the sample of a per-sample problem; a batch problem uses the whole batch;
-    a general loop's problem takes the step's :class:`crosscheck.declaring.loop.At`.
+    ``sample`` is the step: its :class:`crosscheck.declaring.loop.At` (a real loop's, with
+    the run's own state), or the sample of a per-sample problem (None: the whole batch).
     """
-    if problem.loop is not None:
-        return _gradients_at(problem, params, at_of(sample), dtype)
+    loop, at = loop_of(problem), at_of(sample)
     tdtype = getattr(torch, dtype)
+    convert = _converter(tdtype)
     p = {k: torch.tensor(np.asarray(v), dtype=tdtype, requires_grad=True) for k, v in params.items()}
-    x, y = _tensors(problem, tdtype)
-    if problem.mode == "sgd":
-        x, y = problem.sample(x, sample), problem.sample(y, sample)
-    xp = array_namespace(x)
+    state = {k: convert(v) for k, v in (at.state or loop.state0).items()}
+    index = loop.feed.index(at.step)
+    xb, yb = (take(convert(a), index, loop.feed.axis, loop.feed.element) for a in (problem.x, problem.y))
     named: dict = {}
 
     def tap(name, t):
@@ -68,7 +74,7 @@ def gradients(problem: Problem, params: dict, sample: int | None = None,
         named[name] = t
         return t
 
-    loss = problem.loss(xp, problem.forward(xp, p, x, tap=tap), y)
+    loss, _ = _loss(problem, loop, p, xb, yb, loop.kwargs(at.step, state, convert), tap)
     loss.backward()
     return {"loss": loss.item(), "params": {k: v.grad.numpy() for k, v in p.items()},
             "intermediates": {n: t.grad.numpy() for n, t in named.items() if t.grad is not None}}
@@ -91,10 +97,10 @@ def train(problem: Problem, dtype: str = "float64",
     ``progress(steps_done)``, if given, is called every ``PROGRESS_EVERY`` epochs and at the end.
     """
     loop = loop_of(problem)
-    feed, penalty, stateful = loop.feed, loop.penalty, loop.stateful
+    feed, stateful = loop.feed, loop.stateful
     tdtype = getattr(torch, dtype)
     convert = _converter(tdtype)
-    forward, loss_of = problem.forward, problem.loss
+    forward = problem.forward
     params = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in problem.init.items()}
     leaves = tuple(params.values())
     x, y = convert(problem.x), convert(problem.y)
@@ -121,12 +127,7 @@ def train(problem: Problem, dtype: str = "float64",
         total_loss = 0.0
         for j in range(per_epoch):
             xb, yb = cut[j] if cut is not None else batch(k)
-            kw = loop.kwargs(k, state, convert) if (loop.noisy or stateful) else {}
-            out = forward(xp, params, xb, tap=tap, **kw)
-            pred, new_state = out if stateful else (out, state)
-            loss = loss_of(xp, pred, yb)
-            if penalty is not None:
-                loss = loss + penalty(xp, params)
+            loss, new_state = _loss(problem, loop, params, xb, yb, loop.kwargs(k, state, convert), tap)
             grads = torch.autograd.grad(loss, leaves)
             with torch.no_grad():
                 if opt is None:
@@ -172,40 +173,6 @@ def _converter(tdtype) -> Callable[[np.ndarray], torch.Tensor]:
         t = torch.from_numpy(a if a.flags.c_contiguous and a.flags.writeable else np.array(a))
         return t.to(tdtype) if a.dtype.kind == "f" else t
     return convert
-
-
-def _step_loss(problem: Problem, params: dict, k: int, state: dict, convert, tap=None):
-    """Step ``k`` of a general loop at ``params``: (loss plus penalty, new state)."""
-    loop = problem.loop
-    xb, yb = loop.batch(problem.x, k, convert), loop.batch(problem.y, k, convert)
-    xp = array_namespace(xb)
-    kw = loop.kwargs(k, state, convert)
-    out = problem.forward(xp, params, xb, tap=tap or (lambda n, t: t), **kw)
-    pred, new_state = out if loop.stateful else (out, state)
-    value = problem.loss(xp, pred, yb)
-    if loop.penalty is not None:
-        value = value + loop.penalty(xp, params)
-    return value, new_state
-
-
-def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
-    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.declaring.loop.At`)."""
-    tdtype = getattr(torch, dtype)
-    convert = _converter(tdtype)
-    p = {k: torch.tensor(np.asarray(v), dtype=tdtype, requires_grad=True) for k, v in params.items()}
-    state = {k: convert(v) for k, v in (at.state or problem.loop.state0).items()}
-    named: dict = {}
-
-    def tap(name, t):
-        if t.requires_grad:
-            t.retain_grad()
-        named[name] = t
-        return t
-
-    loss, _ = _step_loss(problem, p, at.step, state, convert, tap)
-    loss.backward()
-    return {"loss": loss.item(), "params": {k: v.grad.numpy() for k, v in p.items()},
-            "intermediates": {n: t.grad.numpy() for n, t in named.items() if t.grad is not None}}
 
 
 def relu_spellings() -> dict[str, Callable]:
