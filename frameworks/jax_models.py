@@ -65,8 +65,6 @@ def _train(params, opt_state, state, lr, x, y, index, last, noise, last_noise, *
     smaller). The epoch's loss is summed in the carry step by step, as a plain loop's
     ``total_loss += loss`` does (``jnp.sum`` would add in another order). ``whole``: every
     step sees all of x in order (full batch, unshuffled), taken as it is."""
-    xp = array_namespace(x)
-
     def batch(a, i):
         if whole:
             return a
@@ -76,16 +74,7 @@ def _train(params, opt_state, state, lr, x, y, index, last, noise, last_noise, *
 
     def loss_fn(p, xb, yb, nz, st):
         named: dict = {}
-        kw = {}
-        if noisy:
-            kw["noise"] = nz
-        if stateful:
-            kw["state"] = st
-        out = forward(xp, p, xb, tap=recording(named), **kw)
-        pred, new_state = out if stateful else (out, st)
-        value = loss(xp, pred, yb)
-        if penalty is not None:
-            value = value + penalty(xp, p)
+        value, new_state = _loss(forward, loss, penalty, noisy, stateful, p, xb, yb, nz, st, recording(named))
         return value, (new_state, {n: named[n] > 0 for n in masks})
 
     def step(carry, inputs):
@@ -145,24 +134,45 @@ def _indices(feed) -> tuple[np.ndarray, np.ndarray]:
     return (index[..., 0], last[..., 0]) if feed.element else (index, last)
 
 
-def gradients(problem: Problem, params: dict, sample: int | None = None,
-              dtype: str = "float64") -> dict:
+def _loss(forward, loss, penalty, noisy: bool, stateful: bool, p, xb, yb, noise, state, tap):
+    """A step's loss plus any penalty at ``p`` on the batch ``xb``, ``yb`` with its noise and
+    state (each passed only where declared), and the new state the forward returns (the old
+    one where none is declared): written once, for the compiled loop and one step's gradients."""
+    xp = array_namespace(xb)
+    kw = {}
+    if noisy:
+        kw["noise"] = noise
+    if stateful:
+        kw["state"] = state
+    out = forward(xp, p, xb, tap=tap, **kw)
+    pred, new_state = out if stateful else (out, state)
+    value = loss(xp, pred, yb)
+    if penalty is not None:
+        value = value + penalty(xp, p)
+    return value, new_state
+
+
+def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64") -> dict:
     """One step's autograd gradients at ``params``: of the loss with respect to every
     parameter, and to every tapped intermediate by a vjp with respect to a zero
-    perturbation added at each tap (d loss / d (t + eps) at eps = 0 is d loss / d t)."""
-    if problem.loop is not None:
-        return _gradients_at(problem, params, at_of(sample), dtype)
+    perturbation added at each tap (d loss / d (t + eps) at eps = 0 is d loss / d t).
+
+    ``sample`` is the step: its :class:`crosscheck.declaring.loop.At` (a real loop's, with
+    the run's own state), or the sample of a per-sample problem (None: the whole batch)."""
+    loop, at = loop_of(problem), at_of(sample)
     jdtype = jnp.dtype(dtype)
+    convert = _convert(jdtype)
     p = {k: jnp.asarray(v, jdtype) for k, v in params.items()}
-    x, y = (_convert(jdtype)(a) for a in (problem.x, problem.y))   # (integer labels stay integers)
-    xb, yb = (x, y) if problem.mode == "batch" else (problem.sample(x, sample), problem.sample(y, sample))
-    xp = array_namespace(xb)
+    xb, yb = loop.batch(problem.x, at.step, convert), loop.batch(problem.y, at.step, convert)
+    noise = {n: convert(v) for n, v in loop.feed.noise_at(at.step).items()}
+    state = {k: convert(v) for k, v in (at.state or loop.state0).items()}
+    step = functools.partial(_loss, problem.forward, problem.loss, loop.penalty, loop.noisy, loop.stateful)
     shapes: dict = {}
-    problem.forward(xp, p, xb, tap=recording(shapes))
+    step(p, xb, yb, noise, state, recording(shapes))
     eps = {n: jnp.zeros_like(t) for n, t in shapes.items()}
 
     def loss_fn(p, eps):
-        return problem.loss(xp, problem.forward(xp, p, xb, tap=lambda name, t: t + eps[name]), yb)
+        return step(p, xb, yb, noise, state, lambda name, t: t + eps[name])[0]
 
     value, vjp = jax.vjp(loss_fn, p, eps)
     g_params, g_named = vjp(jnp.ones_like(value))
@@ -256,50 +266,6 @@ def _convert(jdtype):
         a = np.asarray(a)
         return jnp.asarray(a, jdtype) if a.dtype.kind == "f" else jnp.asarray(a)
     return convert
-
-
-def _loss_fn(problem: Problem, xb, yb, noise, state, tap=None):
-    """The step's loss plus penalty as a function of the parameters, with (new state, tapped
-    values) beside it."""
-    loop = problem.loop
-    xp = array_namespace(xb)
-
-    def loss_fn(p):
-        named: dict = {}
-        kw = {}
-        if loop.noisy:
-            kw["noise"] = noise
-        if loop.stateful:
-            kw["state"] = state
-        out = problem.forward(xp, p, xb, tap=tap or recording(named), **kw)
-        pred, new_state = out if loop.stateful else (out, state)
-        value = problem.loss(xp, pred, yb)
-        if loop.penalty is not None:
-            value = value + loop.penalty(xp, p)
-        return value, (new_state, named)
-    return loss_fn
-
-
-def _gradients_at(problem: Problem, params: dict, at, dtype: str) -> dict:
-    """:func:`gradients` for a general loop's step ``at`` (a :class:`crosscheck.declaring.loop.At`)."""
-    jdtype = jnp.dtype(dtype)
-    convert = _convert(jdtype)
-    loop = problem.loop
-    p = {k: jnp.asarray(v, jdtype) for k, v in params.items()}
-    xb, yb = loop.batch(problem.x, at.step, convert), loop.batch(problem.y, at.step, convert)
-    noise = {n: convert(v) for n, v in loop.feed.noise_at(at.step).items()}
-    state = {k: convert(v) for k, v in (at.state or loop.state0).items()}
-    shapes: dict = {}
-    _loss_fn(problem, xb, yb, noise, state, tap=recording(shapes))(p)
-    eps = {n: jnp.zeros_like(t) for n, t in shapes.items()}
-
-    def loss_fn(p, eps):
-        return _loss_fn(problem, xb, yb, noise, state, tap=lambda name, t: t + eps[name])(p)[0]
-
-    value, vjp = jax.vjp(loss_fn, p, eps)
-    g_params, g_named = vjp(jnp.ones_like(value))
-    return {"loss": float(value), "params": {k: np.asarray(g_params[k]) for k in params},
-            "intermediates": {n: np.asarray(v) for n, v in g_named.items()}}
 
 
 # ------------------------------------------------------------------ kinks, optimizers

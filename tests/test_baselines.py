@@ -203,6 +203,7 @@ def _stale(copy, case, name, step, factor):
     np.savez(p, **arrays)
 
 
+@pytest.mark.jax
 def test_stale_baseline_is_the_reference_changing_not_a_framework_mismatch(copy, runs, ndarrays_regression,
                                                                            comparing):
     _stale(copy, "sgd_linear", "step_loss", 3, 2.0)

@@ -157,7 +157,8 @@ def loop_of(problem: Any) -> Loop:
     from crosscheck.optim import SGD
 
     m, sgd = len(problem.x), problem.mode == "sgd"
-    feed = Feed(order=np.broadcast_to(np.arange(m), (problem.epochs, m)), batch=1 if sgd else m,
+    epochs = problem.epochs if problem.hyper.get("epochs") is not None else 1   # (points: no run)
+    feed = Feed(order=np.broadcast_to(np.arange(m), (epochs, m)), batch=1 if sgd else m,
                 element=sgd and not problem.sample_slice)
     return Loop(feed=feed, state0={}, penalty=None, optimizer=SGD(), noisy=False, stateful=False)
 
