@@ -161,11 +161,16 @@ def examples_run():
 
     from crosscheck import cli
 
-    out, err = io.StringIO(), io.StringIO()
-    files = [str(EXAMPLES / f"{n}.py") for n in LOOP_EXAMPLES] + [str(MODELS / f"{n}.py") for n in PLANTED]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["run", *files, "--json", "-"])
-    return code, json.loads(out.getvalue()), err.getvalue()
+    def run(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(["run", *argv, "--json", "-"])
+        return code, json.loads(out.getvalue()), err.getvalue()
+
+    _, examples, said = run(*(str(EXAMPLES / f"{n}.py") for n in LOOP_EXAMPLES))
+    # Every planted mistake shows in its first epoch (at step 0 or 1): two epochs show it.
+    code, planted, said_too = run(*(str(MODELS / f"{n}.py") for n in PLANTED), "--epochs", "2")
+    return code, {"cases": {**examples["cases"], **planted["cases"]}}, said + said_too
 
 
 @pytest.mark.parametrize("name", LOOP_EXAMPLES)
