@@ -11,6 +11,7 @@ marked for is unavailable (:func:`framework_marks_are_honest`)."""
 import crosscheck  # noqa: F401  (must come before numpy: selects the BLAS kernel)
 
 # isort: split
+import functools
 import os
 from pathlib import Path
 
@@ -174,10 +175,30 @@ def checked():
     return get
 
 
+@functools.cache
+def import_package() -> None:
+    """Every module of the package imported, and array-api-compat's NumPy namespace made,
+    before a test runs pytester in this process: pytester drops the modules a test imported
+    when it ends, so a module first imported inside its run is imported again afterwards as
+    another object (the helper process's start function no longer pickles as itself), and
+    NumPy's extensions (numpy.fft, which that namespace imports) cannot be loaded twice."""
+    import importlib
+    import pkgutil
+
+    from crosscheck.declaring.model import _numpy_xp
+
+    here = [str(Path(crosscheck.__file__).parent)]   # (its __path__ holds the source tree's root too)
+    for info in pkgutil.walk_packages(here, "crosscheck."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    _numpy_xp()
+
+
 @pytest.fixture(scope="session")
 def frameworks_ran():
     """torch and JAX imported, and one run of each done, before any test that asks for this:
     pytester drops the modules a test imported when it ends, and torch crashes the process
-    when it is imported a second time."""
+    when it is imported a second time (and :func:`import_package`)."""
+    import_package()
     for fw in runner.IMPLEMENTATIONS[1:]:
         runner.run("sgd_linear", fw)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import import_package
 from helpers import FRAMEWORKS, cli
 
 import crosscheck
@@ -180,6 +181,13 @@ from mymodel import model
 def test_my_backprop():
     assert_backprop_matches(model)
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def package_imported():
+    """The whole package imported before pytester's fixture snapshots the modules (see
+    conftest.import_package): a module-scoped fixture is set up before a test's own."""
+    import_package()
 
 
 def user_project(pytester, model_file: str, test: str) -> None:
