@@ -26,9 +26,8 @@ from typing import Any
 class Optimizer:
     """One update rule's settings. Subclasses say how torch.optim and optax run it."""
 
-    #: torch.optim's class name; optax's function name.
+    #: torch.optim's class name (optax's function is named in ``optax_transform``).
     torch_name = ""
-    optax_name = ""
 
     def __post_init__(self) -> None:
         """Settings checked as torch.optim checks them, each a ``ValueError`` of one line
@@ -141,7 +140,6 @@ class SGD(Optimizer):
     nesterov: bool = False
     weight_decay: float = 0.0
     torch_name = "SGD"
-    optax_name = "sgd"
 
     @property
     def plain(self) -> bool:
@@ -175,7 +173,6 @@ class Adam(Optimizer):
     weight_decay: float = 0.0
     amsgrad: bool = False
     torch_name = "Adam"
-    optax_name = "adam"
 
     def cannot(self, framework: str) -> str | None:
         if framework == "jax" and self.amsgrad:
@@ -211,7 +208,6 @@ class AdamW(Optimizer):
     weight_decay: float = 1e-2
     amsgrad: bool = False
     torch_name = "AdamW"
-    optax_name = "adamw"
 
     cannot = Adam.cannot
     torch_kwargs = Adam.torch_kwargs
@@ -233,7 +229,6 @@ class RMSprop(Optimizer):
     momentum: float = 0.0
     centered: bool = False
     torch_name = "RMSprop"
-    optax_name = "rmsprop"
 
     def torch_kwargs(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "eps": self.eps, "momentum": self.momentum, "centered": self.centered}
@@ -257,7 +252,6 @@ class Adagrad(Optimizer):
     initial_accumulator_value: float = 0.0
     eps_inside_sqrt: bool = False
     torch_name = "Adagrad"
-    optax_name = "adagrad"
 
     def cannot(self, framework: str) -> str | None:
         if framework == "jax" and not self.eps_inside_sqrt:

@@ -27,9 +27,6 @@ class Framework:
     packages: tuple[str, ...]
     #: Its optimizer library, as a message names it ("manual ... vs torch.optim ...").
     optimizer_library: str
-    #: ``build(optimizer, params, lr)``: the declared :class:`crosscheck.optim.Optimizer` as
-    #: that library's optimizer (``params``: the framework's parameter leaves, where it needs them).
-    build_optimizer: Callable[[Any, Any, float], Any]
     #: Its line in the loss and errors plots (matplotlib keywords), and its marker.
     style: Mapping[str, Any]
     marker: str
@@ -40,11 +37,6 @@ class Framework:
     def import_module(self) -> ModuleType:
         """Its models module, imported (no first-use check: :func:`crosscheck.frameworks.load`)."""
         return importlib.import_module(self.module)
-
-    def optimizer(self, optimizer: Any, params: Any, lr: float) -> Any:
-        """``optimizer`` as this framework's own (:class:`crosscheck.optim.CannotExpress` where
-        its library has no option for the declared convention)."""
-        return self.build_optimizer(optimizer, params, lr)
 
     def reference_update(self, optimizer: Any, lr: float) -> Callable[..., Any]:
         """The declared rule run by this framework's optimizer on NumPy arrays:
@@ -57,10 +49,8 @@ class Framework:
 #: Every framework, in the order they run and are shown.
 REGISTRY: dict[str, Framework] = {f.name: f for f in (
     Framework("torch", "crosscheck.frameworks.torch_models", ("torch",), "torch.optim",
-              lambda opt, params, lr: opt.for_torch(params, lr),
               dict(color="tab:red", lw=1.0, ls="--"), "x", runs_here=True),
     Framework("jax", "crosscheck.frameworks.jax_models", ("jax", "jaxlib"), "optax",
-              lambda opt, params, lr: opt.for_jax(lr),
               dict(color="tab:blue", lw=1.0, ls=":"), "+"),
 )}
 

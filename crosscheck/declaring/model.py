@@ -78,6 +78,12 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
 
 
+def _changed(first: Mapping[str, Any], again: Mapping[str, Any]) -> str | None:
+    """The first name whose array differs between two calls that should give the same (None:
+    none does): a user's function that keeps state between calls."""
+    return next((k for k in first if not np.array_equal(first[k], again[k], equal_nan=True)), None)
+
+
 def _seed(v: Any) -> bool:
     """A seed for ``numpy.random.default_rng``: an int, 0 or more (never a bool)."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
@@ -500,9 +506,9 @@ class Model:
             if self.update is not None:   # a function of its arguments, as the backward
                 once = self._update(self.params0, first, {}, where)[0]
                 again = self._update(self.params0, first, {}, where)[0]
-                changed = [k for k in once if not np.array_equal(once[k], again[k], equal_nan=True)]
+                changed = _changed(once, again)
                 if changed:
-                    raise ModelError(f"[{self.name}] update gives another {changed[0]!r} from the same "
+                    raise ModelError(f"[{self.name}] update gives another {changed!r} from the same "
                                      "parameters, gradients and a fresh state: it keeps state outside "
                                      "its state argument (globals, a closure, a step counter); keep it "
                                      "in state, which starts as {} and is passed back each step")
@@ -512,9 +518,9 @@ class Model:
             except ModelError:
                 continue
             again = self._backward(self.params0, xb, yb, where, kw=kw)[0]
-            changed = [k for k in first if not np.array_equal(first[k], again[k], equal_nan=True)]
+            changed = _changed(first, again)
             if changed:
-                raise ModelError(f"[{self.name}] backward gives another gradient of {changed[0]!r} at the "
+                raise ModelError(f"[{self.name}] backward gives another gradient of {changed!r} at the "
                                  "same values after a call elsewhere: it keeps state between calls (a "
                                  "cache, or parameters from the last call); it must depend on its "
                                  "arguments only")
