@@ -99,8 +99,13 @@ def model_key(problem: Problem) -> str:
 
 
 def gradients(framework: str, problem: Problem, params: dict, sample: int | None = None,
-              dtype: str = "float64") -> dict:
-    """Autograd's gradients at ``params``, for one step: ``{"loss", "params", "intermediates"}``."""
+              dtype: str = "float64", scale: dict | None = None, lift: dict | None = None) -> dict:
+    """Autograd's gradients at ``params``, for one step: ``{"loss", "params", "intermediates"}``.
+    ``scale``: tap name -> array multiplying the gradient that flows back through that tap;
+    ``lift``: tap name -> a positive number replacing that tapped tensor's values at or below 0,
+    its gradient passing unchanged (probes' hypotheses: :mod:`crosscheck.judging.probes`)."""
+    if scale or lift:
+        return load(framework).gradients(problem, params, sample, dtype, scale=scale, lift=lift)
     return load(framework).gradients(problem, params, sample, dtype)
 
 

@@ -152,13 +152,18 @@ def _loss(forward, loss, penalty, noisy: bool, stateful: bool, p, xb, yb, noise,
     return value, new_state
 
 
-def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64") -> dict:
+def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64",
+              scale: dict | None = None, lift: dict | None = None) -> dict:
     """One step's autograd gradients at ``params``: of the loss with respect to every
     parameter, and to every tapped intermediate by a vjp with respect to a zero
     perturbation added at each tap (d loss / d (t + eps) at eps = 0 is d loss / d t).
 
     ``sample`` is the step: its :class:`crosscheck.declaring.loop.At` (a real loop's, with
-    the run's own state), or the sample of a per-sample problem (None: the whole batch)."""
+    the run's own state), or the sample of a per-sample problem (None: the whole batch).
+    ``scale``: tap name -> array; the gradient that flows back through that tapped tensor is
+    multiplied by it elementwise (its value unchanged): a probe's hypothesis; ``lift``: tap
+    name -> a positive number that replaces that tapped tensor's values at or below 0, its
+    gradient passing unchanged (a ReLU after it passes every unit)."""
     loop, at = loop_of(problem), at_of(sample)
     jdtype = jnp.dtype(dtype)
     convert = _convert(jdtype)
@@ -171,8 +176,20 @@ def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64
     step(p, xb, yb, noise, state, recording(shapes))
     eps = {n: jnp.zeros_like(t) for n, t in shapes.items()}
 
+    factors = {n: jnp.asarray(v, jdtype) for n, v in (scale or {}).items()}
+    lifts = {n: jnp.asarray(v, jdtype) for n, v in (lift or {}).items()}
+
+    def scaled(name, t):
+        if name in lifts:
+            fixed = jax.lax.stop_gradient(t)
+            t = (t - fixed) + jnp.where(fixed > 0, fixed, lifts[name])
+        if name not in factors:
+            return t
+        fixed = jax.lax.stop_gradient(t)
+        return fixed + (t - fixed) * factors[name]
+
     def loss_fn(p, eps):
-        return step(p, xb, yb, noise, state, lambda name, t: t + eps[name])[0]
+        return step(p, xb, yb, noise, state, lambda name, t: scaled(name, t + eps[name]))[0]
 
     value, vjp = jax.vjp(loss_fn, p, eps)
     g_params, g_named = vjp(jnp.ones_like(value))

@@ -52,12 +52,18 @@ def _loss(problem: Problem, loop, params: dict, xb, yb, kw: dict, tap):
     return value, new_state
 
 
-def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64") -> dict:
+def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64",
+              scale: dict | None = None, lift: dict | None = None) -> dict:
     """One step's autograd gradients at ``params``: of the loss with respect to every
     parameter and to every intermediate the forward taps (``retain_grad``).
 
     ``sample`` is the step: its :class:`crosscheck.declaring.loop.At` (a real loop's, with
     the run's own state), or the sample of a per-sample problem (None: the whole batch).
+    ``scale``: tap name -> array; the gradient that flows back through that tapped tensor is
+    multiplied by it elementwise (its value unchanged): a derivative left out, as a probe's
+    hypothesis (:mod:`crosscheck.judging.probes`). ``lift``: tap name -> a positive number that
+    replaces that tapped tensor's values at or below 0, its gradient passing unchanged: a
+    ReLU after it then passes every unit (a probe's hypothesis of a mask left out).
     """
     loop, at = loop_of(problem), at_of(sample)
     tdtype = getattr(torch, dtype)
@@ -69,6 +75,12 @@ def gradients(problem: Problem, params: dict, sample=None, dtype: str = "float64
     named: dict = {}
 
     def tap(name, t):
+        if lift is not None and name in lift:
+            fixed = t.detach()
+            t = (t - fixed) + torch.where(fixed > 0, fixed, torch.as_tensor(lift[name], dtype=t.dtype))
+        if scale is not None and name in scale:
+            fixed = t.detach()
+            t = fixed + (t - fixed) * torch.as_tensor(np.asarray(scale[name]), dtype=t.dtype)
         if t.requires_grad:
             t.retain_grad()
         named[name] = t
