@@ -99,7 +99,7 @@ class GradientResult:
             lines.append(f"  {fw:<6} {text}")
             first = self.firsts[fw]
             if first is not None and first.explanation:
-                lines.append(f"         likely: {first.explanation['text']}")
+                lines.append(f"         likely: {first.likely}")
         return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ def assert_backprop_matches(model: Model, frameworks: Sequence[str] = fw_registr
     if first is not None:
         lines.append(f"first: {first}")
         if first.explanation:
-            lines.append(f"likely: {first.explanation['text']}")
+            lines.append(f"likely: {first.likely}")
     raise AssertionError("\n".join(lines))
 
 

@@ -181,6 +181,54 @@ UPDATE_SAME_STATE = 1e-9
 #: differences (FD_STEP), exact to about 1e-10 relative for a polynomial term.
 PENALTY_SAME_FACTOR = 1e-6
 
+#: The local question's sensitivity (how far the manual values move when every parameter
+#: moves by u) widens its tolerance only where that move is the gradient's own response. A
+#: move of more than JUMP_CHECK ulps is far above an evaluation's own rounding (OPS_PER_STEP
+#: ulps), so it is a linear response, and a nudge 16 times larger moves the values about 16
+#: times as far (at least JUMP_GROWTH times, for the rounding mixed in); a jump across a kink
+#: (a pre-activation exactly 0 that a maximum, a where or an abs meets, declared or not) moves
+#: them as far at any nudge, and is no sensitivity: it is not counted.
+JUMP_CHECK = 1e4
+JUMP_GROWTH = 4.0
+
+#: Where the two frameworks' autograds part at a step by d beyond its tolerance, neither can
+#: judge the manual value there (a kink whose convention differs, an amplified rounding),
+#: unless the manual value is apart from the judged one by more than REFEREE_MARGIN * d:
+#: rounding amplified by the step's conditioning moves all three evaluations alike, by about
+#: d, and a kink's conventions differ by at most the jump both autograds straddle; a manual
+#: value a thousand times further off is a mistake of its own.
+REFEREE_MARGIN = 1e3
+
+#: A probe of a wrong step (crosscheck.judging.probes) evaluates the manual backward and
+#: autograd again under a hypothesis (moved parameters, one derivative left out) and names the
+#: mistake where the two then agree. "Agree" is: apart by at most this share of how far apart
+#: they were at the step, or by the step's own tolerance, whichever is larger. The hypothesis
+#: must explain all but a millionth of the difference: a hypothesis that is not the mistake
+#: leaves a difference of the order of the mistake itself (a factor, a term), while the one
+#: that is leaves rounding, amplified at most by the derivative the probe divides out
+#: (1/sigmoid' at |z| = 20 is 5e8: 5e8 * 1e-16 = 5e-8 of a difference of order 1, inside 1e-6).
+#: A real mismatch smaller than the step's tolerance times 1e6 may go unnamed ("unknown"):
+#: never named wrongly.
+PROBE_SHARE = 1e-6
+
+#: The kink probe moves every parameter by this much relative (signs alternating from a fixed
+#: draw): far above rounding (a pre-activation exactly 0 moves off 0 by about 1e-6 of its
+#: inputs' size, so both sides of the comparison take the same branch there), far below any
+#: change of the gradient that matters (its smooth part moves by about 1e-6 relative, and the
+#: comparison is of manual and autograd at the same moved point).
+KINK_NUDGE = 1e-6
+
+#: At a kink the loss's one-sided slopes along a direction d differ by a finite amount
+#: (sum over the kinks of |upstream gradient| * |d . dz/dp|), the same at every small step h;
+#: at a smooth point they differ by h * d'Hd, shrinking with h. The probe takes central
+#: second differences at h and h / 10 (h moving the parameters by KINK_NUDGE relative) and
+#: reads a kink where the gap keeps its size within KINK_GAP_SPREAD (a smooth point's falls
+#: 10x) and is at least KINK_GAP_SHARE of |(manual - autograd) . d|: two conventions c, c' in
+#: [0, 1] at a kink differ in their directional derivative by |c - c'| * |g . dz| <= the gap,
+#: so the gap is at least the difference (half of it, for the finite differences' own error).
+KINK_GAP_SPREAD = 0.1
+KINK_GAP_SHARE = 0.5
+
 
 # --------------------------------------------------------------------------- whole runs
 #: The envelope below is a linearisation: it holds while the differences stay small. Where

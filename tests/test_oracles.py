@@ -191,5 +191,5 @@ def test_explain_shows_a_wrong_gradient_where_autograd_is_exactly_0(capsys):
     row = "      at (0, 1): manual 4.125  torch 0  jax 0  abs. err 4.12 (autograd is exactly 0)"
     assert row in _block(out, "dL/dW1"), (
         f"[dead_unit_no_mask/torch,jax] step 0 W1[0, 1]: manual 4.125 vs autograd 0, no row {row!r}\n{out}")
-    assert "      likely: dL/dW1 is wrong only in units [1], which are off on some sample" in out, (
+    assert "      likely: dL/dW1 is wrong only in units [1] of a, which are off on some sample" in out, (
         f"[dead_unit_no_mask] step 0 W1: the missing mask is not named as run names it\n{out}")

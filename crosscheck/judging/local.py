@@ -149,7 +149,7 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
                 continue
         # Or autograd's: where the two frameworks part, neither can judge (tolerances.py).
         d = referee.disagreement(k)
-        if d > tolerances.local_rtol(other.dtype) * c[k]:
+        if d > allowed[k] and worst[k] <= tolerances.REFEREE_MARGIN * d:
             split = int(k)
         break   # a real mismatch, or the end of what can be judged: later steps are not needed
     if split is not None:
@@ -214,43 +214,42 @@ class _Referee:
 
 
 def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Divergence:
-    """``d`` (a wrong manual gradient) with its worst elements and its likely mistake."""
-    from crosscheck.judging import mistakes
+    """``d`` (a wrong manual gradient) with its worst elements and the likely mistake: every
+    gradient wrong at its step is read (``explanations``, in declaration order), the most
+    telling reading is the ``explanation`` (:func:`crosscheck.judging.mistakes.clearest`), and
+    where none is clean, the whole step is probed (:mod:`crosscheck.judging.probes`)."""
+    from crosscheck.judging import mistakes, probes
 
-    k, name = d.step, d.parameter
-    manual, auto = loc.manual[name][k], other.grads[name][k]
+    k = d.step
+    wrong = [n for n in other.param_names if loc.errors[n][k] > loc.allowed[k] or n == d.parameter]
+    at = {n: other.params[n][k] for n in other.param_names}
+    penalty = case.penalty_gradient(at) if case.penalty_gradient is not None else {}
     batch, outputs = mistakes.sizes(other, k)
-    explanation = mistakes.explain(
-        f"grad[{name}]", manual, auto, tol=d.tol, batch=batch, outputs=outputs,
-        previous=other.grads[name][k - 1] if k else None, zeros=exact_zeros(case, other, k),
-        off_units=off_units(other, k, manual))
-    if explanation.kind == "unknown" and case.penalty_gradient is not None:
-        at = {n: other.params[n][k] for n in other.param_names}
-        explanation = mistakes.penalty_factor(f"grad[{name}]", manual, auto,
-                                              case.penalty_gradient(at)[name], d.tol) or explanation
-    rows = mistakes.worst_elements(manual, {other.framework: auto})
-    return dataclasses.replace(d, explanation=explanation.as_dict(), elements=tuple(rows))
+    zeros, units = exact_zeros(case, other, k), units_off(case, other, k)
+    readings = [mistakes.explain(
+        f"grad[{n}]", loc.manual[n][k], other.grads[n][k], tol=d.tol, batch=batch, outputs=outputs,
+        previous=other.grads[n][k - 1] if k else None, zeros=zeros, units=units, value=at[n],
+        penalty=penalty.get(n), parameter=n) for n in wrong]
+    chosen = mistakes.clearest(readings)
+    if chosen.rank > mistakes.TELLING.index("dead_units"):
+        hyper = dict(other.hyper)
+        found = probes.probe(other, case, k, hyper, {n: loc.manual[n][k] for n in other.param_names},
+                             {n: other.grads[n][k] for n in other.param_names}, d.tol,
+                             lambda: _Referee(other, case).disagreement(k) <= d.tol)
+        if found is not None and found.rank < chosen.rank:
+            chosen = found
+    rows = mistakes.worst_elements(loc.manual[d.parameter][k], {other.framework: other.grads[d.parameter][k]})
+    return dataclasses.replace(d, explanation=chosen.as_dict(),
+                               explanations=tuple(r.as_dict() for r in readings), elements=tuple(rows))
 
 
-def off_units(t: Trajectory, k: int, gradient: Any) -> np.ndarray | None:
-    """Per unit along ``gradient``'s last axis, whether it is off on some sample at step ``k``
-    (from the first recorded ReLU mask with that many units); None where no mask fits."""
-    for mask in t.masks.values():   # units along the last axis, as the gradient's
-        at = np.asarray(mask[k])
-        if at.ndim >= 1 and np.ndim(gradient) >= 1 and at.shape[-1] == np.shape(gradient)[-1]:
-            return ~at.reshape(-1, at.shape[-1]).all(axis=0)
-    return None
-
-
-def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
-    """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
+def tapped(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
+    """The forward's tapped intermediates at ``t``'s parameters of step ``k``, in NumPy."""
     from array_api_compat import array_namespace
 
     from crosscheck.declaring.problem import recording
 
     problem = case.problem(**rerun_overrides(t, case))
-    if not problem.masks:
-        return ()
     sample = sample_of(t, k)
     kw: dict = {}
     if problem.loop is not None:
@@ -262,7 +261,32 @@ def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
     with np.errstate(all="ignore"):
         problem.forward(array_namespace(x), {n: t.params[n][k] for n in t.param_names}, x,
                         tap=recording(named), **kw)
-    return tuple(n for n in problem.masks if n in named and np.any(np.asarray(named[n]) == 0))
+    return {n: np.asarray(v) for n, v in named.items()}
+
+
+def units_off(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
+    """Per tapped pre-activation (the declared ReLUs first), per unit along its last axis,
+    whether it is at or below 0 on some sample at step ``k``: the units a missing ReLU mask
+    leaves wrong. An undeclared tap is a candidate too: the reading needs the wrong elements
+    to be exactly those units' (:func:`crosscheck.judging.mistakes.explain`)."""
+    named = tapped(case, t, k)
+    order = [n for n in case.problem(**rerun_overrides(t, case)).masks if n in named]
+    order += [n for n in named if n not in order]
+    out = {}
+    for n in order:
+        z = np.asarray(named[n])
+        if z.ndim >= 1 and np.issubdtype(z.dtype, np.number):
+            out[n] = ~(z > 0).reshape(-1, z.shape[-1]).all(axis=0)
+    return out
+
+
+def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
+    """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
+    masks = case.problem(**rerun_overrides(t, case)).masks
+    if not masks:
+        return ()
+    named = tapped(case, t, k)
+    return tuple(n for n in masks if n in named and np.any(named[n] == 0))
 
 
 def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory) -> np.ndarray:
@@ -314,7 +338,15 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
         if case is not None and case.loss_at(moved, hyper, sample)[1] != sides:
             continue   # the nudge crossed a ReLU kink: a jump of the gradient, not its rounding
         loss, g = _manual_at(other, gradient, hyper, k, moved)
-        worst = max(worst, _apart(other, k, loss, g, manual_loss[k], base))
+        d = _apart(other, k, loss, g, manual_loss[k], base)
+        if d > tolerances.JUMP_CHECK * u:
+            # So large a move is a linear response, or a jump across a kink nobody declared
+            # (a maximum, a where, an abs at exactly 0): a linear one grows with the nudge.
+            grown = _apart(other, k, *_manual_at(other, gradient, hyper, k, nudged(at, 16 * u, flip)),
+                           manual_loss[k], base)
+            if not grown >= tolerances.JUMP_GROWTH * d:
+                continue
+        worst = max(worst, d)
     return worst if math.isfinite(worst) else 0.0
 
 

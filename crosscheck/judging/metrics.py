@@ -50,6 +50,22 @@ class Divergence:
     tol: float = 0.0
     explanation: dict | None = None   # local: the likely mistake (crosscheck.judging.mistakes.Explanation)
     elements: tuple = ()              # local: the worst elements, manual beside autograd
+    explanations: tuple = ()          # local: each wrong gradient's own reading at this step
+
+    @property
+    def likely(self) -> str | None:
+        """The likely-mistake line: the chosen reading, and where several gradients are wrong
+        at the step, which one it was read on and what the others read."""
+        if not self.explanation:
+            return None
+        text = self.explanation["text"]
+        if len(self.explanations) > 1:
+            read = self.explanation.get("parameter")
+            where = f"read on grad[{read}]" if read else "read on the whole step"
+            each = ", ".join(f"{e['parameter']} {e['kind']}" for e in self.explanations)
+            text += (f" ({where}, the clearest of {len(self.explanations)} wrong gradients at this step: "
+                     f"{each})")
+        return text
 
     def __str__(self) -> str:
         what = f"{self.quantity}[{self.parameter}]" if self.parameter else self.quantity
@@ -75,7 +91,7 @@ class Divergence:
                 "parameter": self.parameter, "expected": _json_float(self.expected),
                 "got": _json_float(self.got), "error": _json_float(self.error),
                 "tolerance": _json_float(self.tol), "explanation": self.explanation,
-                "elements": list(self.elements)}
+                "explanations": list(self.explanations), "elements": list(self.elements)}
 
 
 def _optimizer_library(framework: str) -> str:

@@ -11,15 +11,28 @@ fingerprint a mistake leaves:
   the most specific first);
 * ``sign``: manual = -autograd;
 * ``transpose``: the right values in the transposed layout;
+* ``penalty``: manual - autograd = c * p for the parameter p itself (an L2 term missing,
+  halved, of the wrong sign, or one the loss does not have), or c times a declared penalty's
+  gradient;
+* ``clip``: the manual value sits exactly at +-c on every element where it differs, where
+  autograd's exceeds c (a gradient clip in the backward: np.clip(d, -c, c));
 * ``kink``: a ReLU pre-activation is exactly 0 at this step, where the derivative is a
   convention ((a > 0) gives 0, (a >= 0) or clamp 1, maximum 0.5);
-* ``dead_units``: wrong only in the units (last axis) that are off on some sample;
+* ``dead_units``: wrong only in the units (last axis) that are off on some sample, in one
+  layer of several (each recorded ReLU pre-activation with that many units is tried);
 * ``stale_parameters``: the manual value is autograd's of the step before (parameters used
   before their update, or a cached value);
 * ``some_elements``: right except at a few listed elements (a missing term);
 * ``shape``: shapes differ;
 * ``non_finite``: NaN or inf where the other side is a number (listed);
 * ``unknown``: none of these.
+
+Three more kinds are read from the whole step rather than one array, by re-evaluating it
+(:mod:`crosscheck.judging.probes`): ``kink`` without a declaration, ``transpose`` of a square
+matrix inside a chain (a recurrence), and ``activation_derivative``. Where several gradients
+are wrong at a step, each is read, and :func:`clearest` picks the most telling reading
+(:data:`TELLING`): a clean factor or sign on one beats a pattern mixed with the chain rule's
+downstream terms on another.
 """
 
 from __future__ import annotations
@@ -44,16 +57,106 @@ SOME_SHARE = 0.5
 MAX_LISTED = 6
 
 
+#: The kinds, most telling first: a reading earlier here names the mistake more surely. A
+#: defect of the array itself first; then a clean relation between the whole manual array and
+#: autograd's (a sign, a named factor, a penalty's multiple, a clip); then patterns that hold
+#: on part of it or that a probe of the whole step found; an unnamed factor, a few elements,
+#: and nothing last. ``constant_factor`` without a reading of its factor ranks as "factor".
+TELLING = ("non_finite", "shape", "dtype", "sign", "constant_factor", "penalty", "clip", "kink",
+           "transpose", "activation_derivative", "dead_units", "stale_parameters", "factor",
+           "some_elements", "unknown")
+
+
 @dataclasses.dataclass(frozen=True)
 class Explanation:
     kind: str
     text: str
     factor: float | None = None
     elements: tuple[tuple[int, ...], ...] = ()
+    parameter: str | None = None     # the gradient it was read on (None: the whole step)
+    named: bool = True               # a constant factor: whether the factor has a reading
+
+    @property
+    def rank(self) -> int:
+        """Its place in :data:`TELLING` (lower is more telling)."""
+        if self.kind == "clip" and len(self.elements) < 2:   # one element sits at any value: weak evidence
+            return TELLING.index("some_elements")
+        return TELLING.index("factor" if self.kind == "constant_factor" and not self.named else self.kind)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "factor": self.factor, "elements": [list(e) for e in self.elements],
-                "text": self.text}
+        return {"kind": self.kind, "parameter": self.parameter, "factor": self.factor,
+                "elements": [list(e) for e in self.elements], "text": self.text}
+
+
+def clearest(readings: Sequence[Explanation]) -> Explanation:
+    """The most telling of ``readings`` (one per wrong gradient, in declaration order): the
+    lowest :attr:`Explanation.rank`, the first declared among equals."""
+    return min(readings, key=lambda e: e.rank)
+
+
+def own_penalty(name: str, manual: np.ndarray, autograd: np.ndarray, value: np.ndarray, tol: float,
+                declared: np.ndarray | None = None, symbol: str = "p") -> Explanation | None:
+    """Where manual - autograd = c * p for the parameter ``value`` p itself on every element
+    (an L2 term's fingerprint), with ``c`` named against ``declared``, the declared penalty's
+    gradient, where that is a multiple of p too: missing (-1 times it), its factor 2 missing
+    (-1/2), its sign flipped (-2), or a term the declared loss does not have; ``factor``: the
+    penalty's term in the backward over the declared one's (c itself where none is declared
+    for this parameter). None where the
+    difference is not such a multiple, or p has fewer than two nonzero elements (one element
+    is always a multiple of itself: no evidence)."""
+    m, a, p = (np.ravel(np.asarray(v, np.float64)) for v in (manual, autograd, value))
+    if p.shape != m.shape or np.count_nonzero(p) < 2:
+        return None
+    diff = m - a
+    scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
+    c = float(diff @ p / (p @ p))
+    same = tolerances.PENALTY_SAME_FACTOR
+    if c == 0 or np.max(np.abs(diff - c * p)) > max(tol * scale, same * np.max(np.abs(diff))):
+        return None
+    what = f"{name} - autograd's is exactly {c:.4g} x {symbol} on every element"
+    if declared is not None and np.count_nonzero(declared) >= 2:
+        g = np.ravel(np.asarray(declared, np.float64))
+        r = float(g @ p / (p @ p))
+        if r and np.max(np.abs(g - r * p)) <= same * np.max(np.abs(g)):   # the declared penalty is L2 here
+            for times, says in ((-1.0, "the penalty's gradient is missing from it"),
+                                (-0.5, "the penalty's term is half what it should be (a missing factor 2: "
+                                       "lam * p for 2 * lam * p?)"),
+                                (-2.0, "the penalty's term has the wrong sign (- 2 * lam * p for "
+                                       "+ 2 * lam * p)?"),
+                                (1.0, "the penalty's term is there twice")):
+                if abs(c - times * r) <= same * abs(r):
+                    return Explanation("penalty", f"{what}, {c / r:+.4g} times the declared penalty's "
+                                                  f"gradient: {says}", factor=1 + c / r)
+            return Explanation("penalty", f"{what}: the penalty's term is {1 + c / r:.4g} times the declared "
+                                          "penalty's gradient: is the penalty's gradient missing, or its "
+                                          "factor 2?", factor=1 + c / r)
+    return Explanation("penalty", f"{what}: a penalty term the declared loss does not have (is the penalty "
+                                  f"declared with penalty=, and does it cover this parameter? its sign?)",
+                       factor=c)
+
+
+def clipped(name: str, manual: np.ndarray, autograd: np.ndarray, wrong: np.ndarray) -> Explanation | None:
+    """Where the manual value sits exactly at +-c on every ``wrong`` element, autograd's
+    exceeds c in size there, and nowhere else (a clip at c in the backward). On one element
+    alone this is weak evidence (any value sits at itself): it ranks as a few elements
+    (:attr:`Explanation.rank`)."""
+    m, a = np.asarray(manual, np.float64), np.asarray(autograd, np.float64)
+    at = np.abs(m[wrong])
+    if not at.size:
+        return None
+    c = float(np.max(at))
+    right_side = np.sign(m[wrong]) == np.sign(a[wrong])
+    if (c == 0 or np.any(np.abs(at - c) > SAME * c) or not right_side.all()
+            or np.any(np.abs(a[wrong]) <= c) or np.any(np.abs(a[~wrong]) > c * (1 + SAME))):
+        return None
+    idx = tuple(tuple(int(i) for i in np.unravel_index(j, m.shape)) for j in np.flatnonzero(wrong.ravel()))
+    where = ", ".join(map(str, idx[:MAX_LISTED])) + (", ..." if len(idx) > MAX_LISTED else "")
+    top = float(np.max(np.abs(a[wrong])))
+    return Explanation("clip", f"{name} sits exactly at +-{c:.6g} on the {len(idx)} elements where it "
+                               f"differs ({where}), where autograd's exceeds {c:.6g} (up to {top:.4g}): the "
+                               f"backward clips its gradient (np.clip(d, -{c:.6g}, {c:.6g}))? Autograd does "
+                               "not clip: a clip that is meant belongs in the update (update=), where it is "
+                               "checked as the optimizer", factor=c, elements=idx[:MAX_LISTED])
 
 
 def penalty_factor(name: str, manual: np.ndarray, autograd: np.ndarray, penalty: np.ndarray,
@@ -109,11 +212,14 @@ def triple(manual: np.ndarray, autograd: np.ndarray, tol: float) -> dict[str, An
 
 def sizes(traj, step: int) -> tuple[int, int]:
     """(batch size, number of outputs) of ``traj``'s step: the factors a mistake is named by.
-    A per-sample step's batch is its one sample."""
+    A per-sample step's batch is its one sample; a real loop's, the samples its feed gave it."""
     from crosscheck.judging.metrics import sample_of
 
     pred = np.asarray(traj.pred_train)
-    batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)
+    if traj.feed is not None:   # a real loop: the step's own batch
+        batch = len(traj.feed.index(step))
+    else:
+        batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)
     return batch, pred.shape[-1] if pred.ndim >= 2 else 1
 
 
@@ -151,14 +257,25 @@ def _narrow_dtype(m: np.ndarray, a: np.ndarray, scale: float) -> tuple[str, floa
 
 def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, batch: int = 1,
             outputs: int = 1, previous: np.ndarray | None = None, zeros: Sequence[str] = (),
-            off_units: np.ndarray | None = None) -> Explanation:
+            units: Mapping[str, np.ndarray] | None = None, value: np.ndarray | None = None,
+            penalty: np.ndarray | None = None, parameter: str | None = None) -> Explanation:
     """The likely mistake behind ``manual`` (the hand-written gradient ``name``) differing
     from ``autograd`` at the same parameters.
 
     ``previous``: autograd's value one step earlier (stale parameters); ``zeros``: the ReLU
-    pre-activations exactly 0 at this step (kinks); ``off_units``: per unit (last axis), off
-    on some sample at this step.
+    pre-activations exactly 0 at this step (kinks); ``units``: per ReLU pre-activation, per
+    unit (last axis), whether it is off on some sample at this step; ``value``: the parameter
+    itself and ``penalty`` its declared penalty's gradient (a penalty's fingerprint);
+    ``parameter``: the parameter's name, recorded on the reading.
     """
+    why = _explain(name, manual, autograd, tol=tol, batch=batch, outputs=outputs, previous=previous,
+                   zeros=zeros, units=units or {}, value=value, penalty=penalty, symbol=parameter or "p")
+    return dataclasses.replace(why, parameter=parameter)
+
+
+def _explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, batch: int, outputs: int,
+             previous: np.ndarray | None, zeros: Sequence[str], units: Mapping[str, np.ndarray],
+             value: np.ndarray | None, penalty: np.ndarray | None, symbol: str) -> Explanation:
     m, a = np.asarray(manual, np.float64), np.asarray(autograd, np.float64)
     if m.shape != a.shape:
         return Explanation("shape", f"{name} has shape {m.shape}, autograd's {a.shape}")
@@ -209,6 +326,16 @@ def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, 
     if m.ndim == 2 and m.shape[0] == m.shape[1] and equal(m.T, a):
         return Explanation("transpose", f"{name} holds autograd's values transposed (a @ b.T where "
                                         "b.T @ a was meant?)")
+    if value is not None:
+        declared = None if penalty is None else np.asarray(penalty, np.float64)
+        found = own_penalty(name, m, a, value, tol, declared, symbol)
+        if found is None and declared is not None and np.any(declared):
+            found = penalty_factor(name, m, a, declared, tol)
+        if found is not None:
+            return found
+    found = clipped(name, m, a, wrong)
+    if found is not None and (len(found.elements) >= 2 or not zeros):   # (a kink's one element first)
+        return found
     stale = previous is not None and np.shape(previous) == a.shape
     if stale and equal(m, np.asarray(previous, np.float64)):
         return Explanation("stale_parameters", f"{name} equals autograd's gradient of the step before: "
@@ -220,15 +347,18 @@ def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, 
                                    "backward's must agree")
     if factor is not None:
         return Explanation("constant_factor", f"{name} is exactly {factor:.6g}x autograd's on every "
-                                              "element", factor)
-    if off_units is not None and m.ndim >= 1 and off_units.shape == m.shape[-1:] and not off_units.all():
-        # Wrong in exactly the units that are off on some sample, and there wholly.
-        by_unit = wrong.reshape(-1, m.shape[-1])
-        cols = by_unit.any(axis=0)
-        if cols.any() and np.array_equal(cols, off_units) and by_unit[:, cols].all():
-            units = np.flatnonzero(cols).tolist()
-            return Explanation("dead_units", f"{name} is wrong only in units {units}, which are off on "
-                                             "some sample: is the ReLU's mask missing (dL_da = dL_dA)?")
+                                              "element", factor, named=False)
+    for layer, off in units.items():
+        # Wrong in exactly the units of one layer that are off on some sample, and there wholly.
+        if m.ndim >= 1 and off.shape == m.shape[-1:] and not off.all():
+            by_unit = wrong.reshape(-1, m.shape[-1])
+            cols = by_unit.any(axis=0)
+            if cols.any() and np.array_equal(cols, off) and by_unit[:, cols].all():
+                listed = np.flatnonzero(cols).tolist()
+                return Explanation("dead_units", f"{name} is wrong only in units {listed} of {layer}, which "
+                                                 f"are off on some sample: is {layer}'s ReLU mask missing "
+                                                 f"from the backward (dL_d{layer} = dL_dA, or no "
+                                                 f"dZ[Z <= 0] = 0)?")
     idx = [tuple(int(i) for i in np.unravel_index(j, m.shape)) for j in np.flatnonzero(wrong.ravel())]
     if len(idx) <= MAX_LISTED and len(idx) <= SOME_SHARE * m.size:
         return Explanation("some_elements", f"{name} is right except at {', '.join(map(str, idx))}: "

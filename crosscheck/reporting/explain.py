@@ -113,9 +113,15 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
     from crosscheck.judging import local
 
     batch, outputs = mistakes.sizes(traj, step)
+    case = cases.get(traj.case)
+    name = line.name[4:] if line.name.startswith("dL/d") else line.name
+    value = traj.params[name][step] if name in traj.params else None
+    penalty = None
+    if value is not None and case.penalty_gradient is not None:
+        penalty = case.penalty_gradient({n: v[step] for n, v in traj.params.items()}).get(name)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
-                           zeros=local.exact_zeros(cases.get(traj.case), traj, step),
-                           off_units=local.off_units(traj, step, line.manual))
+                           zeros=local.exact_zeros(case, traj, step), units=local.units_off(case, traj, step),
+                           value=value, penalty=penalty, parameter=name if value is not None else None)
     out.append(f"      likely: {why.text}")
     return out
 

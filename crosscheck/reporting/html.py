@@ -49,7 +49,7 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
             first = comp.first
             text = EXPLAIN.get(first.question if first else comp.question, EXPLAIN[None])
             if first is not None and first.explanation:
-                text = f"Likely: {first.explanation['text'].rstrip('?.')}. " + text
+                text = f"Likely: {first.likely.rstrip('?.')}. " + text
             command = report.next_command(r, fw)
             mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
                                "explanation": "" if text in explained else text,

@@ -240,7 +240,7 @@ def table(results: Sequence[CaseResult], quiet: bool = False) -> str:
                          f"{n['params']:>8} {n['envelope']:>8}  {short}")
             lines += details
             if c.first is not None and c.first.explanation:
-                lines += _wrap("likely:", c.first.explanation["text"])
+                lines += _wrap("likely:", c.first.likely)
             if not r.agree(fw) and (command := next_command(r, fw)):
                 lines += _wrap("next:", command)
             if fw in r.drift:

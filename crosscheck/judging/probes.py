@@ -1,0 +1,243 @@
+"""Probes of a wrong step: hypotheses about the whole backward, tested by evaluating it again.
+
+Reading one gradient array against autograd's (:mod:`crosscheck.judging.mistakes`) names a
+mistake whose fingerprint sits in that array: a factor, a sign, a clip. Three mistakes leave
+none there, because the chain rule mixes them with every term downstream:
+
+* ``kink``: the manual backward and autograd differ only at a point where the loss is not
+  differentiable (a ReLU's pre-activation exactly 0, however the forward spells it, declared
+  or not). The difference vanishes at parameters a little away (both sides then take the same
+  branch), and the loss's one-sided slopes differ at the point itself;
+* ``transpose``: a square matrix used untransposed in the backward where its transpose was
+  meant (``np.dot(Whh, dhraw)`` for ``np.dot(Whh.T, dhraw)`` in a recurrence). The mistake
+  vanishes where that matrix is symmetric;
+* ``activation_derivative``: a sigmoid's or tanh's derivative left out at a tapped
+  pre-activation. Autograd with that one derivative divided out gives the manual gradients;
+* ``dead_units``: a ReLU's mask left out at a tapped pre-activation, where every unit is off
+  on some sample (so no unit's gradient is right to tell it by). Autograd with that ReLU
+  passing every unit gives the manual gradients.
+
+Each probe evaluates the manual backward and the judged framework's autograd again (at moved
+parameters, or with one derivative changed through ``frameworks.gradients``'s ``scale``),
+and names the mistake only where the hypothesis makes the two agree
+(:data:`crosscheck.tolerances.PROBE_SHARE`) and the plain comparison does not. A probe that
+cannot run (a framework without ``scale``, a forward that fails at moved parameters) names
+nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from crosscheck import tolerances
+from crosscheck.declaring.cases import Case
+from crosscheck.judging.metrics import rerun_overrides, sample_of
+from crosscheck.judging.mistakes import MAX_LISTED, Explanation
+from crosscheck.running.record import Trajectory
+
+Grads = Mapping[str, np.ndarray]
+
+#: The activations whose derivative the probe tries leaving out: name -> (derivative at the
+#: pre-activation z, how a backward writes it).
+ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "sigmoid": (lambda z: (s := 1 / (1 + np.exp(-z))) * (1 - s), "s * (1 - s), sigmoid_prime(z)"),
+    "tanh": (lambda z: 1 - np.tanh(z) ** 2, "(1 - h ** 2)"),
+}
+
+
+class Step:
+    """Step ``k`` of ``traj`` evaluated again: the manual backward (the case's ``gradient``)
+    and the judged framework's autograd, at given parameters."""
+
+    def __init__(self, traj: Trajectory, case: Case, k: int, hyper: Mapping) -> None:
+        self.traj, self.case, self.k, self.hyper = traj, case, k, dict(hyper)
+        self.params = {n: np.array(traj.params[n][k], np.float64) for n in traj.param_names}
+        self.sample = sample_of(traj, k)
+        self.problem = case.problem(**rerun_overrides(traj, case))
+
+    def manual(self, params: Grads) -> dict[str, np.ndarray]:
+        grads = self.case.gradient(params, self.hyper, self.sample)[1]
+        return {n: np.asarray(g, np.float64) for n, g in grads.items()}
+
+    def autograd(self, params: Grads, scale: Mapping[str, np.ndarray] | None = None,
+                 lift: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+        from crosscheck import frameworks
+
+        got = frameworks.gradients(self.traj.framework, self.problem, dict(params), self.sample,
+                                   self.traj.dtype, scale=dict(scale) if scale else None,
+                                   lift=dict(lift) if lift else None)
+        return {n: np.asarray(g, np.float64) for n, g in got["params"].items()}
+
+    def loss(self, params: Grads) -> float:
+        return float(self.case.loss_at(params, self.hyper, self.sample)[0])
+
+    def tapped(self) -> dict[str, np.ndarray]:
+        """The forward's tapped intermediates at this step's parameters (NumPy)."""
+        from crosscheck.judging.local import tapped
+
+        return tapped(self.case, self.traj, self.k)
+
+
+def apart(a: Grads, b: Grads) -> float:
+    """How far two sets of gradients are apart: the largest, over the parameters, of the
+    largest elementwise difference relative to ``b``'s largest element."""
+    worst = 0.0
+    for n, v in b.items():
+        scale = float(np.max(np.abs(v), initial=0.0)) or 1.0
+        worst = max(worst, float(np.max(np.abs(np.asarray(a[n]) - v), initial=0.0)) / scale)
+    return worst if math.isfinite(worst) else math.inf
+
+
+def probe(traj: Trajectory, case: Case, k: int, hyper: Mapping, manual: Grads, autograd: Grads, tol: float,
+          referees_agree: Callable[[], bool]) -> Explanation | None:
+    """The mistake the whole step ``k`` shows, where a probe finds one (see the module's
+    docstring); ``manual`` and ``autograd``: the step's gradients as judged, ``tol`` the
+    step's tolerance, ``referees_agree()``: whether the frameworks' autograds agree here (a
+    kink is named only then)."""
+    try:
+        with np.errstate(all="ignore"):
+            step = Step(traj, case, k, hyper)
+            before = apart(manual, autograd)
+            if not math.isfinite(before) or before == 0:
+                return None
+            limit = max(tol, tolerances.PROBE_SHARE * before)
+            vanishes = _vanishes_nearby(step, limit)
+            if vanishes:
+                return _kink(step, manual, autograd, tol) if referees_agree() else None
+            return _transposed(step, limit) or _activation(step, manual, limit) or _mask(step, manual, limit)
+    except Exception:   # a forward that fails at moved parameters, a framework without scale
+        return None
+
+
+def _nudged(params: Grads, flip: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for n, v in params.items():
+        size = float(np.mean(np.abs(v))) if np.size(v) else 0.0
+        signs = rng.choice((-1.0, 1.0), size=np.shape(v))
+        out[n] = v + flip * tolerances.KINK_NUDGE * (np.abs(v) + size + 1e-300) * signs
+    return out
+
+
+def _vanishes_nearby(step: Step, limit: float) -> bool:
+    """The manual backward and autograd agree at parameters moved a little each way."""
+    for flip in (1.0, -1.0):
+        moved = _nudged(step.params, flip)
+        if apart(step.manual(moved), step.autograd(moved)) > limit:
+            return False
+    return True
+
+
+def _gap(step: Step, direction: Grads, h: float) -> float:
+    """The loss's right slope minus its left slope along ``direction`` at the step's
+    parameters, by differences of step ``h``."""
+    def at(t):
+        return step.loss({n: v + t * direction[n] for n, v in step.params.items()})
+    return (at(h) - 2 * at(0.0) + at(-h)) / h
+
+
+def _kink(step: Step, manual: Grads, autograd: Grads, tol: float) -> Explanation | None:
+    """``kink`` where the loss's one-sided slopes differ here along the difference of the two
+    gradients, or along one of its largest elements (tolerances.KINK_GAP_SHARE)."""
+    diff = {n: np.asarray(manual[n], np.float64) - np.asarray(autograd[n], np.float64) for n in step.params}
+    size = max(float(np.max(np.abs(v), initial=0.0)) for v in step.params.values()) or 1.0
+    directions = [diff]
+    flat = [(abs(float(d)), n, i) for n, v in diff.items() for i, d in enumerate(np.ravel(v)) if d]
+    for _, n, i in sorted(flat, reverse=True)[:3]:   # the largest elements' own directions
+        e = {m: np.zeros_like(v) for m, v in diff.items()}
+        e[n].flat[i] = np.sign(diff[n].flat[i])
+        directions.append(e)
+    for d in directions:
+        reach = max(float(np.max(np.abs(v), initial=0.0)) for v in d.values())
+        along = sum(float(np.sum(diff[n] * d[n])) for n in d)
+        if not reach or not along:
+            continue
+        h = tolerances.KINK_NUDGE * size / reach
+        wide, narrow = _gap(step, d, h), _gap(step, d, h / 10)
+        if (abs(wide) >= tolerances.KINK_GAP_SHARE * abs(along)
+                and abs(narrow - wide) <= tolerances.KINK_GAP_SPREAD * abs(wide)):
+            return _kink_text(diff, autograd, tol, abs(wide))
+    return None
+
+
+def _kink_text(diff: Grads, autograd: Grads, tol: float, gap: float) -> Explanation:
+    """The kink's reading: the gradients' elements that differ beyond ``tol``, and the gap."""
+    wrong = []
+    for n, v in diff.items():
+        scale = float(np.max(np.abs(autograd[n]), initial=0.0)) or 1.0
+        wrong += [(n, tuple(int(i) for i in np.unravel_index(j, np.shape(v))))
+                  for j in np.flatnonzero(np.abs(np.ravel(v)) > tol * scale)]
+    names = list(dict.fromkeys(n for n, _ in wrong))
+    shown = ", ".join(f"{n}{list(i)}" for n, i in wrong[:MAX_LISTED])
+    shown += ", ..." if len(wrong) > MAX_LISTED else ""
+    return Explanation(
+        "kink", f"the gradients of {', '.join(names)} differ only at a kink of the loss ({shown}): the "
+                f"difference vanishes at parameters {tolerances.KINK_NUDGE:g} away, and the loss's one-sided "
+                f"slopes differ here (by {gap:.3g}). There the derivative is a convention, not a value: "
+                "(z > 0) gives 0, (z >= 0) and clamp 1, maximum 0.5; the forward's spelling and the "
+                "backward's must agree", elements=tuple(i for _, i in wrong[:MAX_LISTED]))
+
+
+def _transposed(step: Step, limit: float) -> Explanation | None:
+    """``transpose`` where the mistake vanishes with one square matrix made symmetric."""
+    for n, v in step.params.items():
+        if np.ndim(v) != 2 or v.shape[0] != v.shape[1] or v.shape[0] < 2 or np.allclose(v, v.T):
+            continue
+        sym = {**step.params, n: (v + v.T) / 2}
+        auto = step.autograd(sym)
+        if all(not np.any(g) for g in auto.values()):
+            continue   # nothing to compare there
+        if apart(step.manual(sym), auto) <= limit:
+            return Explanation(
+                "transpose", f"the mistake vanishes where {n} is symmetric (at ({n} + {n}.T) / 2 the manual "
+                             f"gradients agree with autograd's): the backward uses {n} where {n}.T is "
+                             f"meant, or the reverse (np.dot({n}, d) for np.dot({n}.T, d) in a recurrence?)",
+                parameter=None)
+    return None
+
+
+def _activation(step: Step, manual: Grads, limit: float) -> Explanation | None:
+    """``activation_derivative`` where autograd with one activation's derivative divided out
+    at a tapped pre-activation gives the manual gradients: at one tap, or at every tap at once
+    (a recurrence's pre-activations, one tap per time step, all through one line of backward)."""
+    taps = {n: np.asarray(z, np.float64) for n, z in step.tapped().items()
+            if np.issubdtype(np.asarray(z).dtype, np.floating) and np.size(z)}
+    for act, (derivative, written) in ACTIVATIONS.items():
+        factors = {}
+        for tap, z in taps.items():
+            d = derivative(z)
+            if np.all(np.isfinite(d)) and not np.any(d == 0):
+                factors[tap] = 1 / d
+        tries = [{tap: f} for tap, f in factors.items()] + ([factors] if len(factors) > 1 else [])
+        for scale in tries:
+            if apart(manual, step.autograd(step.params, scale=scale)) <= limit:
+                where = ", ".join(scale)
+                return Explanation(
+                    "activation_derivative",
+                    f"the manual gradients are autograd's with {act}'s derivative at {where} left out "
+                    f"(autograd with it divided out at the tapped {where} gives them exactly): is the "
+                    f"factor {written} missing where the backward passes through {act}({where})?")
+    return None
+
+
+def _mask(step: Step, manual: Grads, limit: float) -> Explanation | None:
+    """``dead_units`` where autograd with one tapped pre-activation's ReLU passing every unit
+    gives the manual gradients: the tapped tensor's values at or below 0 are replaced by the
+    dtype's smallest normal number, its gradient passing unchanged (the forward moves by less
+    than any rounding, and the ReLU's derivative there becomes 1, however it is spelled)."""
+    tiny = float(np.finfo(np.dtype(step.traj.dtype)).tiny)
+    for tap, z in step.tapped().items():
+        z = np.asarray(z, np.float64)
+        off = ~(z > 0)
+        if not np.issubdtype(z.dtype, np.floating) or not off.any():
+            continue
+        if apart(manual, step.autograd(step.params, lift={tap: tiny})) <= limit:
+            units = np.flatnonzero(off.reshape(-1, z.shape[-1]).any(axis=0)).tolist() if z.ndim else []
+            return Explanation(
+                "dead_units", f"the manual gradients are autograd's with the ReLU at {tap} passing every "
+                              f"unit (units {units} are off on some sample): is {tap}'s mask missing from "
+                              f"the backward (dL_d{tap} = dL_dA, or no dZ[Z <= 0] = 0)?")
+    return None
