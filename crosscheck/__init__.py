@@ -15,21 +15,21 @@ if (_source_tree / "reference" / "__init__.py").is_file() and not (
     __path__.append(str(_source_tree))
 
 
-__all__ = ["Model", "ModelError", "check", "check_gradient"]
+__all__ = ["Model", "ModelError", "check", "check_gradient", "explain"]
 
 
 def __getattr__(name: str):
-    """``crosscheck.Model``, ``crosscheck.ModelError``, ``crosscheck.check`` and
-    ``crosscheck.check_gradient``, imported when
-    first asked for (the command line starts without them)."""
+    """``crosscheck.Model``, ``crosscheck.ModelError``, ``crosscheck.check``,
+    ``crosscheck.check_gradient`` and ``crosscheck.explain``, imported when first asked for
+    (the command line starts without them)."""
     if name in ("Model", "ModelError"):
         from crosscheck.declaring import model
 
         return getattr(model, name)
-    if name == "check":
-        from crosscheck.api import check
+    if name in ("check", "explain"):
+        from crosscheck import api
 
-        return check
+        return getattr(api, name)
     if name == "check_gradient":
         from crosscheck.points import check_gradient
 

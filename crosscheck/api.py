@@ -75,6 +75,63 @@ class Result:
         return html.fragment(self.report, self.dtype)
 
 
+@dataclasses.dataclass(frozen=True, repr=False)
+class Walkthrough:
+    """What [`explain()`][crosscheck.api.explain] shows: the manual backward of one step, line
+    by line, beside each framework's autograd and finite differences. ``str()`` is the text
+    ``crosscheck explain`` prints; in a notebook it shows as a table, the first wrong line and
+    the lines that inherit its error marked."""
+
+    model: str
+    step: int
+    walk: object                       # crosscheck.reporting.explain.Walk
+
+    @property
+    def agree(self) -> bool:
+        """Every checked line agrees with autograd."""
+        return self.walk.agree
+
+    @property
+    def first_wrong(self) -> str | None:
+        """The first line, in the backward's order, that does not agree (None if all do)."""
+        return self.walk.first_wrong
+
+    def __str__(self) -> str:
+        return self.walk.text
+
+    def __repr__(self) -> str:
+        return (f"Walkthrough(model={self.model!r}, step={self.step}, agree={self.agree}, "
+                f"first_wrong={self.first_wrong!r})")
+
+    def _repr_html_(self) -> str:
+        return self.walk.html()
+
+
+def explain(model: Model, step: int = 0, lr: float | None = None, epochs: int | None = None) -> Walkthrough:
+    """Walk ``model``'s hand-written backward at update ``step`` line by line, as
+    ``crosscheck explain FILE --step K`` does, for a model defined anywhere (a notebook's
+    model has no file for the command line to find). ``lr`` and ``epochs`` override the
+    model's, as ``check()``'s do.
+
+    Raises [`crosscheck.ModelError`][crosscheck.declaring.model.ModelError] for a model that
+    cannot be checked as declared, and ``ValueError`` for a step outside the run (one line,
+    as the command line says it)."""
+    from crosscheck.reporting import explain as walker
+    from crosscheck.running import runner
+
+    if not isinstance(model, Model):
+        raise TypeError(f"explain() takes a crosscheck.Model, got {type(model).__name__}")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise ValueError(f"step must be a whole number, got {step!r}")
+    _, overrides = arguments(fw_registry.FRAMEWORKS, "float64", lr, epochs)
+    needs_run(model.name, model.hyper(**overrides))
+    case = register(model)
+    traj = runner.run(case.name, **overrides)
+    if not 0 <= step < traj.steps:
+        raise ValueError(f"step {step}: {case.name} has steps 0..{traj.steps - 1}")
+    return Walkthrough(case.name, step, walker.walk(traj, step))
+
+
 def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtype: str = "float64",
           lr: float | None = None, epochs: int | None = None) -> Result:
     """Run ``model``'s hand-written training beside each framework's autograd, and compare.

@@ -193,3 +193,22 @@ def test_explain_shows_a_wrong_gradient_where_autograd_is_exactly_0(capsys):
         f"[dead_unit_no_mask/torch,jax] step 0 W1[0, 1]: manual 4.125 vs autograd 0, no row {row!r}\n{out}")
     assert "      likely: dL/dW1 is wrong only in units [1] of a, which are off on some sample" in out, (
         f"[dead_unit_no_mask] step 0 W1: the missing mask is not named as run names it\n{out}")
+
+
+def _entry(text: str, verdict: str):
+    from crosscheck.reporting.explain import Entry
+
+    return Entry(text.split(" =")[0].split(" +=")[0], text, (), verdict)
+
+
+def test_explain_marks_the_first_wrong_line_and_what_inherits_its_error():
+    # dL_dO is wrong; dL_dz and dL_dW2 are computed from it; dL_db1 is not, and is wrong too.
+    from crosscheck.reporting.explain import _marked
+
+    lines = [_entry("dL_dO = 2 * (O - y)", "MISMATCH"), _entry("dO_dz = relu_deriv(z)", "local"),
+             _entry("dL_dz = dL_dO * dO_dz", "MISMATCH"), _entry("dL_dW2 = A.T @ dL_dz", "MISMATCH"),
+             _entry("dL_db1 = np.sum(x)", "MISMATCH"), _entry("dL_db2 = np.sum(dL_dz)", "agree")]
+    marks = {e.name: e.mark.split(",")[0].split(":")[0] for e in _marked(lines)}
+    want = {"dL_dO": "the first wrong line", "dO_dz": "", "dL_dz": "inherits the error of dL_dO",
+            "dL_dW2": "inherits the error of dL_dO", "dL_db1": "wrong on its own", "dL_db2": ""}
+    assert marks == want, f"explain's marks {marks}, expected {want}"

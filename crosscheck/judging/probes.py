@@ -52,8 +52,10 @@ class Step:
     """Step ``k`` of ``traj`` evaluated again: the manual backward (the case's ``gradient``)
     and the judged framework's autograd, at given parameters."""
 
-    def __init__(self, traj: Trajectory, case: Case, k: int, hyper: Mapping) -> None:
+    def __init__(self, traj: Trajectory, case: Case, k: int, hyper: Mapping,
+                 framework: str | None = None) -> None:
         self.traj, self.case, self.k, self.hyper = traj, case, k, dict(hyper)
+        self.framework = framework or traj.framework
         self.params = {n: np.array(traj.params[n][k], np.float64) for n in traj.param_names}
         self.sample = sample_of(traj, k)
         self.problem = case.problem(**rerun_overrides(traj, case))
@@ -66,7 +68,7 @@ class Step:
                  lift: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
         from crosscheck import frameworks
 
-        got = frameworks.gradients(self.traj.framework, self.problem, dict(params), self.sample,
+        got = frameworks.gradients(self.framework, self.problem, dict(params), self.sample,
                                    self.traj.dtype, scale=dict(scale) if scale else None,
                                    lift=dict(lift) if lift else None)
         return {n: np.asarray(g, np.float64) for n, g in got["params"].items()}
@@ -92,14 +94,15 @@ def apart(a: Grads, b: Grads) -> float:
 
 
 def probe(traj: Trajectory, case: Case, k: int, hyper: Mapping, manual: Grads, autograd: Grads, tol: float,
-          referees_agree: Callable[[], bool]) -> Explanation | None:
+          referees_agree: Callable[[], bool], framework: str | None = None) -> Explanation | None:
     """The mistake the whole step ``k`` shows, where a probe finds one (see the module's
     docstring); ``manual`` and ``autograd``: the step's gradients as judged, ``tol`` the
     step's tolerance, ``referees_agree()``: whether the frameworks' autograds agree here (a
-    kink is named only then)."""
+    kink is named only then); ``framework``: whose autograd ``autograd`` is (``traj``'s own
+    where None)."""
     try:
         with np.errstate(all="ignore"):
-            step = Step(traj, case, k, hyper)
+            step = Step(traj, case, k, hyper, framework)
             before = apart(manual, autograd)
             if not math.isfinite(before) or before == 0:
                 return None

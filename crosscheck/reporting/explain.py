@@ -9,11 +9,14 @@ gradients), and a verdict per line.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+
 import numpy as np
 
 from crosscheck import tolerances
 from crosscheck.declaring import cases
-from crosscheck.judging import oracles
+from crosscheck.judging import local, mistakes, oracles, probes
 from crosscheck.running.record import Trajectory
 
 
@@ -24,11 +27,68 @@ def _short(v: np.ndarray, n: int = 4) -> str:
     return f"[{body}{more}]" if flat.size != 1 or np.ndim(v) else body
 
 
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One line of the walk: the line as written, its rows of values, its verdict, and its
+    place among the wrong lines (``mark``)."""
+
+    name: str
+    text: str
+    rows: tuple[str, ...]
+    verdict: str                 # "agree", "MISMATCH", or "local" (shown, not checked)
+    mark: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Walk:
+    """``explain``'s view of one step: the header, every line of the manual backward in
+    order, and the summary counted from the lines."""
+
+    case: str
+    step: int
+    header: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    summary: str
+    likely: str | None = None    # the step's likely mistake, as run names it (None: all agree)
+
+    @property
+    def agree(self) -> bool:
+        return all(e.verdict != "MISMATCH" for e in self.entries)
+
+    @property
+    def first_wrong(self) -> str | None:
+        return next((e.name for e in self.entries if e.verdict == "MISMATCH"), None)
+
+    def html(self) -> str:
+        """The walk as an HTML fragment (a notebook's view): a row per line, the first wrong
+        line and the lines that inherit its error marked."""
+        from crosscheck.reporting import html
+
+        return html.walk_fragment(self)
+
+    @property
+    def text(self) -> str:
+        body = []
+        for e in self.entries:
+            body.append(f"  {e.text}")
+            body.extend(e.rows)
+            if e.mark:
+                body.append(f"      mark     {e.mark}")
+        likely = [f"likely: {self.likely}"] if self.likely else []
+        return "\n".join([*self.header, *likely, "", *body, "", self.summary])
+
+
 def render(traj: Trajectory, step: int) -> tuple[str, bool]:
     """The teaching view of ``traj`` at ``step``, and whether every line agrees.
 
     The header's verdict and the closing summary are counted from the lines below them.
     """
+    w = walk(traj, step)
+    return w.text, w.agree
+
+
+def walk(traj: Trajectory, step: int) -> Walk:
+    """:func:`render`'s view as a structure: each line's rows, verdict and mark."""
     c = cases.get(traj.case)
     if traj.feed is not None:   # a real loop: the step's batch, as its feed gave it
         feed = traj.feed
@@ -41,42 +101,101 @@ def render(traj: Trajectory, step: int) -> tuple[str, bool]:
         sample = oracles.sample_of(traj, step)
         per_epoch = traj.steps // traj.epochs
         where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
-    body, verdicts = [], {}
-    for line in oracles.chain(traj, step):
-        body.append(f"  {line.text}")
-        body.append(f"      manual   {_short(line.manual)}")
+    entries, verdicts, readings = [], {}, []
+    lines = oracles.chain(traj, step)
+    for line in lines:
+        rows = [f"      manual   {_short(line.manual)}"]
         if line.kind == "local":
-            body.append("      (a local derivative, not a gradient of the loss: autograd has no "
+            rows.append("      (a local derivative, not a gradient of the loss: autograd has no "
                         "value for it; it enters the lines below)")
+            entries.append(Entry(line.name, line.text, tuple(rows), "local"))
             continue
         for fw, err in line.errors().items():
-            body.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}"
+            rows.append(f"      {fw:<8} {_short(line.autograd[fw])}   max rel. diff {err:.1e}"
                         + ("" if err <= line.tol else f" > tol {line.tol:.1e}"))
         if line.extended:
-            body.append("      (its own float64 rounding: the same code in extended precision agrees "
+            rows.append("      (its own float64 rounding: the same code in extended precision agrees "
                         "with autograd)")
         good = line.verdict == "agree"
         if not good:
-            body.extend(_elements(line, traj, step))
+            shown, why = _elements(line, traj, step)
+            rows.extend(shown)
+            readings.append(why)
         f = line.fd
         if f is not None:
-            body.append(_fd_line(line))
+            rows.append(_fd_line(line))
             good &= f.agree or line.settled
         else:
-            body.append("      fd       - (an intermediate, not a parameter)")
-        body.append(f"      verdict  {'agree' if good else 'MISMATCH'}")
+            rows.append("      fd       - (an intermediate, not a parameter)")
+        rows.append(f"      verdict  {'agree' if good else 'MISMATCH'}")
         verdicts[line.name] = good
+        entries.append(Entry(line.name, line.text, tuple(rows), "agree" if good else "MISMATCH"))
+    entries = _marked(entries)
     summary = _summary(verdicts)
     origin = f"of {c.document} ({c.cell})" if c.document else f"of the model ({c.origin or 'in Python'})"
-    out = [f"{traj.case}: the manual backward {origin}, step {step} ({where})",
-           "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
-           f"loss at this step: {traj.step_loss[step]:.10g}",
-           f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step, relative to the "
-           "largest value so far) plus what a 1-ulp move of the parameters moves the line by; "
-           "finite differences within their derived tolerance (a second opinion where two autograds "
-           "agree with the manual value)",
-           f"verdict: {summary}", "", *body, "", summary]
-    return "\n".join(out), all(verdicts.values())
+    header = (f"{traj.case}: the manual backward {origin}, step {step} ({where})",
+              "params: " + "  ".join(f"{k}={_short(v[step])}" for k, v in traj.params.items()),
+              f"loss at this step: {traj.step_loss[step]:.10g}",
+              f"criterion: autograd within {tolerances.STEP_RTOL:.1e} (normwise, one step, relative to the "
+              "largest value so far) plus what a 1-ulp move of the parameters moves the line by; "
+              "finite differences within their derived tolerance (a second opinion where two autograds "
+              "agree with the manual value)",
+              f"verdict: {summary}")
+    likely = None
+    if readings and (why := _step_reading(lines, readings, traj, step)) is not None:
+        read = "" if why.parameter is None else f" (read on {why.parameter}, the clearest wrong line)"
+        likely = why.text + read
+    return Walk(traj.case, step, header, tuple(entries), summary, likely)
+
+
+def _reads(text: str) -> set[str] | None:
+    """The names a line ``target = expression`` reads; None where it is not such a line (a
+    user's hand-written value, named but not written out)."""
+    try:
+        tree = ast.parse(text.strip())
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assign, ast.AugAssign)):
+        return None
+    node = tree.body[0]
+    value = node.value
+    reads = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        reads.add(node.target.id)
+    return reads
+
+
+def _marked(entries: list[Entry]) -> list[Entry]:
+    """The first wrong line marked, and each later wrong line marked as inheriting its error
+    (where it is computed from it, through the lines between), as wrong on its own (where the
+    lines as written show it is not), or as wrong after it (where they cannot tell: a user's
+    hand-written values are named, not written out)."""
+    first = next((i for i, e in enumerate(entries) if e.verdict == "MISMATCH"), None)
+    if first is None:
+        return entries
+    out = list(entries)
+    known = _reads(entries[first].text) is not None
+    out[first] = dataclasses.replace(entries[first], mark=(
+        "the first wrong line: the mistake is here, or in a local factor it reads" if known else
+        "the first wrong line listed (a hand-written value, named but not written out: a backward that "
+        "returns its intermediates, (grads, {name: dL/dname}), shows where in its order the mistake enters)"))
+    tainted = {entries[first].name}
+    for i in range(first + 1, len(entries)):
+        e = entries[i]
+        reads = _reads(e.text)
+        if reads is None or not known:
+            if e.verdict == "MISMATCH":
+                out[i] = dataclasses.replace(e, mark=f"also wrong, after {entries[first].name}: its error "
+                                                     "if computed from it, else one of its own")
+            continue
+        if reads & tainted:
+            tainted.add(e.name)
+            if e.verdict == "MISMATCH":
+                out[i] = dataclasses.replace(e, mark=f"inherits the error of {entries[first].name}")
+        elif e.verdict == "MISMATCH":
+            out[i] = dataclasses.replace(e, mark=f"wrong on its own, not computed from "
+                                                 f"{entries[first].name}: a second mistake?")
+    return out
 
 
 def _fd_line(line: oracles.Line) -> str:
@@ -95,10 +214,17 @@ def _fd_line(line: oracles.Line) -> str:
     return text
 
 
-def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
-    """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake."""
-    from crosscheck.judging import mistakes
+def _param_of(name: str, case) -> str | None:
+    """The parameter whose gradient the line ``name`` is (None: an intermediate)."""
+    if case.source is not None:
+        return {g: p for p, g in case.source.grads.items()}.get(name)
+    name = name[4:] if name.startswith("dL/d") else name
+    return name if name in case.params else None
 
+
+def _elements(line: oracles.Line, traj: Trajectory, step: int) -> tuple[list[str], mistakes.Explanation]:
+    """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake,
+    and that reading."""
     fw, auto = next(iter(line.autograd.items()))
     t = mistakes.triple(line.manual, auto, line.tol)
     out = [f"      against {fw}: bit-exact {'yes' if t['exact'] else 'no'}, within tolerance "
@@ -109,21 +235,48 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> list[str]:
         err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
                f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
         out.append(f"      at {tuple(row['index'])}: {values}  {err}")
-    from crosscheck.declaring import cases
-    from crosscheck.judging import local
-
     batch, outputs = mistakes.sizes(traj, step)
     case = cases.get(traj.case)
-    name = line.name[4:] if line.name.startswith("dL/d") else line.name
-    value = traj.params[name][step] if name in traj.params else None
+    name = _param_of(line.name, case)
+    value = traj.params[name][step] if name is not None else None
     penalty = None
     if value is not None and case.penalty_gradient is not None:
         penalty = case.penalty_gradient({n: v[step] for n, v in traj.params.items()}).get(name)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
                            zeros=local.exact_zeros(case, traj, step), units=local.units_off(case, traj, step),
-                           value=value, penalty=penalty, parameter=name if value is not None else None)
+                           value=value, penalty=penalty, parameter=name)
     out.append(f"      likely: {why.text}")
-    return out
+    return out, why
+
+
+def _step_reading(lines: list[oracles.Line], readings: list[mistakes.Explanation], traj: Trajectory,
+                  step: int) -> mistakes.Explanation | None:
+    """The step's likely mistake, as ``run`` names it: the clearest of the wrong parameter
+    lines' readings, or where none is clean, what a probe of the whole step finds."""
+    readings = [r for r in readings if r.parameter is not None]
+    if not readings:
+        return None
+    chosen = mistakes.clearest(readings)
+    if chosen.rank <= mistakes.TELLING.index("dead_units"):
+        return chosen
+    case = cases.get(traj.case)
+    params = {p: line for line in lines if (p := _param_of(line.name, case)) is not None and line.autograd}
+    if set(params) != set(traj.param_names):
+        return chosen
+    fw = next(iter(next(iter(params.values())).autograd))
+    tol = max(line.tol for line in params.values())
+
+    def referees_agree() -> bool:
+        for line in params.values():
+            values = list(line.autograd.values())
+            scale = float(np.max(np.abs(values[0]), initial=0.0)) or 1.0
+            if any(float(np.max(np.abs(v - values[0]), initial=0.0)) > tol * scale for v in values[1:]):
+                return False
+        return True
+    manual = {p: line.manual for p, line in params.items()}
+    autograd = {p: line.autograd[fw] for p, line in params.items()}
+    found = probes.probe(traj, case, step, traj.hyper, manual, autograd, tol, referees_agree, framework=fw)
+    return found if found is not None and found.rank < chosen.rank else chosen
 
 
 def _summary(verdicts: dict[str, bool]) -> str:

@@ -33,7 +33,7 @@ EXPLAIN = {
 }
 
 
-def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
+def _case_section(r: report.CaseResult, plot_dir: Path, python: bool = False) -> dict[str, Any]:
     c = r.declared
     origin = (f"{c.document}, {c.cell}" if c.document else
               f"your model, from {c.origin}" if c.origin else "your model")
@@ -50,7 +50,7 @@ def _case_section(r: report.CaseResult, plot_dir: Path) -> dict[str, Any]:
             text = EXPLAIN.get(first.question if first else comp.question, EXPLAIN[None])
             if first is not None and first.explanation:
                 text = f"Likely: {first.likely.rstrip('?.')}. " + text
-            command = report.next_command(r, fw)
+            command = report.next_command(r, fw, python=python)
             mismatches.append({"verdict": f"{fw}: {report.verdict(r, fw)}",
                                "explanation": "" if text in explained else text,
                                "command": "" if (text, command) in explained else command})
@@ -97,10 +97,16 @@ def fragment(r: report.CaseResult, dtype: str) -> str:
         errors, loss, _ = (Path(tmp) / name for name in plots.filenames(r.case))
         plots.errors_plot(report.error_series(r), r.case, errors)
         plots.loss_plot(r.trajs, transcript.printed_losses(r.case, r.reference), loss, r.diagnosis)
-        section = _case_section(r, Path(tmp))
+        section = _case_section(r, Path(tmp), python=True)
     agree = all(r.agree(fw) for fw in r.comparisons)
     return _environment().get_template("result.html.j2").render(case=section, rows=_rows([r]),
                                                                agree=agree, dtype=dtype)
+
+
+def walk_fragment(walk: Any) -> str:
+    """``explain``'s walk of one step (:class:`crosscheck.reporting.explain.Walk`) as an HTML
+    fragment: what ``crosscheck.explain``'s result shows in a notebook."""
+    return _environment().get_template("walk.html.j2").render(walk=walk)
 
 
 def render(results: Sequence[report.CaseResult], dtype: str, plot_dir: Path,

@@ -170,12 +170,20 @@ def row(r: CaseResult, fw: str) -> dict[str, str]:
             "envelope": f"{c.tol:.1e}"}
 
 
-def next_command(r: CaseResult, fw: str) -> str | None:
+def next_command(r: CaseResult, fw: str, python: bool = False) -> str | None:
     """The command that walks ``fw``'s first divergence line by line, where there is one
-    and the case can be named on the command line (a document case, or a model from a file)."""
+    and the case can be named on the command line (a document case, or a model from a file);
+    ``python``: the call that does it from Python instead (``crosscheck.explain(model,
+    step=K)``: a notebook's model, which the command line cannot find by name)."""
     c, case = r.comparisons[fw], r.declared
     if c.first is None or c.first.quantity in ("divergence", "update"):
         return None   # (explain walks the backward; an update's mistake is said on its own line)
+    if python and case.document is None:
+        redo = metrics.rerun_overrides(r.reference, case)
+        hyper = case.problem().hyper
+        given = "".join(f", {k}={v!r}" for k, v in redo.items()
+                        if k in ("lr", "epochs") and v != hyper.get(k))
+        return f"crosscheck.explain(model, step={c.first.step}{given})"
     if case.document is not None:
         spec = case.name
     elif case.origin is not None:

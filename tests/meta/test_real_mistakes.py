@@ -87,3 +87,48 @@ def test_a_kink_nobody_declared_is_found_at_step_0():
     first = checked("maximum-kink").first_divergence
     assert first is not None and first.explanation["elements"], (
         f"[real_maximum_kink/torch] no kink's elements named: {_said('maximum-kink')}")
+
+
+# --- explain, from Python: a notebook's model walked line by line ------------------------------
+@functools.cache
+def walked(key: str, step: int = 0):
+    entry = next(e for e in real.MISTAKES if e[0] == key)
+    return crosscheck.explain(real.build(entry), step=step)
+
+
+@pytest.mark.jax
+def test_explain_from_python_names_the_steps_likely_mistake():
+    walk = walked("sigmoid-output-missing-prime")
+    text = str(walk)
+    head = "real_sigmoid-output-missing-prime: the manual backward of the model (in Python), step 0"
+    likely = "likely: the manual gradients are autograd's with sigmoid's derivative at z3 left out"
+    assert text.startswith(head) and likely in text and not walk.agree, (
+        f"[real_sigmoid-output-missing-prime] crosscheck.explain(model, step=0): {walk!r}\n{text[:1500]}")
+
+
+@pytest.mark.jax
+def test_explain_in_a_notebook_marks_the_first_wrong_line():
+    page = walked("sigmoid-output-missing-prime")._repr_html_()
+    marked = "the first wrong line listed" in page and "background: #fde8ea" in page
+    assert marked and "<b>Likely</b>" in page, (
+        f"[real_sigmoid-output-missing-prime] explain's HTML:\n{page[:1500]}")
+
+
+@pytest.mark.jax
+def test_explain_never_calls_a_correct_kink_wrong():
+    walk = crosscheck.explain(real.where_kink_correct(), step=0)
+    assert walk.agree, f"[real_where_kink_correct] step 0 on a kink, forward and backward alike:\n{walk}"
+
+
+@pytest.mark.parametrize("step", [-1, 3, 1.5, True])
+def test_explain_refuses_a_step_outside_the_run_in_one_line(step):
+    with pytest.raises(ValueError) as caught:
+        crosscheck.explain(real.where_kink_correct(), step=step)
+    assert "\n" not in str(caught.value) and "step" in str(caught.value), (
+        f"[real_where_kink_correct] explain(step={step!r}): {caught.value!r}")
+
+
+def test_the_notebook_view_of_a_check_offers_explain():
+    page = checked("sigmoid-output-missing-prime")._repr_html_()
+    assert "crosscheck.explain(model, step=0)" in page, (
+        f"[real_sigmoid-output-missing-prime/torch] check()'s HTML does not offer explain:\n{page[:2000]}")
