@@ -80,6 +80,31 @@ def first_of_each(shown: list[tuple[str, int, str, int]]) -> list[tuple[str, int
 
 CROSSCHECK = first_of_each(SHOWN)
 
+#: The README section whose console blocks show real outputs under their commands, each up
+#: to a line "...": they must be what the command prints.
+OUTPUTS_SECTION = "## Why is my gradient wrong?"
+
+
+def shown_outputs(text: str) -> list[tuple[int, str, list[str]]]:
+    """(line number, command, the output lines shown under it) in :data:`OUTPUTS_SECTION`."""
+    start = text.index(OUTPUTS_SECTION)
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end >= 0 else None]
+    offset = text[:start].count("\n")
+    found = []
+    for number, line in fenced_lines(section):
+        if line.startswith("$ "):
+            found.append((number + offset, line[2:].strip(), []))
+        elif found and line != "..." and (not found[-1][2] or found[-1][2][-1] != "..."):
+            found[-1][2].append(line)
+        elif found and line == "...":
+            found[-1][2].append(line)
+    return [(n, c, [x for x in lines if x != "..."]) for n, c, lines in found]
+
+
+#: What each command printed where test_readme_command ran it (the outputs test reads it).
+PRINTED: dict[tuple[str, ...], str] = {}
+
 
 def frameworks_of(command: str) -> list[str]:
     """The frameworks a ``crosscheck`` command runs: ``run`` and ``kinks`` those of its
@@ -149,7 +174,23 @@ def test_readme_command(page, line, command, code, tmp_path):
     shutil.copytree(ROOT / "examples", tmp_path / "examples")   # as in a checkout, written nowhere in it
     r = subprocess.run([sys.executable, "-m", "crosscheck", *argv[1:]], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})
+    PRINTED[argv_of(command)] = r.stdout
     shown = f"{page} line {line}: `{command}`"
     assert "Traceback" not in r.stdout + r.stderr, f"{shown} printed a traceback:\n{r.stderr[-3000:]}"
     assert r.returncode == code, (f"{shown} exited {r.returncode}, {page} says {code}:\n"
                                   f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+
+@pytest.mark.readme
+@pytest.mark.parametrize("line,command,lines", [
+    pytest.param(n, c, lines, marks=[getattr(pytest.mark, fw) for fw in frameworks_of(c)], id=f"L{n}")
+    for n, c, lines in shown_outputs(text(README))])
+def test_the_readme_shows_what_the_command_prints(line, command, lines, tmp_path):
+    printed = PRINTED.get(argv_of(command))
+    if printed is None:   # this test alone: run it as test_readme_command does
+        m = _EXIT.search(command)
+        test_readme_command("README.md", line, command, int(m[1]) if m else 0, tmp_path)
+        printed = PRINTED[argv_of(command)]
+    got = printed.splitlines()[:len(lines)]
+    assert lines and got == lines, (f"README.md line {line}: `{command}` shows {len(lines)} lines of output "
+                                    "that are not what it prints; it prints:\n" + "\n".join(got))
