@@ -193,7 +193,9 @@ JUMP_GROWTH = 4.0
 
 #: Where the two frameworks' autograds part at a step by d beyond its tolerance, neither can
 #: judge the manual value there (a kink whose convention differs, an amplified rounding),
-#: unless the manual value is apart from the judged one by more than REFEREE_MARGIN * d:
+#: unless, on some quantity (the loss, a parameter's gradient), the manual value is apart from
+#: the judged one by more than REFEREE_MARGIN times the autograds' own distance there (where
+#: they agree exactly, any difference beyond the step's tolerance is a mistake):
 #: rounding amplified by the step's conditioning moves all three evaluations alike, by about
 #: d, and a kink's conventions differ by at most the jump both autograds straddle; a manual
 #: value a thousand times further off is a mistake of its own.
@@ -220,12 +222,14 @@ KINK_NUDGE = 1e-6
 
 #: At a kink the loss's one-sided slopes along a direction d differ by a finite amount
 #: (sum over the kinks of |upstream gradient| * |d . dz/dp|), the same at every small step h;
-#: at a smooth point they differ by h * d'Hd, shrinking with h. The probe takes central
-#: second differences at h and h / 10 (h moving the parameters by KINK_NUDGE relative) and
-#: reads a kink where the gap keeps its size within KINK_GAP_SPREAD (a smooth point's falls
-#: 10x) and is at least KINK_GAP_SHARE of |(manual - autograd) . d|: two conventions c, c' in
-#: [0, 1] at a kink differ in their directional derivative by |c - c'| * |g . dz| <= the gap,
-#: so the gap is at least the difference (half of it, for the finite differences' own error).
+#: at a smooth point they differ by h * d'Hd, shrinking with h. The probe takes one-sided
+#: differences at h and h / 10 (h moving the parameters by KINK_NUDGE relative) and reads a
+#: kink where the gap keeps its size within KINK_GAP_SPREAD (a smooth point's falls 10x) and
+#: is at least KINK_GAP_SHARE of |(manual - autograd) . d|: two conventions c, c' in [0, 1] at
+#: a kink differ in their directional derivative by |c - c'| * |g . dz| <= the gap, so the gap
+#: is at least the difference (half of it, for the finite differences' own error). And each
+#: convention's slope along d lies between the two one-sided slopes (within KINK_GAP_SPREAD of
+#: the gap): a convention is a mix of the two sides.
 KINK_GAP_SPREAD = 0.1
 KINK_GAP_SHARE = 0.5
 

@@ -149,7 +149,10 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
                 continue
         # Or autograd's: where the two frameworks part, neither can judge (tolerances.py).
         d = referee.disagreement(k)
-        if d > allowed[k] and worst[k] <= tolerances.REFEREE_MARGIN * d:
+        each = referee.parts.get(k, {})
+        # Per quantity: one both autograds agree on, where the manual value does not, is a mistake.
+        margin = {q: max(allowed[k], tolerances.REFEREE_MARGIN * each.get(q, 0.0)) for q in errors}
+        if d > allowed[k] and all(float(errors[q][k]) <= margin[q] for q in errors):
             split = int(k)
         break   # a real mismatch, or the end of what can be judged: later steps are not needed
     if split is not None:
@@ -188,7 +191,7 @@ class _Referee:
     framework can be imported."""
 
     def __init__(self, other: Trajectory, case: Case) -> None:
-        self.other, self.case, self.steps = other, case, {}
+        self.other, self.case, self.steps, self.parts = other, case, {}, {}
         self.problem = None
 
     def disagreement(self, k: int) -> float:
@@ -206,7 +209,9 @@ class _Referee:
                         for fw in (t.framework, names[0]))
         except Exception:   # not importable, or this model's forward does not run there: no referee
             return 0.0
-        d = _apart(t, k, got["loss"], got["params"], own["loss"], own["params"])
+        parts = _apart_each(t, k, got["loss"], got["params"], own["loss"], own["params"])
+        self.parts[k] = {q: v if math.isfinite(v) else 0.0 for q, v in parts.items()}
+        d = float(np.max(list(parts.values())))
         d = d if math.isfinite(d) else 0.0
         if d > 0:
             self.steps[k] = d
@@ -224,11 +229,11 @@ def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Dive
     wrong = [n for n in other.param_names if loc.errors[n][k] > loc.allowed[k] or n == d.parameter]
     at = {n: other.params[n][k] for n in other.param_names}
     penalty = case.penalty_gradient(at) if case.penalty_gradient is not None else {}
-    batch, outputs = mistakes.sizes(other, k)
-    zeros, units = exact_zeros(case, other, k), units_off(case, other, k)
+    batch, outputs = mistakes.sizes(other, k, case)
+    units = units_off(case, other, k)
     readings = [mistakes.explain(
         f"grad[{n}]", loc.manual[n][k], other.grads[n][k], tol=d.tol, batch=batch, outputs=outputs,
-        previous=other.grads[n][k - 1] if k else None, zeros=zeros, units=units, value=at[n],
+        previous=other.grads[n][k - 1] if k else None, units=units, value=at[n],
         penalty=penalty.get(n), parameter=n) for n in wrong]
     chosen = mistakes.clearest(readings)
     if chosen.rank > mistakes.TELLING.index("dead_units"):
@@ -245,6 +250,12 @@ def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Dive
 
 def tapped(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
     """The forward's tapped intermediates at ``t``'s parameters of step ``k``, in NumPy."""
+    return forward_at(case, t, k)[0]
+
+
+def forward_at(case: Case, t: Trajectory, k: int) -> tuple[dict[str, np.ndarray], Any]:
+    """The forward at ``t``'s parameters of step ``k`` on that step's batch, in NumPy: its
+    tapped intermediates, and what it returns."""
     from array_api_compat import array_namespace
 
     from crosscheck.declaring.problem import recording
@@ -259,21 +270,24 @@ def tapped(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
         x = problem.x if sample is None else problem.sample(problem.x, sample)
     named: dict = {}
     with np.errstate(all="ignore"):
-        problem.forward(array_namespace(x), {n: t.params[n][k] for n in t.param_names}, x,
-                        tap=recording(named), **kw)
-    return {n: np.asarray(v) for n, v in named.items()}
+        out = problem.forward(array_namespace(x), {n: t.params[n][k] for n in t.param_names}, x,
+                              tap=recording(named), **kw)
+    if isinstance(out, tuple):   # (prediction, new carried state)
+        out = out[0]
+    return {n: np.asarray(v) for n, v in named.items()}, out
 
 
 def units_off(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
-    """Per tapped pre-activation (the declared ReLUs first), per unit along its last axis,
-    whether it is at or below 0 on some sample at step ``k``: the units a missing ReLU mask
-    leaves wrong. An undeclared tap is a candidate too: the reading needs the wrong elements
-    to be exactly those units' (:func:`crosscheck.judging.mistakes.explain`)."""
+    """Per declared ReLU pre-activation, per unit along its last axis, whether it is at or
+    below 0 on some sample at step ``k``: the units a missing ReLU mask leaves wrong. (An
+    undeclared tap may be no ReLU's: a tanh's with an extra mask would read as a missing one.
+    A mask missing there is found by the probe that lets the ReLU pass every unit.)"""
+    masks = case.problem(**rerun_overrides(t, case)).masks
+    if not masks:
+        return {}
     named = tapped(case, t, k)
-    order = [n for n in case.problem(**rerun_overrides(t, case)).masks if n in named]
-    order += [n for n in named if n not in order]
     out = {}
-    for n in order:
+    for n in (n for n in masks if n in named):
         z = np.asarray(named[n])
         if z.ndim >= 1 and np.issubdtype(z.dtype, np.number):
             out[n] = ~(z > 0).reshape(-1, z.shape[-1]).all(axis=0)
@@ -297,17 +311,23 @@ def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory)
     return g
 
 
-def _apart(t: Trajectory, k: int, loss_a: Any, grads_a: Mapping[str, Any], loss_b: Any,
-           grads_b: Mapping[str, Any]) -> float:
+def _apart_each(t: Trajectory, k: int, loss_a: Any, grads_a: Mapping[str, Any], loss_b: Any,
+                grads_b: Mapping[str, Any]) -> dict[str, float]:
     """How far two evaluations of step ``k``'s loss and gradients are apart, normwise, each
-    quantity relative to ``t``'s causal scale at ``k`` (as the local errors are); NaN or inf
-    where they cannot be compared."""
+    quantity ("loss", each parameter) relative to ``t``'s causal scale at ``k`` (as the local
+    errors are); NaN or inf where they cannot be compared."""
     with np.errstate(all="ignore"):
-        apart = [abs(float(loss_a) - float(loss_b)) / scale_at(t, "loss", k)]
+        apart = {"loss": abs(float(loss_a) - float(loss_b)) / scale_at(t, "loss", k)}
         for n in t.param_names:
             diff = np.abs(np.asarray(grads_a[n], np.float64) - np.asarray(grads_b[n], np.float64))
-            apart.append(float(np.max(diff, initial=0.0)) / scale_at(t, n, k))
-    return float(np.max(apart))   # (NaN anywhere is NaN: Python's max() would drop it)
+            apart[n] = float(np.max(diff, initial=0.0)) / scale_at(t, n, k)
+    return apart
+
+
+def _apart(t: Trajectory, k: int, loss_a: Any, grads_a: Mapping[str, Any], loss_b: Any,
+           grads_b: Mapping[str, Any]) -> float:
+    """The largest of :func:`_apart_each`'s (NaN anywhere is NaN)."""
+    return float(np.max(list(_apart_each(t, k, loss_a, grads_a, loss_b, grads_b).values())))
 
 
 def nudged(params: Mapping[str, Any], u: float, flip: float) -> dict[str, np.ndarray]:

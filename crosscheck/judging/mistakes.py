@@ -16,8 +16,6 @@ fingerprint a mistake leaves:
   gradient;
 * ``clip``: the manual value sits exactly at +-c on every element where it differs, where
   autograd's exceeds c (a gradient clip in the backward: np.clip(d, -c, c));
-* ``kink``: a ReLU pre-activation is exactly 0 at this step, where the derivative is a
-  convention ((a > 0) gives 0, (a >= 0) or clamp 1, maximum 0.5);
 * ``dead_units``: wrong only in the units (last axis) that are off on some sample, in one
   layer of several (each recorded ReLU pre-activation with that many units is tried);
 * ``stale_parameters``: the manual value is autograd's of the step before (parameters used
@@ -27,9 +25,12 @@ fingerprint a mistake leaves:
 * ``non_finite``: NaN or inf where the other side is a number (listed);
 * ``unknown``: none of these.
 
-Three more kinds are read from the whole step rather than one array, by re-evaluating it
-(:mod:`crosscheck.judging.probes`): ``kink`` without a declaration, ``transpose`` of a square
-matrix inside a chain (a recurrence), and ``activation_derivative``. Where several gradients
+More kinds are read from the whole step rather than one array, by re-evaluating it
+(:mod:`crosscheck.judging.probes`): ``kink`` (a pre-activation exactly 0, where the forward's
+and the backward's conventions differ: the difference vanishes a little away, declared or
+not; named only where the kink accounts for the difference), ``transpose`` of a square matrix
+inside a chain (a recurrence), ``activation_derivative``, and ``dead_units`` where every unit
+is off on some sample. Where several gradients
 are wrong at a step, each is read, and :func:`clearest` picks the most telling reading
 (:data:`TELLING`): a clean factor or sign on one beats a pattern mixed with the chain rule's
 downstream terms on another.
@@ -128,8 +129,7 @@ def own_penalty(name: str, manual: np.ndarray, autograd: np.ndarray, value: np.n
                     return Explanation("penalty", f"{what}, {c / r:+.4g} times the declared penalty's "
                                                   f"gradient: {says}", factor=1 + c / r)
             return Explanation("penalty", f"{what}: the penalty's term is {1 + c / r:.4g} times the declared "
-                                          "penalty's gradient: is the penalty's gradient missing, or its "
-                                          "factor 2?", factor=1 + c / r)
+                                          "penalty's gradient", factor=1 + c / r)
     return Explanation("penalty", f"{what}: a penalty term the declared loss does not have (is the penalty "
                                   f"declared with penalty=, and does it cover this parameter? its sign?)",
                        factor=c)
@@ -138,7 +138,8 @@ def own_penalty(name: str, manual: np.ndarray, autograd: np.ndarray, value: np.n
 def clipped(name: str, manual: np.ndarray, autograd: np.ndarray, wrong: np.ndarray) -> Explanation | None:
     """Where the manual value sits exactly at +-c on every ``wrong`` element, autograd's
     exceeds c in size there, and nowhere else (a clip at c in the backward). On one element
-    alone this is weak evidence (any value sits at itself): it ranks as a few elements
+    alone this is weak evidence (any value sits at itself): it is read only where c is a bound
+    someone chooses (one significant digit: 5, 0.1, 10), and ranks as a few elements
     (:attr:`Explanation.rank`)."""
     m, a = np.asarray(manual, np.float64), np.asarray(autograd, np.float64)
     at = np.abs(m[wrong])
@@ -149,6 +150,8 @@ def clipped(name: str, manual: np.ndarray, autograd: np.ndarray, wrong: np.ndarr
     if (c == 0 or np.any(np.abs(at - c) > SAME * c) or not right_side.all()
             or np.any(np.abs(a[wrong]) <= c) or np.any(np.abs(a[~wrong]) > c * (1 + SAME))):
         return None
+    if at.size == 1 and c != float(f"{c:.1g}"):
+        return None   # one element at a bound nobody would choose (4.37...): no evidence of a clip
     idx = tuple(tuple(int(i) for i in np.unravel_index(j, m.shape)) for j in np.flatnonzero(wrong.ravel()))
     where = ", ".join(map(str, idx[:MAX_LISTED])) + (", ..." if len(idx) > MAX_LISTED else "")
     top = float(np.max(np.abs(a[wrong])))
@@ -166,6 +169,8 @@ def penalty_factor(name: str, manual: np.ndarray, autograd: np.ndarray, penalty:
     ``1 + c`` times what it should be (an L2 term missing its factor 2 gives 0.5). None where
     the difference is not such a multiple."""
     m, a, g = (np.ravel(np.asarray(v, np.float64)) for v in (manual, autograd, penalty))
+    if np.count_nonzero(g) < 2:   # one element is always a multiple of another: no evidence
+        return None
     diff = m - a
     scale = float(np.max(np.abs(a), initial=0.0)) or 1.0
     on = np.abs(g) > 0
@@ -175,9 +180,15 @@ def penalty_factor(name: str, manual: np.ndarray, autograd: np.ndarray, penalty:
     same = tolerances.PENALTY_SAME_FACTOR
     if c == 0 or np.max(np.abs(diff - c * g)) > max(tol * scale, same * np.max(np.abs(diff))):
         return None
-    hint = " (a missing factor 2 of an L2 term?)" if abs(c + 0.5) < same else ""
+    if abs(1 + c) <= same:
+        return Explanation("penalty", f"{name}: the penalty's gradient is missing from it (manual - "
+                                      "autograd is minus the declared penalty's gradient on every element)",
+                           factor=0.0)
+    if abs(1 - c) <= same:
+        return Explanation("penalty", f"{name}: the penalty's term is there twice (manual - autograd is the "
+                                      "declared penalty's gradient on every element)", factor=2.0)
     return Explanation("penalty", f"{name}: the penalty's term in the backward is {1 + c:.4g} times the "
-                       f"penalty's gradient on every element{hint}", factor=1 + c)
+                       "penalty's gradient on every element", factor=1 + c)
 
 
 def worst_elements(manual: np.ndarray, autograd: Mapping[str, np.ndarray], n: int = 5) -> list[dict]:
@@ -210,16 +221,23 @@ def triple(manual: np.ndarray, autograd: np.ndarray, tol: float) -> dict[str, An
     return {"exact": bool(np.array_equal(m, a)), "approximate": maxdiff <= tol * scale, "maxdiff": maxdiff}
 
 
-def sizes(traj, step: int) -> tuple[int, int]:
+def sizes(traj, step: int, case=None) -> tuple[int, int]:
     """(batch size, number of outputs) of ``traj``'s step: the factors a mistake is named by.
-    A per-sample step's batch is its one sample; a real loop's, the samples its feed gave it."""
+    A per-sample step's batch is its one sample; a real loop's, the samples its feed gave it,
+    and its outputs per sample are read from the forward at that step (``case``: a real loop
+    records no predictions), whichever axis holds the samples."""
     from crosscheck.judging.metrics import sample_of
 
     pred = np.asarray(traj.pred_train)
     if traj.feed is not None:   # a real loop: the step's own batch
         batch = len(traj.feed.index(step))
-    else:
-        batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)
+        if case is None:
+            return batch, 1
+        from crosscheck.judging.local import forward_at
+
+        out = np.asarray(forward_at(case, traj, step)[1])
+        return batch, max(1, out.size // batch) if out.ndim >= 2 else 1
+    batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)
     return batch, pred.shape[-1] if pred.ndim >= 2 else 1
 
 
@@ -256,25 +274,25 @@ def _narrow_dtype(m: np.ndarray, a: np.ndarray, scale: float) -> tuple[str, floa
 
 
 def explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, batch: int = 1,
-            outputs: int = 1, previous: np.ndarray | None = None, zeros: Sequence[str] = (),
+            outputs: int = 1, previous: np.ndarray | None = None,
             units: Mapping[str, np.ndarray] | None = None, value: np.ndarray | None = None,
             penalty: np.ndarray | None = None, parameter: str | None = None) -> Explanation:
     """The likely mistake behind ``manual`` (the hand-written gradient ``name``) differing
     from ``autograd`` at the same parameters.
 
-    ``previous``: autograd's value one step earlier (stale parameters); ``zeros``: the ReLU
-    pre-activations exactly 0 at this step (kinks); ``units``: per ReLU pre-activation, per
-    unit (last axis), whether it is off on some sample at this step; ``value``: the parameter
+    ``previous``: autograd's value one step earlier (stale parameters); ``units``: per declared
+    ReLU pre-activation, per unit (last axis), whether it is off on some sample at this step;
+    ``value``: the parameter
     itself and ``penalty`` its declared penalty's gradient (a penalty's fingerprint);
     ``parameter``: the parameter's name, recorded on the reading.
     """
     why = _explain(name, manual, autograd, tol=tol, batch=batch, outputs=outputs, previous=previous,
-                   zeros=zeros, units=units or {}, value=value, penalty=penalty, symbol=parameter or "p")
+                   units=units or {}, value=value, penalty=penalty, symbol=parameter or "p")
     return dataclasses.replace(why, parameter=parameter)
 
 
 def _explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float, batch: int, outputs: int,
-             previous: np.ndarray | None, zeros: Sequence[str], units: Mapping[str, np.ndarray],
+             previous: np.ndarray | None, units: Mapping[str, np.ndarray],
              value: np.ndarray | None, penalty: np.ndarray | None, symbol: str) -> Explanation:
     m, a = np.asarray(manual, np.float64), np.asarray(autograd, np.float64)
     if m.shape != a.shape:
@@ -334,17 +352,12 @@ def _explain(name: str, manual: np.ndarray, autograd: np.ndarray, *, tol: float,
         if found is not None:
             return found
     found = clipped(name, m, a, wrong)
-    if found is not None and (len(found.elements) >= 2 or not zeros):   # (a kink's one element first)
+    if found is not None:
         return found
     stale = previous is not None and np.shape(previous) == a.shape
     if stale and equal(m, np.asarray(previous, np.float64)):
         return Explanation("stale_parameters", f"{name} equals autograd's gradient of the step before: "
                                                "parameters used before their update, or a stale cache")
-    if factor is None and zeros:
-        return Explanation("kink", f"{name} differs where {', '.join(zeros)} is exactly 0 at this step: a "
-                                   "ReLU's derivative there is a convention, (a > 0) gives 0, (a >= 0) and "
-                                   "clamp give 1, maximum gives 0.5; the forward's spelling and the "
-                                   "backward's must agree")
     if factor is not None:
         return Explanation("constant_factor", f"{name} is exactly {factor:.6g}x autograd's on every "
                                               "element", factor, named=False)

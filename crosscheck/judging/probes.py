@@ -134,17 +134,21 @@ def _vanishes_nearby(step: Step, limit: float) -> bool:
     return True
 
 
-def _gap(step: Step, direction: Grads, h: float) -> float:
-    """The loss's right slope minus its left slope along ``direction`` at the step's
-    parameters, by differences of step ``h``."""
+def _slopes(step: Step, direction: Grads, h: float) -> tuple[float, float]:
+    """The loss's left and right slopes along ``direction`` at the step's parameters, by
+    one-sided differences of step ``h``."""
     def at(t):
         return step.loss({n: v + t * direction[n] for n, v in step.params.items()})
-    return (at(h) - 2 * at(0.0) + at(-h)) / h
+    here = at(0.0)
+    return (here - at(-h)) / h, (at(h) - here) / h
 
 
 def _kink(step: Step, manual: Grads, autograd: Grads, tol: float) -> Explanation | None:
     """``kink`` where the loss's one-sided slopes differ here along the difference of the two
-    gradients, or along one of its largest elements (tolerances.KINK_GAP_SHARE)."""
+    gradients, or along one of its largest elements (tolerances.KINK_GAP_SHARE), by as much
+    at h as at h / 10, and both gradients' slopes along it lie between them: each is one
+    convention at the kink (a mistake that vanishes where a parameter moves off 0, beside a
+    kink elsewhere, leaves the manual slope outside)."""
     diff = {n: np.asarray(manual[n], np.float64) - np.asarray(autograd[n], np.float64) for n in step.params}
     size = max(float(np.max(np.abs(v), initial=0.0)) for v in step.params.values()) or 1.0
     directions = [diff]
@@ -159,15 +163,22 @@ def _kink(step: Step, manual: Grads, autograd: Grads, tol: float) -> Explanation
         if not reach or not along:
             continue
         h = tolerances.KINK_NUDGE * size / reach
-        wide, narrow = _gap(step, d, h), _gap(step, d, h / 10)
-        if (abs(wide) >= tolerances.KINK_GAP_SHARE * abs(along)
-                and abs(narrow - wide) <= tolerances.KINK_GAP_SPREAD * abs(wide)):
-            return _kink_text(diff, autograd, tol, abs(wide))
+        (left, right), narrow = _slopes(step, d, h), _slopes(step, d, h / 10)
+        wide, gap = right - left, narrow[1] - narrow[0]
+        slack = tolerances.KINK_GAP_SPREAD * abs(wide)
+        low, high = min(narrow) - slack, max(narrow) + slack
+        slopes = [sum(float(np.sum(np.asarray(g[n], np.float64) * d[n])) for n in d)
+                  for g in (manual, autograd)]
+        if (abs(wide) >= tolerances.KINK_GAP_SHARE * abs(along) and abs(gap - wide) <= slack
+                and all(low <= s <= high for s in slopes)):
+            zeros = [n for n, z in step.tapped().items() if np.any(np.asarray(z) == 0)]
+            return _kink_text(diff, autograd, tol, abs(wide), zeros)
     return None
 
 
-def _kink_text(diff: Grads, autograd: Grads, tol: float, gap: float) -> Explanation:
-    """The kink's reading: the gradients' elements that differ beyond ``tol``, and the gap."""
+def _kink_text(diff: Grads, autograd: Grads, tol: float, gap: float, zeros: list[str]) -> Explanation:
+    """The kink's reading: the gradients' elements that differ beyond ``tol``, the gap, and
+    the tapped tensors exactly 0 at this step (where the forward taps any)."""
     wrong = []
     for n, v in diff.items():
         scale = float(np.max(np.abs(autograd[n]), initial=0.0)) or 1.0
@@ -177,11 +188,13 @@ def _kink_text(diff: Grads, autograd: Grads, tol: float, gap: float) -> Explanat
     shown = ", ".join(f"{n}{list(i)}" for n, i in wrong[:MAX_LISTED])
     shown += ", ..." if len(wrong) > MAX_LISTED else ""
     return Explanation(
-        "kink", f"the gradients of {', '.join(names)} differ only at a kink of the loss ({shown}): the "
+        "kink", f"the gradients of {', '.join(names)} differ only at a kink of the loss"
+                f"{', where ' + ' and '.join(zeros) + ' is exactly 0' if zeros else ''} ({shown}): the "
                 f"difference vanishes at parameters {tolerances.KINK_NUDGE:g} away, and the loss's one-sided "
                 f"slopes differ here (by {gap:.3g}). There the derivative is a convention, not a value: "
                 "(z > 0) gives 0, (z >= 0) and clamp 1, maximum 0.5; the forward's spelling and the "
-                "backward's must agree", elements=tuple(i for _, i in wrong[:MAX_LISTED]))
+                "backward's must agree (and compute the pre-activation alike: a sum in another order can "
+                "land on the other side of 0)", elements=tuple(i for _, i in wrong[:MAX_LISTED]))
 
 
 def _transposed(step: Step, limit: float) -> Explanation | None:

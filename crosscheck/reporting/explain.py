@@ -235,15 +235,15 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> tuple[list[str
         err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
                f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
         out.append(f"      at {tuple(row['index'])}: {values}  {err}")
-    batch, outputs = mistakes.sizes(traj, step)
     case = cases.get(traj.case)
+    batch, outputs = mistakes.sizes(traj, step, case)
     name = _param_of(line.name, case)
     value = traj.params[name][step] if name is not None else None
     penalty = None
     if value is not None and case.penalty_gradient is not None:
         penalty = case.penalty_gradient({n: v[step] for n, v in traj.params.items()}).get(name)
     why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
-                           zeros=local.exact_zeros(case, traj, step), units=local.units_off(case, traj, step),
+                           units=local.units_off(case, traj, step),
                            value=value, penalty=penalty, parameter=name)
     out.append(f"      likely: {why.text}")
     return out, why

@@ -349,11 +349,46 @@ def where_kink_correct(backward=None, name=None) -> Model:
 
 
 # --------------------------------------------------------------------------------------------
+# 6. A linear regression with an L1 penalty on W and L2 on b, one input feature always 0: its
+# weights sit at exactly 0, where torch's derivative of abs is 0 and JAX's 1, so the two
+# autograds part at every step. The backward takes torch's (np.sign). A mistake on b, where
+# both autograds agree exactly, must still be caught, at step 1 (b starts at 0).
+
+rng = np.random.default_rng(0)
+L1_X = rng.normal(size=(10, 3))
+L1_X[:, 2] = 0.0                                           # a padding feature
+L1_Y = rng.normal(size=(10, 2))
+L1_INIT = {"W": np.array([[0.5, -0.3], [0.2, 0.4], [0.0, 0.0]]), "b": np.zeros(2)}
+L1_W, L2_BIAS = 0.01, 0.01
+
+
+def linear_forward(xp, p, x, tap=keep):
+    return x @ p["W"] + p["b"]
+
+
+def l1_penalty(xp, p):
+    return L1_W * xp.sum(xp.abs(p["W"])) + L2_BIAS * xp.sum(p["b"] ** 2)
+
+
+def l1_backward(p, x, y):
+    d = 2 * (x @ p["W"] + p["b"] - y) / y.size
+    dW = x.T @ d + L1_W * np.sign(p["W"])
+    db = d.sum(axis=0) + 2 * L2_BIAS * p["b"]
+    return {"W": dW, "b": db}
+
+
+def l1_padding(backward=None, name=None) -> Model:
+    return Model(name=name or "real_l1_padding", x=L1_X, y=L1_Y, init=L1_INIT, forward=linear_forward,
+                 loss=mse, penalty=l1_penalty, backward=backward or l1_backward, lr=0.1, epochs=3)
+
+
+# --------------------------------------------------------------------------------------------
 # The planted mistakes.
 
 BUILDERS = {f.__name__: f for f in (rnn, sigmoid_mlp, softmax_l2, relu3, conv, maximum_kink,
-                                    where_kink_correct)}
+                                    where_kink_correct, l1_padding)}
 #: Builders whose own backward is correct: every framework must agree with it.
+#: (l1_padding's JAX leg is "nothing compared": JAX's abs'(0) is 1, its backward takes torch's 0.)
 CORRECT = ("rnn", "sigmoid_mlp", "softmax_l2", "relu3", "conv", "where_kink_correct")
 
 
@@ -384,6 +419,9 @@ _PLANTS = {
     "rnn-clip-too-tight": ("rnn", rnn_backward, "np.clip(dparam, -RNN_CLIP, RNN_CLIP, out=dparam)",
                            "np.clip(dparam, -0.1, 0.1, out=dparam)", "clip", 0),
     "rnn-sign-dby": ("rnn", rnn_backward, "dby += dy", "dby -= dy", "sign", 0),
+    # A ReLU's mask added to a tanh's derivative: wrong where z <= 0, and no missing mask.
+    "rnn-extra-relu-mask": ("rnn", rnn_backward, "dhraw = (1 - hs[t] * hs[t]) * dh",
+                            "dhraw = (1 - hs[t] * hs[t]) * dh * (hs[t] > 0)", "unknown", 0),
     # The gradient from step t + 1 dropped: backprop truncated to one step. No fingerprint
     # names it (each gradient loses a sum of later terms): "unknown", honestly.
     "rnn-no-carried-gradient": ("rnn", rnn_backward, "dh = Why.T @ dy + dhnext", "dh = Why.T @ dy",
@@ -414,6 +452,15 @@ _PLANTS = {
                                   "dead_units", 0),
     # three ReLU layers: the first of the two masks removed
     "relu3-first-mask-removed": ("relu3", relu3_backward, "dz1[z1 <= 0] = 0", "pass", "dead_units", 0),
+    # on the kink's data (pre-activations exactly 0): mistakes that are no kink
+    "kink-data-missing-mask": ("where_kink_correct", kink_backward, "dz = (dpred @ p[\"W2\"].T) * (z > 0)",
+                               "dz = dpred @ p[\"W2\"].T", "dead_units", 0),
+    "kink-data-bias-gradient-only-where-nonzero": (
+        "where_kink_correct", kink_backward, '"b1": dz.sum(axis=0)', '"b1": dz.sum(axis=0) * (p["b1"] != 0)',
+        "unknown", 0),
+    # the two autograds part on W (abs at 0); the mistake is on b, where they agree
+    "l1-bias-l2-missing": ("l1_padding", l1_backward, "db = d.sum(axis=0) + 2 * L2_BIAS * p[\"b\"]",
+                           "db = d.sum(axis=0)", "penalty", 1),
     # convolution
     "conv-kernel-rows-cols-swapped": ("conv", conv_backward, "dK[u, v] = np.sum(x[:, u:u + 3, v:v + 3] * dz)",
                                       "dK[u, v] = np.sum(x[:, v:v + 3, u:u + 3] * dz)", "transpose", 0),

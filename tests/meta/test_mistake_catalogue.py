@@ -235,3 +235,22 @@ def test_a_factor_of_1_is_never_named():
                            outputs=3)
     assert why.kind != "constant_factor" and "exactly 1x" not in why.text, (
         f"[grad[W1]] manual (1 + 1e-9) x autograd {autograd.tolist()}: {why.kind}, {why.text!r}")
+
+
+def test_one_element_is_no_evidence_of_a_penalty():
+    # A one-element gradient is always some multiple of its penalty's gradient (found calling
+    # a 1-element bias's mistake a penalty over the real reading on the other gradients).
+    one = np.array([0.3])
+    said = (mistakes.penalty_factor("grad[b2]", one * 7, one, np.array([0.01]), tolerances.STEP_RTOL),
+            mistakes.own_penalty("grad[b2]", one * 7, one, np.array([0.5]), tolerances.STEP_RTOL))
+    assert said == (None, None), f"[grad[b2]] manual 2.1 vs autograd 0.3, one element: read as {said}"
+
+
+@pytest.mark.parametrize("bound,named", [(5.0, True), (4.37, False)])
+def test_one_element_is_a_clip_only_at_a_bound_someone_chooses(bound, named):
+    autograd = np.array([[0.5, -7.25], [2.0, 3.0]])
+    manual = np.where(np.abs(autograd) > bound, np.sign(autograd) * bound, autograd)
+    why = mistakes.clipped("grad[W]", manual, autograd, manual != autograd)
+    assert (why is not None and why.kind == "clip") == named, (
+        f"[grad[W]] manual {manual.tolist()} vs autograd {autograd.tolist()}: {why}; expected "
+        f"{'a clip' if named else 'no reading'} at {bound}")

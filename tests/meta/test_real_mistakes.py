@@ -1,8 +1,9 @@
 """The likely mistake, named on networks written as users write them.
 
-``_real_models`` holds four architectures that are not the catalogue's ReLU model (a tanh RNN
+``_real_models`` holds architectures that are not the catalogue's ReLU model (a tanh RNN
 over a short sequence, a sigmoid MLP, a softmax classifier with an L2 penalty and a
-three-layer ReLU net, a 3x3 convolution written with ``xp`` indexing), each with a correct
+three-layer ReLU net, a 3x3 convolution written with ``xp`` indexing, a ReLU net started on
+its kinks, a linear model with L1 on a padding feature), each with a correct
 hand-written backward and copies of it with one line changed as a user gets it wrong. Each
 mistake is judged against torch's real autograd (the probes of a wrong step evaluate
 autograd again with a derivative left out, which an exact stand-in cannot do), and the kind
