@@ -40,7 +40,7 @@ from crosscheck.declaring import cases
 from crosscheck.declaring.model import ModelError, bad_epochs, bad_lr
 from crosscheck.frameworks import FRAMEWORKS, FrameworkUnavailable
 from crosscheck.reporting import outputs
-from crosscheck.running import interrupts, versions
+from crosscheck.running import environment, interrupts, versions
 from crosscheck.running.environment import BadEnvironmentVariable
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
@@ -402,7 +402,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack, json_out: TextIO
         from crosscheck.declaring.model import data_of
 
         users = [n for n in names if cases.get(n).document is None]
-        with report.Workers(args.jobs or DEFAULT_JOBS, files, data_of(users)) as workers:
+        jobs = args.jobs or environment.jobs() or DEFAULT_JOBS
+        with report.Workers(jobs, files, data_of(users)) as workers:
             checked = report.check_cases(names, frameworks, args.dtype, workers=workers,
                                          progress=progress, **overrides)
             for i, r in enumerate(checked):

@@ -175,3 +175,23 @@ def test_explain_header_and_summary_say_mismatch_when_the_lines_do(capsys):
     summary = f"{bad} of {n} checked lines MISMATCH: first dL_dO"
     assert header == [f"verdict: {summary}"], f"header {header}, lines say {verdicts}"
     assert lines[-1] == summary, f"summary line {lines[-1]!r}, expected {summary!r}"
+
+
+@pytest.mark.torch
+@pytest.mark.jax
+@pytest.mark.parametrize("env,argv,want", [("3", [], 3), ("3", ["--jobs", "1"], 1)],
+                         ids=["env", "option-wins"])
+def test_crosscheck_jobs_sets_the_processes_where_jobs_is_not_given(env, argv, want, monkeypatch, capsys):
+    from crosscheck.reporting import report
+
+    asked = []
+
+    class Spy(report.Workers):
+        def __init__(self, jobs, *rest):
+            asked.append(jobs)
+            super().__init__(1, *rest)   # (one process here: what was asked is the question)
+
+    monkeypatch.setenv("CROSSCHECK_JOBS", env)
+    monkeypatch.setattr(report, "Workers", Spy)
+    assert main(["run", "sgd_linear", "-q", *argv]) == EXIT_OK
+    assert asked == [want], f"CROSSCHECK_JOBS={env} with {argv}: processes asked {asked}, expected {want}"

@@ -172,8 +172,12 @@ def test_readme_command(page, line, command, code, tmp_path):
     argv = shlex.split(command, comments=True)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")   # as in a checkout, written nowhere in it
+    # One process each (CROSSCHECK_JOBS=1): pytest-xdist's workers fill the cores already, and a
+    # helper process would cost each command its imports again; the helper's own path is
+    # tested where a test says --jobs 2 (tests/test_models.py) and by the signal tests.
+    env = {**os.environ, "PYTHONPATH": path, "CROSSCHECK_JOBS": "1"}
     r = subprocess.run([sys.executable, "-m", "crosscheck", *argv[1:]], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})
+                       timeout=300, cwd=tmp_path, env=env)
     PRINTED[argv_of(command)] = r.stdout
     shown = f"{page} line {line}: `{command}`"
     assert "Traceback" not in r.stdout + r.stderr, f"{shown} printed a traceback:\n{r.stderr[-3000:]}"

@@ -43,6 +43,10 @@ BAD = {
     "jax-cache-inside-a-file": ("CROSSCHECK_JAX_CACHE", lambda tmp: os.path.join(a_file(tmp), "jax"),
                                 "CROSSCHECK_JAX_CACHE='{value}': lies inside {tmp}/a-file, which is not a "
                                 "folder " + FOLDER),
+    "jobs-not-an-integer": ("CROSSCHECK_JOBS", lambda tmp: "two",
+                            "CROSSCHECK_JOBS='two': not a number of processes (an integer, 1 or more)"),
+    "jobs-zero": ("CROSSCHECK_JOBS", lambda tmp: "0",
+                  "CROSSCHECK_JOBS='0': not a number of processes (an integer, 1 or more)"),
 }
 
 

@@ -65,7 +65,26 @@ def jax_cache() -> str | None:
     return text
 
 
+def jobs() -> int | None:
+    """``CROSSCHECK_JOBS``: the processes ``run`` uses where ``--jobs`` is not given (a
+    positive integer: 1 runs everything in the one process, as a CI machine whose cores are
+    busy with other jobs may want); None where unset or empty (the default: 2 where there
+    are 2 cores)."""
+    text = os.environ.get("CROSSCHECK_JOBS", "")
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadEnvironmentVariable(f"CROSSCHECK_JOBS={text!r}: not a number of processes (an integer, "
+                                     "1 or more)")
+    return value
+
+
 def check() -> None:
     """Every variable above parsed; :class:`BadEnvironmentVariable` for the first bad one."""
     spill_bytes()
     jax_cache()
+    jobs()
