@@ -525,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the whole report as one self-contained HTML page (plots embedded)")
     _class_options(r)
     r.add_argument("--jobs", type=_positive_int,
-                   help="processes to use (default: 2 where there are 2 cores; 1 runs all in this one)")
+                   help="processes to use (default: CROSSCHECK_JOBS, else 2, or 1 on a one-core machine; "
+                        "1 runs all in this one)")
     r.set_defaults(func=cmd_run)
 
     e = parser("explain", help="the manual backward line by line beside autograd and "

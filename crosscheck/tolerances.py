@@ -190,6 +190,7 @@ PENALTY_SAME_FACTOR = 1e-6
 #: them as far at any nudge, and is no sensitivity: it is not counted.
 JUMP_CHECK = 1e4
 JUMP_GROWTH = 4.0
+JUMP_NUDGE = 16.0
 
 #: Where the two frameworks' autograds part at a step by d beyond its tolerance, neither can
 #: judge the manual value there (a kink whose convention differs, an amplified rounding),
@@ -232,6 +233,7 @@ KINK_NUDGE = 1e-6
 #: the gap): a convention is a mix of the two sides.
 KINK_GAP_SPREAD = 0.1
 KINK_GAP_SHARE = 0.5
+KINK_STEP_RATIO = 10.0
 
 
 # --------------------------------------------------------------------------- whole runs

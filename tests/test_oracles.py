@@ -212,3 +212,24 @@ def test_explain_marks_the_first_wrong_line_and_what_inherits_its_error():
     want = {"dL_dO": "the first wrong line", "dO_dz": "", "dL_dz": "inherits the error of dL_dO",
             "dL_dW2": "inherits the error of dL_dO", "dL_db1": "wrong on its own", "dL_db2": ""}
     assert marks == want, f"explain's marks {marks}, expected {want}"
+
+
+def test_explain_leaves_a_line_after_an_unreadable_one_undecided():
+    # A line that cannot be read (a continued line) may carry the error on: what follows it is
+    # "also wrong, after", never "a second mistake".
+    from crosscheck.reporting.explain import _marked
+
+    lines = [_entry("dL_dO = 2 * (O - y)", "MISMATCH"), _entry("dL_dz = (dL_dO *", "MISMATCH"),
+             _entry("dL_dW2 = A.T @ dL_dz", "MISMATCH")]
+    roles = {e.name: e.role for e in _marked(lines)}
+    assert roles == {"dL_dO": "first", "dL_dz": "after", "dL_dW2": "after"}, f"explain's roles {roles}"
+
+
+def test_explain_counts_a_shared_local_factor_as_the_first_wrong_lines():
+    # dL_dz1 is wrong, perhaps through its local factor dA_dz; dL_dz2 reads dA_dz too.
+    from crosscheck.reporting.explain import _marked
+
+    lines = [_entry("dA_dz = relu_deriv(z)", "local"), _entry("dL_dz1 = dL_dA * dA_dz", "MISMATCH"),
+             _entry("dL_dz2 = dL_dB * dA_dz", "MISMATCH")]
+    roles = {e.name: e.role for e in _marked(lines)}
+    assert roles == {"dA_dz": "", "dL_dz1": "first", "dL_dz2": "inherits"}, f"explain's roles {roles}"

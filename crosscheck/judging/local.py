@@ -20,6 +20,7 @@ import numpy as np
 
 from crosscheck import tolerances
 from crosscheck.declaring.cases import Case, Gradient
+from crosscheck.judging import taps
 from crosscheck.judging.metrics import (
     QUANTITY_ORDER,
     Divergence,
@@ -45,6 +46,8 @@ class Local:
     extended: dict[int, float] = dataclasses.field(default_factory=dict)  # step -> error, extended precision
     split: int | None = None           # first step where the two autograds part (not judged from there)
     split_disagreement: float = 0.0    # how far they part there
+    parted: dict[int, float] = dataclasses.field(default_factory=dict)   # step -> how far the two
+    #                                    autograds are apart there, where it was measured
 
 
 def _manual_at(other: Trajectory, gradient: Gradient, hyper: Mapping[str, Any], step: int,
@@ -161,7 +164,8 @@ def local(other: Trajectory, ref: Trajectory | None = None, reference: Case | No
         allowed, manual_loss = allowed[:steps], manual_loss[:steps]
         manual = {n: v[:steps] for n, v in manual.items()}
     manual["loss"] = manual_loss
-    return Local(errors, allowed, manual, steps, extended, split, referee.steps.get(split, 0.0))
+    return Local(errors, allowed, manual, steps, extended, split, referee.steps.get(split, 0.0),
+                 referee.measured)
 
 
 def _precise_error(other: Trajectory, case: Case, hyper, k: int, manual_loss: np.ndarray | None = None,
@@ -191,7 +195,7 @@ class _Referee:
     framework can be imported."""
 
     def __init__(self, other: Trajectory, case: Case) -> None:
-        self.other, self.case, self.steps, self.parts = other, case, {}, {}
+        self.other, self.case, self.steps, self.parts, self.measured = other, case, {}, {}, {}
         self.problem = None
 
     def disagreement(self, k: int) -> float:
@@ -215,92 +219,31 @@ class _Referee:
         d = d if math.isfinite(d) else 0.0
         if d > 0:
             self.steps[k] = d
+        self.measured[k] = d
         return d
 
 
 def _explained(d: Divergence, other: Trajectory, loc: Local, case: Case) -> Divergence:
     """``d`` (a wrong manual gradient) with its worst elements and the likely mistake: every
-    gradient wrong at its step is read (``explanations``, in declaration order), the most
-    telling reading is the ``explanation`` (:func:`crosscheck.judging.mistakes.clearest`), and
-    where none is clean, the whole step is probed (:mod:`crosscheck.judging.probes`)."""
+    gradient wrong at its step read (``explanations``, in declaration order), and the step's
+    reading (``explanation``: :func:`crosscheck.judging.probes.read_step`)."""
     from crosscheck.judging import mistakes, probes
 
     k = d.step
     wrong = [n for n in other.param_names if loc.errors[n][k] > loc.allowed[k] or n == d.parameter]
-    at = {n: other.params[n][k] for n in other.param_names}
-    penalty = case.penalty_gradient(at) if case.penalty_gradient is not None else {}
-    batch, outputs = mistakes.sizes(other, k, case)
-    units = units_off(case, other, k)
-    readings = [mistakes.explain(
-        f"grad[{n}]", loc.manual[n][k], other.grads[n][k], tol=d.tol, batch=batch, outputs=outputs,
-        previous=other.grads[n][k - 1] if k else None, units=units, value=at[n],
-        penalty=penalty.get(n), parameter=n) for n in wrong]
-    chosen = mistakes.clearest(readings)
-    if chosen.rank > mistakes.TELLING.index("dead_units"):
-        hyper = dict(other.hyper)
-        found = probes.probe(other, case, k, hyper, {n: loc.manual[n][k] for n in other.param_names},
-                             {n: other.grads[n][k] for n in other.param_names}, d.tol,
-                             lambda: _Referee(other, case).disagreement(k) <= d.tol)
-        if found is not None and found.rank < chosen.rank:
-            chosen = found
-    rows = mistakes.worst_elements(loc.manual[d.parameter][k], {other.framework: other.grads[d.parameter][k]})
+    manual = {n: loc.manual[n][k] for n in other.param_names}
+    autograd = {n: other.grads[n][k] for n in other.param_names}
+    previous = {n: other.grads[n][k - 1] for n in other.param_names} if k else None
+    parted = loc.parted.get(k)
+
+    def referees_agree() -> bool:
+        d_k = parted if parted is not None else _Referee(other, case).disagreement(k)
+        return d_k <= d.tol
+    chosen, readings = probes.read_step(other, case, k, manual, autograd, d.tol, wrong, referees_agree,
+                                        previous=previous)
+    rows = mistakes.worst_elements(manual[d.parameter], {other.framework: autograd[d.parameter]})
     return dataclasses.replace(d, explanation=chosen.as_dict(),
                                explanations=tuple(r.as_dict() for r in readings), elements=tuple(rows))
-
-
-def tapped(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
-    """The forward's tapped intermediates at ``t``'s parameters of step ``k``, in NumPy."""
-    return forward_at(case, t, k)[0]
-
-
-def forward_at(case: Case, t: Trajectory, k: int) -> tuple[dict[str, np.ndarray], Any]:
-    """The forward at ``t``'s parameters of step ``k`` on that step's batch, in NumPy: its
-    tapped intermediates, and what it returns."""
-    from array_api_compat import array_namespace
-
-    from crosscheck.declaring.problem import recording
-
-    problem = case.problem(**rerun_overrides(t, case))
-    sample = sample_of(t, k)
-    kw: dict = {}
-    if problem.loop is not None:
-        x = problem.loop.batch(problem.x, k)
-        kw = problem.loop.kwargs(k, sample.state or problem.loop.state0, np.asarray)
-    else:
-        x = problem.x if sample is None else problem.sample(problem.x, sample)
-    named: dict = {}
-    with np.errstate(all="ignore"):
-        out = problem.forward(array_namespace(x), {n: t.params[n][k] for n in t.param_names}, x,
-                              tap=recording(named), **kw)
-    if isinstance(out, tuple):   # (prediction, new carried state)
-        out = out[0]
-    return {n: np.asarray(v) for n, v in named.items()}, out
-
-
-def units_off(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
-    """Per declared ReLU pre-activation, per unit along its last axis, whether it is at or
-    below 0 on some sample at step ``k``: the units a missing ReLU mask leaves wrong. (An
-    undeclared tap may be no ReLU's: a tanh's with an extra mask would read as a missing one.
-    A mask missing there is found by the probe that lets the ReLU pass every unit.)"""
-    masks = case.problem(**rerun_overrides(t, case)).masks
-    if not masks:
-        return {}
-    named = tapped(case, t, k)
-    out = {}
-    for n in (n for n in masks if n in named):
-        z = np.asarray(named[n])
-        if z.ndim >= 1 and np.issubdtype(z.dtype, np.number):
-            out[n] = ~(z > 0).reshape(-1, z.shape[-1]).all(axis=0)
-    return out
-
-
-def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
-    """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
-    masks = case.problem(**rerun_overrides(t, case)).masks
-    if not masks:
-        return ()
-    named = tapped(case, t, k)
-    return tuple(n for n in masks if n in named and np.any(named[n] == 0))
 
 
 def _shaped(grads: Mapping[str, Any], name: str, shape: tuple, traj: Trajectory) -> np.ndarray:
@@ -349,7 +292,7 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
     at = {n: other.params[n][k] for n in other.param_names}
     base = {n: manual[n][k] for n in other.param_names}
     sample = sample_of(other, k)
-    if case is not None and exact_zeros(case, other, k):
+    if case is not None and taps.exact_zeros(case, other, k):
         return 0.0   # on a ReLU kink the gradient jumps under any nudge: nothing to measure
     sides = case.loss_at(at, hyper, sample)[1] if case is not None else ()
     worst = 0.0
@@ -362,7 +305,8 @@ def _sensitivity(other: Trajectory, gradient: Gradient, hyper, k: int, u: float,
         if d > tolerances.JUMP_CHECK * u:
             # So large a move is a linear response, or a jump across a kink nobody declared
             # (a maximum, a where, an abs at exactly 0): a linear one grows with the nudge.
-            grown = _apart(other, k, *_manual_at(other, gradient, hyper, k, nudged(at, 16 * u, flip)),
+            grown = _apart(other, k, *_manual_at(other, gradient, hyper, k,
+                                                 nudged(at, tolerances.JUMP_NUDGE * u, flip)),
                            manual_loss[k], base)
             if not grown >= tolerances.JUMP_GROWTH * d:
                 continue

@@ -233,7 +233,7 @@ def sizes(traj, step: int, case=None) -> tuple[int, int]:
         batch = len(traj.feed.index(step))
         if case is None:
             return batch, 1
-        from crosscheck.judging.local import forward_at
+        from crosscheck.judging.taps import forward_at
 
         out = np.asarray(forward_at(case, traj, step)[1])
         return batch, max(1, out.size // batch) if out.ndim >= 2 else 1

@@ -27,14 +27,17 @@ nothing.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from crosscheck import tolerances
 from crosscheck.declaring.cases import Case
-from crosscheck.judging.metrics import rerun_overrides, sample_of
+from crosscheck.judging import mistakes, taps
+from crosscheck.judging.metrics import rerun_overrides, sample_of, scale_at
 from crosscheck.judging.mistakes import MAX_LISTED, Explanation
 from crosscheck.running.record import Trajectory
 
@@ -46,11 +49,20 @@ ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
     "sigmoid": (lambda z: (s := 1 / (1 + np.exp(-z))) * (1 - s), "s * (1 - s), sigmoid_prime(z)"),
     "tanh": (lambda z: 1 - np.tanh(z) ** 2, "(1 - h ** 2)"),
 }
+#: Besides the difference itself, the kink probe looks along this many of its largest
+#: elements' own directions (a kink's gap can cancel along the whole difference).
+KINK_DIRECTIONS = 3
+
+
+class Unprobeable(Exception):
+    """The user's code (the manual backward, the forward in a framework) failed at a probe's
+    moved point or changed derivative: that probe says nothing."""
 
 
 class Step:
-    """Step ``k`` of ``traj`` evaluated again: the manual backward (the case's ``gradient``)
-    and the judged framework's autograd, at given parameters."""
+    """Step ``k`` of ``traj`` evaluated again: the manual backward (the case's ``gradient``),
+    the loss, the forward's taps, and a framework's autograd, at given parameters. A failure
+    of the user's code there is :class:`Unprobeable`."""
 
     def __init__(self, traj: Trajectory, case: Case, k: int, hyper: Mapping,
                  framework: str | None = None) -> None:
@@ -61,36 +73,44 @@ class Step:
         self.problem = case.problem(**rerun_overrides(traj, case))
 
     def manual(self, params: Grads) -> dict[str, np.ndarray]:
-        grads = self.case.gradient(params, self.hyper, self.sample)[1]
-        return {n: np.asarray(g, np.float64) for n, g in grads.items()}
+        try:
+            grads = self.case.gradient(params, self.hyper, self.sample)[1]
+            return {n: np.asarray(grads[n], np.float64) for n in self.params}
+        except Exception as e:
+            raise Unprobeable(f"the manual backward: {e}") from e
 
     def autograd(self, params: Grads, scale: Mapping[str, np.ndarray] | None = None,
                  lift: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
         from crosscheck import frameworks
 
-        got = frameworks.gradients(self.framework, self.problem, dict(params), self.sample,
-                                   self.traj.dtype, scale=dict(scale) if scale else None,
-                                   lift=dict(lift) if lift else None)
-        return {n: np.asarray(g, np.float64) for n, g in got["params"].items()}
+        try:
+            got = frameworks.gradients(self.framework, self.problem, dict(params), self.sample,
+                                       self.traj.dtype, scale=dict(scale) if scale else None,
+                                       lift=dict(lift) if lift else None)
+        except Exception as e:
+            raise Unprobeable(f"{self.framework}'s autograd: {e}") from e
+        return {n: np.asarray(got["params"][n], np.float64) for n in self.params}
 
     def loss(self, params: Grads) -> float:
-        return float(self.case.loss_at(params, self.hyper, self.sample)[0])
+        try:
+            return float(self.case.loss_at(params, self.hyper, self.sample)[0])
+        except Exception as e:
+            raise Unprobeable(f"the loss: {e}") from e
 
+    @functools.cached_property
     def tapped(self) -> dict[str, np.ndarray]:
         """The forward's tapped intermediates at this step's parameters (NumPy)."""
-        from crosscheck.judging.local import tapped
+        try:
+            return taps.tapped(self.case, self.traj, self.k)
+        except Exception as e:
+            raise Unprobeable(f"the forward: {e}") from e
 
-        return tapped(self.case, self.traj, self.k)
-
-
-def apart(a: Grads, b: Grads) -> float:
-    """How far two sets of gradients are apart: the largest, over the parameters, of the
-    largest elementwise difference relative to ``b``'s largest element."""
-    worst = 0.0
-    for n, v in b.items():
-        scale = float(np.max(np.abs(v), initial=0.0)) or 1.0
-        worst = max(worst, float(np.max(np.abs(np.asarray(a[n]) - v), initial=0.0)) / scale)
-    return worst if math.isfinite(worst) else math.inf
+    def apart(self, a: Grads, b: Grads) -> float:
+        """How far two sets of gradients are apart, each parameter's largest difference
+        relative to its causal scale at this step (as the local question's errors are)."""
+        worst = max((float(np.max(np.abs(np.asarray(a[n]) - np.asarray(b[n])), initial=0.0))
+                     / scale_at(self.traj, n, self.k) for n in self.params), default=0.0)
+        return worst if math.isfinite(worst) else math.inf
 
 
 def probe(traj: Trajectory, case: Case, k: int, hyper: Mapping, manual: Grads, autograd: Grads, tol: float,
@@ -98,21 +118,68 @@ def probe(traj: Trajectory, case: Case, k: int, hyper: Mapping, manual: Grads, a
     """The mistake the whole step ``k`` shows, where a probe finds one (see the module's
     docstring); ``manual`` and ``autograd``: the step's gradients as judged, ``tol`` the
     step's tolerance, ``referees_agree()``: whether the frameworks' autograds agree here (a
-    kink is named only then); ``framework``: whose autograd ``autograd`` is (``traj``'s own
-    where None)."""
-    try:
-        with np.errstate(all="ignore"):
-            step = Step(traj, case, k, hyper, framework)
-            before = apart(manual, autograd)
-            if not math.isfinite(before) or before == 0:
-                return None
-            limit = max(tol, tolerances.PROBE_SHARE * before)
-            vanishes = _vanishes_nearby(step, limit)
-            if vanishes:
+    kink is named only then; with no second framework to ask, the probe's own evidence
+    stands alone); ``framework``: whose autograd ``autograd`` is (``traj``'s own where None).
+    A probe whose evaluation the user's code fails names nothing."""
+    with np.errstate(all="ignore"):
+        step = Step(traj, case, k, hyper, framework)
+        before = step.apart(manual, autograd)
+        if not math.isfinite(before) or before == 0:
+            return None
+        limit = max(tol, tolerances.PROBE_SHARE * before)
+        try:
+            if _vanishes_nearby(step, limit):
                 return _kink(step, manual, autograd, tol) if referees_agree() else None
-            return _transposed(step, limit) or _activation(step, manual, limit) or _mask(step, manual, limit)
-    except Exception:   # a forward that fails at moved parameters, a framework without scale
-        return None
+        except Unprobeable:
+            return None
+        for hypothesis in (_transposed, _activation, _mask):
+            try:
+                found = hypothesis(step, manual, limit)
+            except Unprobeable:
+                continue
+            if found is not None:
+                return found
+    return None
+
+
+# --------------------------------------------------------------------------- the step's reading
+def context(traj: Trajectory, case: Case, k: int) -> dict[str, Any]:
+    """What the array readings of step ``k`` need, computed once: the batch size and the
+    outputs per sample (a factor's readings), the declared ReLUs' units off (a missing mask),
+    the parameters and the declared penalty's gradient there (a penalty's fingerprint)."""
+    at = {n: traj.params[n][k] for n in traj.param_names}
+    batch, outputs = mistakes.sizes(traj, k, case)
+    return {"batch": batch, "outputs": outputs, "units": taps.units_off(case, traj, k), "at": at,
+            "penalty": case.penalty_gradient(at) if case.penalty_gradient is not None else {}}
+
+
+def reading(ctx: Mapping[str, Any], label: str, manual: Any, autograd: Any, tol: float,
+            parameter: str | None = None, previous: Any = None) -> Explanation:
+    """One array's reading (:func:`crosscheck.judging.mistakes.explain`) with the step's
+    ``context``: ``parameter`` names the gradient's parameter (None: an intermediate)."""
+    return mistakes.explain(label, manual, autograd, tol=tol, batch=ctx["batch"], outputs=ctx["outputs"],
+                            previous=previous, units=ctx["units"],
+                            value=ctx["at"].get(parameter) if parameter else None,
+                            penalty=ctx["penalty"].get(parameter) if parameter else None, parameter=parameter)
+
+
+def read_step(traj: Trajectory, case: Case, k: int, manual: Grads, autograd: Grads, tol: float,
+              wrong: Sequence[str], referees_agree: Callable[[], bool], framework: str | None = None,
+              previous: Grads | None = None) -> tuple[Explanation, list[Explanation]]:
+    """Step ``k``'s likely mistake, as ``run`` and ``explain`` both name it: each ``wrong``
+    gradient read on its own (in declaration order), the clearest of those readings
+    (:func:`crosscheck.judging.mistakes.clearest`), and where none is clean, or a declared
+    ReLU sits exactly at 0 at this step, what a probe of the whole step finds."""
+    ctx = context(traj, case, k)
+    readings = [reading(ctx, f"grad[{n}]", manual[n], autograd[n], tol, n,
+                        None if previous is None else previous.get(n)) for n in wrong]
+    chosen = mistakes.clearest(readings)
+    weak = chosen.rank > mistakes.TELLING.index("dead_units")
+    if weak or taps.exact_zeros(case, traj, k):
+        found = probe(traj, case, k, traj.hyper, manual, autograd, tol, referees_agree, framework)
+        if found is not None and (found.rank < chosen.rank or found.kind == "kink"):
+            chosen = found
+    return chosen, readings
 
 
 def _nudged(params: Grads, flip: float) -> dict[str, np.ndarray]:
@@ -121,7 +188,8 @@ def _nudged(params: Grads, flip: float) -> dict[str, np.ndarray]:
     for n, v in params.items():
         size = float(np.mean(np.abs(v))) if np.size(v) else 0.0
         signs = rng.choice((-1.0, 1.0), size=np.shape(v))
-        out[n] = v + flip * tolerances.KINK_NUDGE * (np.abs(v) + size + 1e-300) * signs
+        # relative to each element and to its tensor's mean size: an element at exactly 0 moves too
+        out[n] = v + flip * tolerances.KINK_NUDGE * (np.abs(v) + (size or 1.0)) * signs
     return out
 
 
@@ -129,7 +197,7 @@ def _vanishes_nearby(step: Step, limit: float) -> bool:
     """The manual backward and autograd agree at parameters moved a little each way."""
     for flip in (1.0, -1.0):
         moved = _nudged(step.params, flip)
-        if apart(step.manual(moved), step.autograd(moved)) > limit:
+        if step.apart(step.manual(moved), step.autograd(moved)) > limit:
             return False
     return True
 
@@ -153,7 +221,7 @@ def _kink(step: Step, manual: Grads, autograd: Grads, tol: float) -> Explanation
     size = max(float(np.max(np.abs(v), initial=0.0)) for v in step.params.values()) or 1.0
     directions = [diff]
     flat = [(abs(float(d)), n, i) for n, v in diff.items() for i, d in enumerate(np.ravel(v)) if d]
-    for _, n, i in sorted(flat, reverse=True)[:3]:   # the largest elements' own directions
+    for _, n, i in sorted(flat, reverse=True)[:KINK_DIRECTIONS]:
         e = {m: np.zeros_like(v) for m, v in diff.items()}
         e[n].flat[i] = np.sign(diff[n].flat[i])
         directions.append(e)
@@ -163,7 +231,7 @@ def _kink(step: Step, manual: Grads, autograd: Grads, tol: float) -> Explanation
         if not reach or not along:
             continue
         h = tolerances.KINK_NUDGE * size / reach
-        (left, right), narrow = _slopes(step, d, h), _slopes(step, d, h / 10)
+        (left, right), narrow = _slopes(step, d, h), _slopes(step, d, h / tolerances.KINK_STEP_RATIO)
         wide, gap = right - left, narrow[1] - narrow[0]
         slack = tolerances.KINK_GAP_SPREAD * abs(wide)
         low, high = min(narrow) - slack, max(narrow) + slack
@@ -171,7 +239,7 @@ def _kink(step: Step, manual: Grads, autograd: Grads, tol: float) -> Explanation
                   for g in (manual, autograd)]
         if (abs(wide) >= tolerances.KINK_GAP_SHARE * abs(along) and abs(gap - wide) <= slack
                 and all(low <= s <= high for s in slopes)):
-            zeros = [n for n, z in step.tapped().items() if np.any(np.asarray(z) == 0)]
+            zeros = [n for n, z in step.tapped.items() if np.any(np.asarray(z) == 0)]
             return _kink_text(diff, autograd, tol, abs(wide), zeros)
     return None
 
@@ -197,7 +265,7 @@ def _kink_text(diff: Grads, autograd: Grads, tol: float, gap: float, zeros: list
                 "land on the other side of 0)", elements=tuple(i for _, i in wrong[:MAX_LISTED]))
 
 
-def _transposed(step: Step, limit: float) -> Explanation | None:
+def _transposed(step: Step, manual: Grads, limit: float) -> Explanation | None:
     """``transpose`` where the mistake vanishes with one square matrix made symmetric."""
     for n, v in step.params.items():
         if np.ndim(v) != 2 or v.shape[0] != v.shape[1] or v.shape[0] < 2 or np.allclose(v, v.T):
@@ -206,7 +274,7 @@ def _transposed(step: Step, limit: float) -> Explanation | None:
         auto = step.autograd(sym)
         if all(not np.any(g) for g in auto.values()):
             continue   # nothing to compare there
-        if apart(step.manual(sym), auto) <= limit:
+        if step.apart(step.manual(sym), auto) <= limit:
             return Explanation(
                 "transpose", f"the mistake vanishes where {n} is symmetric (at ({n} + {n}.T) / 2 the manual "
                              f"gradients agree with autograd's): the backward uses {n} where {n}.T is "
@@ -219,7 +287,7 @@ def _activation(step: Step, manual: Grads, limit: float) -> Explanation | None:
     """``activation_derivative`` where autograd with one activation's derivative divided out
     at a tapped pre-activation gives the manual gradients: at one tap, or at every tap at once
     (a recurrence's pre-activations, one tap per time step, all through one line of backward)."""
-    taps = {n: np.asarray(z, np.float64) for n, z in step.tapped().items()
+    taps = {n: np.asarray(z, np.float64) for n, z in step.tapped.items()
             if np.issubdtype(np.asarray(z).dtype, np.floating) and np.size(z)}
     for act, (derivative, written) in ACTIVATIONS.items():
         factors = {}
@@ -229,7 +297,7 @@ def _activation(step: Step, manual: Grads, limit: float) -> Explanation | None:
                 factors[tap] = 1 / d
         tries = [{tap: f} for tap, f in factors.items()] + ([factors] if len(factors) > 1 else [])
         for scale in tries:
-            if apart(manual, step.autograd(step.params, scale=scale)) <= limit:
+            if step.apart(manual, step.autograd(step.params, scale=scale)) <= limit:
                 where = ", ".join(scale)
                 return Explanation(
                     "activation_derivative",
@@ -245,12 +313,14 @@ def _mask(step: Step, manual: Grads, limit: float) -> Explanation | None:
     dtype's smallest normal number, its gradient passing unchanged (the forward moves by less
     than any rounding, and the ReLU's derivative there becomes 1, however it is spelled)."""
     tiny = float(np.finfo(np.dtype(step.traj.dtype)).tiny)
-    for tap, z in step.tapped().items():
+    for tap, z in step.tapped.items():
+        if not np.issubdtype(np.asarray(z).dtype, np.floating):
+            continue
         z = np.asarray(z, np.float64)
         off = ~(z > 0)
-        if not np.issubdtype(z.dtype, np.floating) or not off.any():
+        if not off.any():
             continue
-        if apart(manual, step.autograd(step.params, lift={tap: tiny})) <= limit:
+        if step.apart(manual, step.autograd(step.params, lift={tap: tiny})) <= limit:
             units = np.flatnonzero(off.reshape(-1, z.shape[-1]).any(axis=0)).tolist() if z.ndim else []
             return Explanation(
                 "dead_units", f"the manual gradients are autograd's with the ReLU at {tap} passing every "

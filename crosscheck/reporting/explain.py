@@ -16,7 +16,7 @@ import numpy as np
 
 from crosscheck import tolerances
 from crosscheck.declaring import cases
-from crosscheck.judging import local, mistakes, oracles, probes
+from crosscheck.judging import metrics, mistakes, oracles, probes
 from crosscheck.running.record import Trajectory
 
 
@@ -37,6 +37,7 @@ class Entry:
     rows: tuple[str, ...]
     verdict: str                 # "agree", "MISMATCH", or "local" (shown, not checked)
     mark: str = ""
+    role: str = ""               # "first" wrong line, "inherits" its error, "own" mistake, "after" it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +102,9 @@ def walk(traj: Trajectory, step: int) -> Walk:
         sample = oracles.sample_of(traj, step)
         per_epoch = traj.steps // traj.epochs
         where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
-    entries, verdicts, readings = [], {}, []
+    entries, verdicts, wrong = [], {}, []
     lines = oracles.chain(traj, step)
+    ctx = probes.context(traj, c, step)
     for line in lines:
         rows = [f"      manual   {_short(line.manual)}"]
         if line.kind == "local":
@@ -118,9 +120,8 @@ def walk(traj: Trajectory, step: int) -> Walk:
                         "with autograd)")
         good = line.verdict == "agree"
         if not good:
-            shown, why = _elements(line, traj, step)
-            rows.extend(shown)
-            readings.append(why)
+            rows.extend(_elements(line, ctx, _param_of(line.name, c)))
+            wrong.append(line)
         f = line.fd
         if f is not None:
             rows.append(_fd_line(line))
@@ -142,7 +143,7 @@ def walk(traj: Trajectory, step: int) -> Walk:
               "agree with the manual value)",
               f"verdict: {summary}")
     likely = None
-    if readings and (why := _step_reading(lines, readings, traj, step)) is not None:
+    if wrong and (why := _step_reading(lines, wrong, traj, c, step)) is not None:
         read = "" if why.parameter is None else f" (read on {why.parameter}, the clearest wrong line)"
         likely = why.text + read
     return Walk(traj.case, step, header, tuple(entries), summary, likely)
@@ -167,34 +168,38 @@ def _reads(text: str) -> set[str] | None:
 
 def _marked(entries: list[Entry]) -> list[Entry]:
     """The first wrong line marked, and each later wrong line marked as inheriting its error
-    (where it is computed from it, through the lines between), as wrong on its own (where the
-    lines as written show it is not), or as wrong after it (where they cannot tell: a user's
-    hand-written values are named, not written out)."""
+    (computed from it, or from a local factor it reads, through the lines between), as wrong
+    on its own (where the lines as written show it is not), or as wrong after it (where they
+    cannot tell: a user's hand-written values are named, not written out, and a line that
+    cannot be read leaves what follows it unknown)."""
     first = next((i for i, e in enumerate(entries) if e.verdict == "MISMATCH"), None)
     if first is None:
         return entries
-    out = list(entries)
-    known = _reads(entries[first].text) is not None
-    out[first] = dataclasses.replace(entries[first], mark=(
+    out, head = list(entries), entries[first]
+    reads = _reads(head.text)
+    known = reads is not None
+    out[first] = dataclasses.replace(head, role="first", mark=(
         "the first wrong line: the mistake is here, or in a local factor it reads" if known else
         "the first wrong line listed (a hand-written value, named but not written out: a backward that "
         "returns its intermediates, (grads, {name: dL/dname}), shows where in its order the mistake enters)"))
-    tainted = {entries[first].name}
+    local = {e.name for e in entries if e.verdict == "local"}
+    tainted = {head.name} | ((reads or set()) & local)   # its local factors may be the wrong part
     for i in range(first + 1, len(entries)):
         e = entries[i]
         reads = _reads(e.text)
-        if reads is None or not known:
+        known = known and reads is not None
+        if not known:
             if e.verdict == "MISMATCH":
-                out[i] = dataclasses.replace(e, mark=f"also wrong, after {entries[first].name}: its error "
-                                                     "if computed from it, else one of its own")
+                mark = f"also wrong, after {head.name}: its error if computed from it, else one of its own"
+                out[i] = dataclasses.replace(e, role="after", mark=mark)
             continue
         if reads & tainted:
             tainted.add(e.name)
             if e.verdict == "MISMATCH":
-                out[i] = dataclasses.replace(e, mark=f"inherits the error of {entries[first].name}")
+                out[i] = dataclasses.replace(e, role="inherits", mark=f"inherits the error of {head.name}")
         elif e.verdict == "MISMATCH":
-            out[i] = dataclasses.replace(e, mark=f"wrong on its own, not computed from "
-                                                 f"{entries[first].name}: a second mistake?")
+            out[i] = dataclasses.replace(e, role="own", mark=f"wrong on its own, not computed from "
+                                                             f"{head.name}: a second mistake?")
     return out
 
 
@@ -222,9 +227,9 @@ def _param_of(name: str, case) -> str | None:
     return name if name in case.params else None
 
 
-def _elements(line: oracles.Line, traj: Trajectory, step: int) -> tuple[list[str], mistakes.Explanation]:
-    """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake,
-    and that reading."""
+def _elements(line: oracles.Line, ctx: dict, parameter: str | None) -> list[str]:
+    """A wrong line's exact / approximate / maxdiff triple, worst elements and likely mistake
+    (the same reading of one array as ``run``'s: :func:`crosscheck.judging.probes.reading`)."""
     fw, auto = next(iter(line.autograd.items()))
     t = mistakes.triple(line.manual, auto, line.tol)
     out = [f"      against {fw}: bit-exact {'yes' if t['exact'] else 'no'}, within tolerance "
@@ -235,48 +240,45 @@ def _elements(line: oracles.Line, traj: Trajectory, step: int) -> tuple[list[str
         err = (f"rel. err {row['rel_err']:.3g}" if row["rel_err"] is not None else
                f"abs. err {row['abs_err']:.3g} (autograd is exactly 0)")
         out.append(f"      at {tuple(row['index'])}: {values}  {err}")
-    case = cases.get(traj.case)
-    batch, outputs = mistakes.sizes(traj, step, case)
-    name = _param_of(line.name, case)
-    value = traj.params[name][step] if name is not None else None
-    penalty = None
-    if value is not None and case.penalty_gradient is not None:
-        penalty = case.penalty_gradient({n: v[step] for n, v in traj.params.items()}).get(name)
-    why = mistakes.explain(line.name, line.manual, auto, tol=line.tol, batch=batch, outputs=outputs,
-                           units=local.units_off(case, traj, step),
-                           value=value, penalty=penalty, parameter=name)
+    why = probes.reading(ctx, line.name, line.manual, auto, line.tol, parameter)
     out.append(f"      likely: {why.text}")
-    return out, why
+    return out
 
 
-def _step_reading(lines: list[oracles.Line], readings: list[mistakes.Explanation], traj: Trajectory,
+def _step_reading(lines: list[oracles.Line], wrong: list[oracles.Line], traj: Trajectory, c,
                   step: int) -> mistakes.Explanation | None:
-    """The step's likely mistake, as ``run`` names it: the clearest of the wrong parameter
-    lines' readings, or where none is clean, what a probe of the whole step finds."""
-    readings = [r for r in readings if r.parameter is not None]
-    if not readings:
+    """The step's likely mistake, as ``run`` names it (:func:`crosscheck.judging.probes.read_step`),
+    from the parameter lines: the wrong ones read, the others as context; the first
+    framework's autograd is the one judged, and the frameworks' autograds must agree for a
+    kink to be named."""
+    params = {p: line for line in lines if (p := _param_of(line.name, c)) is not None and line.autograd}
+    wrong_params = [p for p, line in params.items() if line in wrong]
+    if not wrong_params or set(params) != set(traj.param_names):
         return None
-    chosen = mistakes.clearest(readings)
-    if chosen.rank <= mistakes.TELLING.index("dead_units"):
-        return chosen
-    case = cases.get(traj.case)
-    params = {p: line for line in lines if (p := _param_of(line.name, case)) is not None and line.autograd}
-    if set(params) != set(traj.param_names):
-        return chosen
     fw = next(iter(next(iter(params.values())).autograd))
-    tol = max(line.tol for line in params.values())
+    tol = max(params[p].tol for p in wrong_params)
 
     def referees_agree() -> bool:
-        for line in params.values():
-            values = list(line.autograd.values())
-            scale = float(np.max(np.abs(values[0]), initial=0.0)) or 1.0
-            if any(float(np.max(np.abs(v - values[0]), initial=0.0)) > tol * scale for v in values[1:]):
-                return False
-        return True
+        return all(_close(line.autograd[fw], line.autograd[other], line)
+                   for line in params.values() for other in line.autograd if other != fw)
     manual = {p: line.manual for p, line in params.items()}
     autograd = {p: line.autograd[fw] for p, line in params.items()}
-    found = probes.probe(traj, case, step, traj.hyper, manual, autograd, tol, referees_agree, framework=fw)
-    return found if found is not None and found.rank < chosen.rank else chosen
+    previous = None
+    if step:   # autograd's gradient of the step before (stale parameters), as run reads it
+        from crosscheck import frameworks
+
+        before = {n: v[step - 1] for n, v in traj.params.items()}
+        problem = c.problem(**metrics.rerun_overrides(traj, c))
+        previous = frameworks.gradients(fw, problem, before, oracles.sample_of(traj, step - 1))["params"]
+    chosen, _ = probes.read_step(traj, c, step, manual, autograd, tol, wrong_params, referees_agree,
+                                 framework=fw, previous=previous)
+    return chosen
+
+
+def _close(a: np.ndarray, b: np.ndarray, line: oracles.Line) -> bool:
+    """Two autograds' values of a line within its tolerance of each other (on its scale)."""
+    scale = line.scale or float(np.max(np.abs(a), initial=0.0)) or 1.0
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0)) / scale <= line.tol
 
 
 def _summary(verdicts: dict[str, bool]) -> str:

@@ -343,6 +343,13 @@ def maximum_kink(backward=None, name=None) -> Model:
                  forward=maximum_forward, loss=mse, backward=backward or kink_backward, lr=0.05, epochs=3)
 
 
+def declared_kink(backward=None, name=None) -> Model:
+    """:func:`where_kink_correct` with its ReLU declared (``relu=("z",)``)."""
+    return Model(name=name or "real_declared_kink", x=KINK_X, y=KINK_Y, init=KINK_INIT,
+                 forward=where_forward, loss=mse, backward=backward or kink_backward, lr=0.05, epochs=3,
+                 relu=("z",))
+
+
 def where_kink_correct(backward=None, name=None) -> Model:
     return Model(name=name or "real_where_kink_correct", x=KINK_X, y=KINK_Y, init=KINK_INIT,
                  forward=where_forward, loss=mse, backward=backward or kink_backward, lr=0.05, epochs=3)
@@ -386,7 +393,7 @@ def l1_padding(backward=None, name=None) -> Model:
 # The planted mistakes.
 
 BUILDERS = {f.__name__: f for f in (rnn, sigmoid_mlp, softmax_l2, relu3, conv, maximum_kink,
-                                    where_kink_correct, l1_padding)}
+                                    where_kink_correct, declared_kink, l1_padding)}
 #: Builders whose own backward is correct: every framework must agree with it.
 #: (l1_padding's JAX leg is "nothing compared": JAX's abs'(0) is 1, its backward takes torch's 0.)
 CORRECT = ("rnn", "sigmoid_mlp", "softmax_l2", "relu3", "conv", "where_kink_correct")
@@ -458,6 +465,10 @@ _PLANTS = {
     "kink-data-bias-gradient-only-where-nonzero": (
         "where_kink_correct", kink_backward, '"b1": dz.sum(axis=0)', '"b1": dz.sum(axis=0) * (p["b1"] != 0)',
         "unknown", 0),
+    # the declared ReLU's kink taken as 1 by the backward where the forward's where gives 0:
+    # a kink, not a missing mask (a unit exactly at 0 is on the kink, not off)
+    "kink-declared-backward-ge": ("declared_kink", kink_backward, "dz = (dpred @ p[\"W2\"].T) * (z > 0)",
+                                  "dz = (dpred @ p[\"W2\"].T) * (z >= 0)", "kink", 0),
     # the two autograds part on W (abs at 0); the mistake is on b, where they agree
     "l1-bias-l2-missing": ("l1_padding", l1_backward, "db = d.sum(axis=0) + 2 * L2_BIAS * p[\"b\"]",
                            "db = d.sum(axis=0)", "penalty", 1),

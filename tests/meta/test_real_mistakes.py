@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import crosscheck
+from crosscheck import tolerances
 from meta import _real_models as real
 
 pytestmark = pytest.mark.torch
@@ -45,16 +46,27 @@ def test_the_mistake_is_named(key, family, step):
         f"{_said(key)}")
 
 
-def test_every_wrong_gradient_is_read_and_the_clean_factor_chosen():
-    # '/ samples' dropped: b1, W2 and b2 are exactly 24x autograd's; W1's is 24x plus a
-    # correct L2 term, which no single pattern fits. The clean reading is the one named.
+#: The softmax classifier's batch: the factor a dropped '/ samples' leaves.
+SAMPLES = len(real.SOFT_X)
+
+
+def test_the_clean_factor_is_chosen_over_a_mixed_reading():
+    # '/ samples' dropped: b1 and b2 are exactly SAMPLES x autograd's; W1's and W2's are that
+    # plus a correct L2 term, which no single pattern fits. The clean reading is the one named.
     first = checked("softmax-no-divide-by-samples").first_divergence
-    read = {e["parameter"]: e["kind"] for e in first.explanations}
     chosen = (first.explanation["parameter"], first.explanation["kind"], first.explanation["factor"])
-    assert list(read) == ["W1", "b1", "W2", "b2"] and read["W1"] != "constant_factor" and chosen[:2] == (
-        "b1", "constant_factor") and chosen[2] == pytest.approx(24), (
-        f"[real_softmax-no-divide-by-samples/torch] step {first.step}: each gradient read {read}, "
-        f"chosen {chosen}; expected b1's 24x (the batch size) over W1's mixed reading")
+    assert chosen == ("b1", "constant_factor", pytest.approx(SAMPLES)), (
+        f"[real_softmax-no-divide-by-samples/torch] step {first.step}: chosen {chosen}, expected b1's "
+        f"{SAMPLES}x (the batch size); each gradient read "
+        f"{[(e['parameter'], e['kind']) for e in first.explanations]}")
+
+
+def test_every_wrong_gradient_is_read():
+    first = checked("softmax-no-divide-by-samples").first_divergence
+    read = [e["parameter"] for e in first.explanations]
+    assert read == ["W1", "b1", "W2", "b2"], (
+        f"[real_softmax-no-divide-by-samples/torch] step {first.step}: read {read}, expected every "
+        "wrong gradient, W1, b1, W2, b2")
 
 
 def test_the_json_lists_each_wrong_gradients_reading():
@@ -68,8 +80,9 @@ def test_the_json_lists_each_wrong_gradients_reading():
 
 def test_the_likely_line_says_which_gradient_it_read():
     line = checked("softmax-no-divide-by-samples").first_divergence.likely
-    assert "24 is the batch size" in line and "read on grad[b1]" in line and "W1 unknown" in line, (
-        f"[real_softmax-no-divide-by-samples/torch] likely: {line}")
+    said = (f"{SAMPLES} is the batch size", "read on grad[b1]", "W1 unknown")
+    assert all(s in line for s in said), (
+        f"[real_softmax-no-divide-by-samples/torch] likely: {line}; expected it to say {said}")
 
 
 @pytest.mark.jax
@@ -86,8 +99,12 @@ def test_a_kink_nobody_declared_is_found_at_step_0():
     assert not model.relu and np.any(real.KINK_X @ real.KINK_INIT["W1"] + real.KINK_INIT["b1"] == 0), (
         "the kink model must declare no ReLU and start on a kink")
     first = checked("maximum-kink").first_divergence
-    assert first is not None and first.explanation["elements"], (
-        f"[real_maximum_kink/torch] no kink's elements named: {_said('maximum-kink')}")
+    z = real.KINK_X @ real.KINK_INIT["W1"] + real.KINK_INIT["b1"]
+    at_zero = set(np.flatnonzero((z == 0).any(axis=0)))
+    named = {e[-1] for e in first.explanation["elements"]} if first is not None else set()   # W1[i, j], b1[j]
+    assert named and named <= at_zero, (
+        f"[real_maximum_kink/torch] step 0: the kink's elements are of units {sorted(named)}, expected some "
+        f"of the units exactly at 0, {sorted(at_zero)}: {_said('maximum-kink')}")
 
 
 # --- explain, from Python: a notebook's model walked line by line ------------------------------
@@ -121,15 +138,52 @@ def test_explain_never_calls_a_correct_kink_wrong():
     assert walk.agree, f"[real_where_kink_correct] step 0 on a kink, forward and backward alike:\n{walk}"
 
 
-@pytest.mark.parametrize("step", [-1, 3, 1.5, True])
+#: Steps of the kink model's run (full batch: one step an epoch).
+KINK_STEPS = real.where_kink_correct().epochs
+
+
+@pytest.mark.parametrize("step", [-1, KINK_STEPS, 1.5, True])
 def test_explain_refuses_a_step_outside_the_run_in_one_line(step):
     with pytest.raises(ValueError) as caught:
         crosscheck.explain(real.where_kink_correct(), step=step)
     assert "\n" not in str(caught.value) and "step" in str(caught.value), (
-        f"[real_where_kink_correct] explain(step={step!r}): {caught.value!r}")
+        f"[real_where_kink_correct] explain(step={step!r}): {caught.value!r}; expected one line naming "
+        f"the step (the run has steps 0..{KINK_STEPS - 1})")
 
 
 def test_the_notebook_view_of_a_check_offers_explain():
     page = checked("sigmoid-output-missing-prime")._repr_html_()
     assert "crosscheck.explain(model, step=0)" in page, (
         f"[real_sigmoid-output-missing-prime/torch] check()'s HTML does not offer explain:\n{page[:2000]}")
+
+
+def test_the_docs_count_the_catalogue():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    said = f"plants {len(real.MISTAKES)} mistakes"
+    assert said in readme, f"README.md does not say the catalogue {said!r} (tests/meta/_real_models.py)"
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("hook", ["none", "scale", "lift"])
+def test_the_probes_hooks_give_the_same_gradients_in_every_framework(hook):
+    # A probe's hypothesis (a derivative divided out, a ReLU passing every unit) is evaluated by
+    # whichever framework is judged: torch's and JAX's must agree on it.
+    from crosscheck import frameworks
+    from crosscheck.declaring.model import register
+
+    case = register(real.sigmoid_mlp(name="real_hooks"))
+    problem = case.problem()
+    z = real.SIG_X @ real.SIG_INIT["W1"] + real.SIG_INIT["b1"]
+    tiny = float(np.finfo(np.float64).tiny)
+    kw = {"none": {}, "scale": {"scale": {"z1": 1 + z ** 2}}, "lift": {"lift": {"z1": tiny}}}[hook]
+    got = {fw: frameworks.gradients(fw, problem, dict(real.SIG_INIT), **kw)["params"]
+           for fw in frameworks.FRAMEWORKS}
+    first, *others = got
+    for fw in others:
+        for n, g in got[first].items():
+            apart = float(np.max(np.abs(g - got[fw][n])) / (np.max(np.abs(g)) or 1.0))
+            assert apart <= tolerances.local_rtol(), (
+                f"[real_hooks/{fw}] {hook}, step 0: grad[{n}] {got[fw][n]} vs {first} {g} (rel. {apart:.2g} "
+                f"> {tolerances.local_rtol():.2g})")
