@@ -145,11 +145,11 @@ def envelope(ref: Trajectory, dtype: str = "float64", reference: Case | None = N
     # code under test too, and a mistake in it (a factor from some step on, an update
     # skipped or applied twice) would otherwise count as sensitivity and widen the very
     # envelope it is judged by (a 1e-7 factor from step 2000 of relu made it 5e-7, from
-    # 1e-11). A loop that agrees with its backward costs one more descent here. A model of
-    # the general loop is its own twin: its reference run is the very stepper the shadow
-    # descends by, the same calls on the same inputs (the loop is this tool's, not code
-    # under test; its backward and update are, and the same in both).
-    twin = ref if case.stepper is not None else _train(ref, case)
+    # 1e-11). A document's loop that agrees with its backward costs one more descent here. A
+    # user's model is its own twin: its reference run is this tool's loop (Model.run's
+    # p - lr * g, or the general loop's stepper the shadow descends by), the same calls on
+    # the same inputs; its backward and update are code under test, and the same in both.
+    twin = ref if case.stepper is not None or case.document is None else _train(ref, case)
     d = _shadow_difference(ref, case, twin)
     stop = diverges_at(ref)
     if stop is not None:   # beyond it the shadow's difference means nothing
