@@ -117,7 +117,6 @@ def explain(model: Model, step: int = 0, lr: float | None = None, epochs: int | 
     cannot be checked as declared, and ``ValueError`` for a step outside the run (one line,
     as the command line says it)."""
     from crosscheck.reporting import explain as walker
-    from crosscheck.running import runner
 
     if not isinstance(model, Model):
         raise TypeError(f"explain() takes a crosscheck.Model, got {type(model).__name__}")
@@ -126,10 +125,10 @@ def explain(model: Model, step: int = 0, lr: float | None = None, epochs: int | 
     _, overrides = arguments(fw_registry.FRAMEWORKS, "float64", lr, epochs)
     needs_run(model.name, model.hyper(**overrides))
     case = register(model)
-    traj = runner.run(case.name, **overrides)
-    if not 0 <= step < traj.steps:
-        raise ValueError(f"step {step}: {case.name} has steps 0..{traj.steps - 1}")
-    return Walkthrough(case.name, step, walker.walk(traj, step))
+    try:
+        return Walkthrough(case.name, step, walker.walk_case(case.name, step, **overrides))
+    except walker.StepOutOfRun as e:
+        raise ValueError(f"step {step}: {e}") from None
 
 
 def check(model: Model, frameworks: Sequence[str] = fw_registry.FRAMEWORKS, dtype: str = "float64",

@@ -266,7 +266,6 @@ def _case_options() -> dict[str, list[str]]:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from crosscheck.reporting import explain
-    from crosscheck.running import runner
 
     names, _, _ = _resolve([args.case])
     if len(names) > 1:
@@ -275,12 +274,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     case = _case(names[0])
     overrides = _overrides(args, [case.name])
     _runnable([case.name], overrides)
-    traj = runner.run(case.name, **overrides)
-    if not 0 <= args.step < traj.steps:
-        raise UsageError(f"--step {args.step}: {case.name} has steps 0..{traj.steps - 1}")
-    text, ok = explain.render(traj, args.step)
-    print(text)
-    return EXIT_OK if ok else EXIT_MISMATCH
+    try:
+        walk = explain.walk_case(case.name, args.step, **overrides)
+    except explain.StepOutOfRun as e:
+        raise UsageError(f"--step {args.step}: {e}") from None
+    print(walk.text)
+    return EXIT_OK if walk.agree else EXIT_MISMATCH
 
 
 def cmd_kinks(args: argparse.Namespace) -> int:

@@ -169,6 +169,16 @@ def test_convention_parses_exit_codes():
                  id=f"{page} L{n}: {c}")
     for page, n, c, code in CROSSCHECK])
 def test_readme_command(page, line, command, code, tmp_path):
+    r = run_shown(command, tmp_path)
+    shown = f"{page} line {line}: `{command}`"
+    assert "Traceback" not in r.stdout + r.stderr, f"{shown} printed a traceback:\n{r.stderr[-3000:]}"
+    assert r.returncode == code, (f"{shown} exited {r.returncode}, {page} says {code}:\n"
+                                  f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+
+def run_shown(command: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``command`` run as a user runs it, from a folder holding a copy of ``examples/``; what
+    it printed is kept in :data:`PRINTED` for the outputs test."""
     argv = shlex.split(command, comments=True)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")   # as in a checkout, written nowhere in it
@@ -179,10 +189,7 @@ def test_readme_command(page, line, command, code, tmp_path):
     r = subprocess.run([sys.executable, "-m", "crosscheck", *argv[1:]], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path, env=env)
     PRINTED[argv_of(command)] = r.stdout
-    shown = f"{page} line {line}: `{command}`"
-    assert "Traceback" not in r.stdout + r.stderr, f"{shown} printed a traceback:\n{r.stderr[-3000:]}"
-    assert r.returncode == code, (f"{shown} exited {r.returncode}, {page} says {code}:\n"
-                                  f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return r
 
 
 @pytest.mark.readme
@@ -191,10 +198,8 @@ def test_readme_command(page, line, command, code, tmp_path):
     for n, c, lines in shown_outputs(text(README))])
 def test_the_readme_shows_what_the_command_prints(line, command, lines, tmp_path):
     printed = PRINTED.get(argv_of(command))
-    if printed is None:   # this test alone: run it as test_readme_command does
-        m = _EXIT.search(command)
-        test_readme_command("README.md", line, command, int(m[1]) if m else 0, tmp_path)
-        printed = PRINTED[argv_of(command)]
+    if printed is None:   # this test alone: the command was not run by test_readme_command
+        printed = run_shown(command, tmp_path).stdout
     got = printed.splitlines()[:len(lines)]
     assert lines and got == lines, (f"README.md line {line}: `{command}` shows {len(lines)} lines of output "
                                     "that are not what it prints; it prints:\n" + "\n".join(got))

@@ -86,7 +86,7 @@ class Explanation:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "parameter": self.parameter, "factor": self.factor,
-                "elements": [list(e) for e in self.elements], "text": self.text}
+                "named": self.named, "elements": [list(e) for e in self.elements], "text": self.text}
 
 
 def clearest(readings: Sequence[Explanation]) -> Explanation:

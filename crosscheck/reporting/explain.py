@@ -79,6 +79,21 @@ class Walk:
         return "\n".join([*self.header, *likely, "", *body, "", self.summary])
 
 
+class StepOutOfRun(ValueError):
+    """A step the run does not have; ``str()`` says which it has."""
+
+
+def walk_case(name: str, step: int, **overrides) -> Walk:
+    """Case ``name``'s reference run (with ``overrides``) walked at ``step``, as the command
+    line and ``crosscheck.explain`` both do; :class:`StepOutOfRun` where it has no such step."""
+    from crosscheck.running import runner
+
+    traj = runner.run(name, **overrides)
+    if not 0 <= step < traj.steps:
+        raise StepOutOfRun(f"{name} has steps 0..{traj.steps - 1}")
+    return walk(traj, step)
+
+
 def render(traj: Trajectory, step: int) -> tuple[str, bool]:
     """The teaching view of ``traj`` at ``step``, and whether every line agrees.
 
