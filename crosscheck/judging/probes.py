@@ -20,9 +20,12 @@ none there, because the chain rule mixes them with every term downstream:
 Each probe evaluates the manual backward and the judged framework's autograd again (at moved
 parameters, or with one derivative changed through ``frameworks.gradients``'s ``scale``),
 and names the mistake only where the hypothesis makes the two agree
-(:data:`crosscheck.tolerances.PROBE_SHARE`) and the plain comparison does not. A probe that
-cannot run (a framework without ``scale``, a forward that fails at moved parameters) names
-nothing.
+(:data:`crosscheck.tolerances.PROBE_SHARE`) and the plain comparison does not. A probe whose
+evaluation the user's code fails (a forward that fails at moved parameters) names nothing.
+
+:func:`read_step` is the one path by which ``run`` and ``explain`` name a step's mistake: the
+array readings of every wrong gradient, the clearest of them, and these probes where none is
+clean.
 """
 
 from __future__ import annotations
