@@ -222,7 +222,7 @@ PROBE_SHARE = 1e-6
 #: 17 times float32's unit roundoff (6e-8): the moved pre-activation keeps its side in both
 #: codes; PROBE_SHARE is relative to the difference being explained, or the step's own
 #: float32 tolerance where that is larger, so it holds there as it is (the real catalogue's
-#: mistakes are named the same in float32, checked by hand in the issue's hunt).
+#: mistakes are named the same in float32: tests/meta/test_real_mistakes.py).
 KINK_NUDGE = 1e-6
 
 #: At a kink the loss's one-sided slopes along a direction d differ by a finite amount

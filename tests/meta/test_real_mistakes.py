@@ -187,3 +187,17 @@ def test_the_probes_hooks_give_the_same_gradients_in_every_framework(hook):
             assert apart <= tolerances.local_rtol(), (
                 f"[real_hooks/{fw}] {hook}, step 0: grad[{n}] {got[fw][n]} vs {first} {g} (rel. {apart:.2g} "
                 f"> {tolerances.local_rtol():.2g})")
+
+
+#: One mistake of each family a probe names, checked in a float32 run too.
+FLOAT32 = ["rnn-dhnext-without-T", "sigmoid-output-missing-prime", "relu3-first-mask-removed", "maximum-kink"]
+
+
+@pytest.mark.parametrize("key", FLOAT32)
+def test_a_probe_names_the_mistake_in_float32_too(key):
+    entry = next(e for e in real.MISTAKES if e[0] == key)
+    first = crosscheck.check(real.build(entry), frameworks=("torch",), dtype="float32").first_divergence
+    got = None if first is None else (first.question, first.step, first.explanation["kind"])
+    assert got == ("local", entry[4], entry[3]), (
+        f"[real_{key}/torch] float32: expected {entry[3]} at step {entry[4]}; got {got}: "
+        f"{first.likely if first else 'nothing caught'}")
