@@ -221,21 +221,19 @@ def triple(manual: np.ndarray, autograd: np.ndarray, tol: float) -> dict[str, An
     return {"exact": bool(np.array_equal(m, a)), "approximate": maxdiff <= tol * scale, "maxdiff": maxdiff}
 
 
-def sizes(traj, step: int, case=None) -> tuple[int, int]:
+def sizes(traj, step: int, prediction: Any = None) -> tuple[int, int]:
     """(batch size, number of outputs) of ``traj``'s step: the factors a mistake is named by.
     A per-sample step's batch is its one sample; a real loop's, the samples its feed gave it,
-    and its outputs per sample are read from the forward at that step (``case``: a real loop
-    records no predictions), whichever axis holds the samples."""
+    and its outputs per sample are read from ``prediction``, the forward's at that step (a
+    real loop records no predictions), whichever axis holds the samples."""
     from crosscheck.judging.metrics import sample_of
 
     pred = np.asarray(traj.pred_train)
     if traj.feed is not None:   # a real loop: the step's own batch
         batch = len(traj.feed.index(step))
-        if case is None:
+        if prediction is None:
             return batch, 1
-        from crosscheck.judging.taps import forward_at
-
-        out = np.asarray(forward_at(case, traj, step)[1])
+        out = np.asarray(prediction)
         return batch, max(1, out.size // batch) if out.ndim >= 2 else 1
     batch = 1 if sample_of(traj, step) is not None or pred.ndim == 0 else len(pred)
     return batch, pred.shape[-1] if pred.ndim >= 2 else 1

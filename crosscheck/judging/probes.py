@@ -68,8 +68,10 @@ class Step:
     of the user's code there is :class:`Unprobeable`."""
 
     def __init__(self, traj: Trajectory, case: Case, k: int, hyper: Mapping,
-                 framework: str | None = None) -> None:
+                 framework: str | None = None, tapped: Mapping[str, np.ndarray] | None = None) -> None:
         self.traj, self.case, self.k, self.hyper = traj, case, k, dict(hyper)
+        if tapped is not None:   # (the step's taps, already at hand)
+            self.__dict__["tapped"] = dict(tapped)
         self.framework = framework or traj.framework
         self.params = {n: np.array(traj.params[n][k], np.float64) for n in traj.param_names}
         self.sample = sample_of(traj, k)
@@ -117,15 +119,17 @@ class Step:
 
 
 def probe(traj: Trajectory, case: Case, k: int, hyper: Mapping, manual: Grads, autograd: Grads, tol: float,
-          referees_agree: Callable[[], bool], framework: str | None = None) -> Explanation | None:
+          referees_agree: Callable[[], bool], framework: str | None = None,
+          tapped: Mapping[str, np.ndarray] | None = None) -> Explanation | None:
     """The mistake the whole step ``k`` shows, where a probe finds one (see the module's
     docstring); ``manual`` and ``autograd``: the step's gradients as judged, ``tol`` the
     step's tolerance, ``referees_agree()``: whether the frameworks' autograds agree here (a
     kink is named only then; with no second framework to ask, the probe's own evidence
-    stands alone); ``framework``: whose autograd ``autograd`` is (``traj``'s own where None).
+    stands alone); ``framework``: whose autograd ``autograd`` is (``traj``'s own where None);
+    ``tapped``: the forward's taps at this step, where already at hand.
     A probe whose evaluation the user's code fails names nothing."""
     with np.errstate(all="ignore"):
-        step = Step(traj, case, k, hyper, framework)
+        step = Step(traj, case, k, hyper, framework, tapped)
         before = step.apart(manual, autograd)
         if not math.isfinite(before) or before == 0:
             return None
@@ -149,11 +153,14 @@ def probe(traj: Trajectory, case: Case, k: int, hyper: Mapping, manual: Grads, a
 def context(traj: Trajectory, case: Case, k: int) -> dict[str, Any]:
     """What the array readings of step ``k`` need, computed once: the batch size and the
     outputs per sample (a factor's readings), the declared ReLUs' units off (a missing mask),
-    the parameters and the declared penalty's gradient there (a penalty's fingerprint)."""
+    the parameters and the declared penalty's gradient there (a penalty's fingerprint), and
+    the forward's taps with the declared ReLUs exactly 0 (the probes'): one forward for all."""
     at = {n: traj.params[n][k] for n in traj.param_names}
-    batch, outputs = mistakes.sizes(traj, k, case)
-    return {"batch": batch, "outputs": outputs, "units": taps.units_off(case, traj, k), "at": at,
-            "penalty": case.penalty_gradient(at) if case.penalty_gradient is not None else {}}
+    named, out = taps.forward_at(case, traj, k)
+    batch, outputs = mistakes.sizes(traj, k, out)
+    return {"batch": batch, "outputs": outputs, "units": taps.units_off(case, traj, k, named), "at": at,
+            "penalty": case.penalty_gradient(at) if case.penalty_gradient is not None else {},
+            "tapped": named, "zeros": taps.exact_zeros(case, traj, k, named)}
 
 
 def reading(ctx: Mapping[str, Any], label: str, manual: Any, autograd: Any, tol: float,
@@ -178,8 +185,9 @@ def read_step(traj: Trajectory, case: Case, k: int, manual: Grads, autograd: Gra
                         None if previous is None else previous.get(n)) for n in wrong]
     chosen = mistakes.clearest(readings)
     weak = chosen.rank > mistakes.TELLING.index("dead_units")
-    if weak or taps.exact_zeros(case, traj, k):
-        found = probe(traj, case, k, traj.hyper, manual, autograd, tol, referees_agree, framework)
+    if weak or ctx["zeros"]:
+        found = probe(traj, case, k, traj.hyper, manual, autograd, tol, referees_agree, framework,
+                      ctx["tapped"])
         if found is not None and (found.rank < chosen.rank or found.kind == "kink"):
             chosen = found
     return chosen, readings

@@ -42,16 +42,17 @@ def forward_at(case: Case, t: Trajectory, k: int) -> tuple[dict[str, np.ndarray]
     return {n: np.asarray(v) for n, v in named.items()}, out
 
 
-def units_off(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
+def units_off(case: Case, t: Trajectory, k: int, named: dict | None = None) -> dict[str, np.ndarray]:
     """Per declared ReLU pre-activation, per unit along its last axis, whether it is below 0
     on some sample at step ``k``: the units a missing ReLU mask leaves wrong. (A unit exactly
     at 0 is on a kink, not off: a convention's difference there is the kink probe's to name.
     An undeclared tap may be no ReLU's: a tanh's with an extra mask would read as a missing
-    one. A mask missing there is found by the probe that lets the ReLU pass every unit.)"""
+    one. A mask missing there is found by the probe that lets the ReLU pass every unit.)
+    ``named``: the step's taps, where :func:`tapped` was already asked for them."""
     masks = case.problem(**rerun_overrides(t, case)).masks
     if not masks:
         return {}
-    named = tapped(case, t, k)
+    named = tapped(case, t, k) if named is None else named
     out = {}
     for n in (n for n in masks if n in named):
         z = np.asarray(named[n])
@@ -60,10 +61,11 @@ def units_off(case: Case, t: Trajectory, k: int) -> dict[str, np.ndarray]:
     return out
 
 
-def exact_zeros(case: Case, t: Trajectory, k: int) -> tuple[str, ...]:
-    """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k``."""
+def exact_zeros(case: Case, t: Trajectory, k: int, named: dict | None = None) -> tuple[str, ...]:
+    """The recorded ReLU pre-activations that are exactly 0 somewhere at step ``k`` (``named``:
+    the step's taps, where already at hand)."""
     masks = case.problem(**rerun_overrides(t, case)).masks
     if not masks:
         return ()
-    named = tapped(case, t, k)
+    named = tapped(case, t, k) if named is None else named
     return tuple(n for n in masks if n in named and np.any(named[n] == 0))

@@ -119,7 +119,7 @@ def walk(traj: Trajectory, step: int) -> Walk:
         where = (f"epoch {step // per_epoch}, sample {sample}" if sample is not None else f"epoch {step}")
     entries, verdicts, wrong = [], {}, []
     lines = oracles.chain(traj, step)
-    ctx = probes.context(traj, c, step)
+    ctx: dict = {}   # the readings' context, made at the first wrong line (none where all agree)
     for line in lines:
         rows = [f"      manual   {_short(line.manual)}"]
         if line.kind == "local":
@@ -135,6 +135,7 @@ def walk(traj: Trajectory, step: int) -> Walk:
                         "with autograd)")
         good = line.verdict == "agree"
         if not good:
+            ctx = ctx or probes.context(traj, c, step)
             rows.extend(_elements(line, ctx, _param_of(line.name, c)))
             wrong.append(line)
         f = line.fd
